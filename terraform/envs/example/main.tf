@@ -152,6 +152,7 @@ module "origin" {
   target_group_arn_suffix = module.lb.target_group_arn_suffix
   alb_security_group_id   = module.lb.security_group_id
   kms_key_arn             = aws_kms_key.main.arn
+  keyspaces_egress        = var.backend == "scylla"
   task_role_policy_json   = var.backend == "scylla" ? data.aws_iam_policy_document.keyspaces[0].json : null
 
   # The image's entrypoint builds DATABASE_URL and REDIS_URL from these parts,
@@ -165,7 +166,7 @@ module "origin" {
       DB_NAME        = module.databases.postgres_database
       REDIS_HOST     = module.cache.primary_endpoint
       REDIS_PORT     = tostring(module.cache.port)
-      REDIS_TLS      = "true"
+      REDIS_TLS      = tostring(var.redis_transit_encryption_mode == "required")
     },
     var.backend == "scylla" ? {
       SCYLLA_URI      = module.databases.keyspaces_endpoint

@@ -83,7 +83,7 @@ variable "redis_node_type" {
 }
 
 variable "redis_transit_encryption_mode" {
-  description = "required (TLS only) or preferred (TLS and plaintext)."
+  description = "required: TLS only, and the origin connects with rediss://. preferred: the origin connects in plaintext inside the VPC (needed while its Redis client has no TLS support; see docs/deploy.md)."
   type        = string
   default     = "required"
 }

@@ -108,9 +108,9 @@ resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
   to_port                      = var.container_port
 }
 
-# The tasks need HTTPS out (ECR, Secrets Manager, CloudWatch Logs, Keyspaces on
-# 9142 via TLS); the database and cache rules are added by those modules, which
-# allow exactly this group in.
+# The tasks need HTTPS out (ECR, Secrets Manager, CloudWatch Logs) and, with the
+# Cassandra backend, Keyspaces on 9142; the database and cache rules are added
+# by those modules, which allow exactly this group in.
 resource "aws_vpc_security_group_egress_rule" "https_out" {
   security_group_id = aws_security_group.tasks.id
   description       = "HTTPS to AWS APIs (ECR, Secrets Manager, CloudWatch Logs)"
@@ -121,6 +121,8 @@ resource "aws_vpc_security_group_egress_rule" "https_out" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "keyspaces_out" {
+  count = var.keyspaces_egress ? 1 : 0
+
   security_group_id = aws_security_group.tasks.id
   description       = "Amazon Keyspaces (CQL over TLS)"
   cidr_ipv4         = "0.0.0.0/0"

@@ -138,6 +138,12 @@ variable "secret_arns" {
   default     = []
 }
 
+variable "keyspaces_egress" {
+  description = "Allow connections out to Amazon Keyspaces (TCP 9142), for the Cassandra backend."
+  type        = bool
+  default     = false
+}
+
 variable "task_role_policy_json" {
   description = "Extra IAM policy for the running origin (e.g. Amazon Keyspaces access); null for none."
   type        = string
