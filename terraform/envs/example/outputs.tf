@@ -33,14 +33,14 @@ output "origin_logs" {
 }
 
 output "seed_command" {
-  description = "Seeds the database once, as a one-off task of the origin image (change --scale as needed)."
+  description = "Seeds the database once, as a one-off task of the origin image (size: var.seed_scale)."
   value = join(" ", [
     "aws ecs run-task --region ${var.region}",
     "--cluster ${module.origin.cluster_name}",
     "--task-definition ${module.origin.task_definition_family}",
     "--launch-type FARGATE",
     "--network-configuration '${local.network_config}'",
-    "--overrides '{\"containerOverrides\":[{\"name\":\"origin\",\"command\":[\"seed\",\"--scale\",\"small\"]}]}'",
+    "--overrides '{\"containerOverrides\":[{\"name\":\"origin\",\"command\":[\"seed\",\"--scale\",\"${var.seed_scale}\"]}]}'",
   ])
 }
 

@@ -142,6 +142,17 @@ variable "api_reads_via_origin_group" {
   default     = false
 }
 
+variable "seed_scale" {
+  description = "Data set size for the printed seed command: tiny, small (10k songs, what the load scenarios expect), medium or full."
+  type        = string
+  default     = "small"
+
+  validation {
+    condition     = contains(["tiny", "small", "medium", "full"], var.seed_scale)
+    error_message = "seed_scale must be tiny, small, medium or full."
+  }
+}
+
 variable "jwt_secret_version" {
   description = "Bump to generate and store a new JWT signing key (it is write-only: Terraform never reads it back)."
   type        = number
