@@ -1,0 +1,261 @@
+//! Parsing of `Cache-Control` (RFC 9111 section 5.2) into the directives the edge acts on.
+
+use crate::headers::Headers;
+
+/// The directives of one message's `Cache-Control` fields that matter to a shared cache.
+/// Unknown directives are ignored, as RFC 9111 requires.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    pub max_age: Option<u64>,
+    pub s_maxage: Option<u64>,
+    pub no_store: bool,
+    pub no_cache: bool,
+    pub private: bool,
+    pub public: bool,
+    pub must_revalidate: bool,
+    pub proxy_revalidate: bool,
+    pub stale_while_revalidate: Option<u64>,
+    pub stale_if_error: Option<u64>,
+}
+
+impl CacheControl {
+    /// Reads every `Cache-Control` field of `headers`; `Pragma: no-cache` counts as
+    /// `no-cache` when there is no `Cache-Control` at all (RFC 9111 section 5.4).
+    pub fn from_headers(headers: &Headers) -> Self {
+        let mut cc = match headers.get_joined("cache-control") {
+            Some(value) => Self::parse(&value),
+            None => Self::default(),
+        };
+        if !headers.contains("cache-control")
+            && headers
+                .get_all("pragma")
+                .any(|p| p.trim().eq_ignore_ascii_case("no-cache"))
+        {
+            cc.no_cache = true;
+        }
+        cc
+    }
+
+    /// Parses one field value such as `public, max-age=60, stale-while-revalidate=30`.
+    /// A directive whose number does not parse is treated as absent, except that a
+    /// malformed `max-age` or `s-maxage` makes the response stale (RFC 9111 section 4.2.1).
+    pub fn parse(value: &str) -> Self {
+        let mut cc = Self::default();
+        for directive in value.split(',') {
+            let directive = directive.trim();
+            if directive.is_empty() {
+                continue;
+            }
+            let (name, argument) = match directive.split_once('=') {
+                Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                None => (directive, None),
+            };
+            let seconds = || argument.and_then(parse_delta_seconds);
+            match name.to_ascii_lowercase().as_str() {
+                "max-age" => cc.max_age = Some(seconds().unwrap_or(0)),
+                "s-maxage" => cc.s_maxage = Some(seconds().unwrap_or(0)),
+                "no-store" => cc.no_store = true,
+                // `no-cache="field"` restricts only some fields; treating it as plain
+                // no-cache is the conservative reading.
+                "no-cache" => cc.no_cache = true,
+                "private" => cc.private = true,
+                "public" => cc.public = true,
+                "must-revalidate" => cc.must_revalidate = true,
+                "proxy-revalidate" => cc.proxy_revalidate = true,
+                "stale-while-revalidate" => cc.stale_while_revalidate = seconds(),
+                "stale-if-error" => cc.stale_if_error = seconds(),
+                _ => {}
+            }
+        }
+        cc
+    }
+
+    /// Whether a stale copy may never be served without revalidating it first.
+    pub fn forbids_stale(&self) -> bool {
+        self.no_cache || self.must_revalidate || self.proxy_revalidate
+    }
+}
+
+/// RFC 9111 section 1.2.2: digits only; values too big to represent saturate.
+fn parse_delta_seconds(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse::<u64>().unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: CacheControl) {
+        assert_eq!(CacheControl::parse(input), expected, "input {input:?}");
+    }
+
+    fn cc() -> CacheControl {
+        CacheControl::default()
+    }
+
+    #[test]
+    fn directives_parse() {
+        check("", cc());
+        check(
+            "max-age=60",
+            CacheControl {
+                max_age: Some(60),
+                ..cc()
+            },
+        );
+        check(
+            "MAX-AGE=60",
+            CacheControl {
+                max_age: Some(60),
+                ..cc()
+            },
+        );
+        check(
+            "max-age=\"60\"",
+            CacheControl {
+                max_age: Some(60),
+                ..cc()
+            },
+        );
+        check(
+            "max-age=abc",
+            CacheControl {
+                max_age: Some(0),
+                ..cc()
+            },
+        );
+        check(
+            "max-age=-1",
+            CacheControl {
+                max_age: Some(0),
+                ..cc()
+            },
+        );
+        check(
+            "max-age=99999999999999999999999",
+            CacheControl {
+                max_age: Some(u64::MAX),
+                ..cc()
+            },
+        );
+        check(
+            "s-maxage=10, max-age=60",
+            CacheControl {
+                s_maxage: Some(10),
+                max_age: Some(60),
+                ..cc()
+            },
+        );
+        check(
+            "no-store",
+            CacheControl {
+                no_store: true,
+                ..cc()
+            },
+        );
+        check(
+            "no-cache",
+            CacheControl {
+                no_cache: true,
+                ..cc()
+            },
+        );
+        check(
+            "no-cache=\"set-cookie\"",
+            CacheControl {
+                no_cache: true,
+                ..cc()
+            },
+        );
+        check(
+            "private",
+            CacheControl {
+                private: true,
+                ..cc()
+            },
+        );
+        check(
+            "private=\"x\"",
+            CacheControl {
+                private: true,
+                ..cc()
+            },
+        );
+        check(
+            "public, max-age=5",
+            CacheControl {
+                public: true,
+                max_age: Some(5),
+                ..cc()
+            },
+        );
+        check(
+            "must-revalidate",
+            CacheControl {
+                must_revalidate: true,
+                ..cc()
+            },
+        );
+        check(
+            "proxy-revalidate",
+            CacheControl {
+                proxy_revalidate: true,
+                ..cc()
+            },
+        );
+        check(
+            "stale-while-revalidate=30",
+            CacheControl {
+                stale_while_revalidate: Some(30),
+                ..cc()
+            },
+        );
+        check(
+            "stale-if-error=600",
+            CacheControl {
+                stale_if_error: Some(600),
+                ..cc()
+            },
+        );
+        check("stale-if-error=x", cc());
+        check(
+            " , max-age=1 ,, unknown=2, x ",
+            CacheControl {
+                max_age: Some(1),
+                ..cc()
+            },
+        );
+    }
+
+    #[test]
+    fn pragma_counts_only_without_cache_control() {
+        let pragma_only: Headers = [("pragma", "no-cache")].into_iter().collect();
+        assert!(CacheControl::from_headers(&pragma_only).no_cache);
+        let both: Headers = [("pragma", "no-cache"), ("cache-control", "max-age=5")]
+            .into_iter()
+            .collect();
+        assert!(!CacheControl::from_headers(&both).no_cache);
+        let split: Headers = [("cache-control", "max-age=5"), ("Cache-Control", "private")]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            CacheControl::from_headers(&split),
+            CacheControl {
+                max_age: Some(5),
+                private: true,
+                ..cc()
+            }
+        );
+    }
+
+    #[test]
+    fn stale_is_forbidden_by_revalidation_directives() {
+        assert!(CacheControl::parse("no-cache").forbids_stale());
+        assert!(CacheControl::parse("must-revalidate").forbids_stale());
+        assert!(CacheControl::parse("proxy-revalidate").forbids_stale());
+        assert!(!CacheControl::parse("max-age=1, stale-while-revalidate=5").forbids_stale());
+    }
+}

@@ -1,0 +1,259 @@
+//! The edge's configuration, parsed from string variables (Spin variables, Worker vars, CLI `--var`).
+
+use thiserror::Error;
+
+/// Everything an adapter needs to know about its deployment. Built once per
+/// instance from named string variables by [`EdgeConfig::from_vars`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeConfig {
+    /// The ordered origin group: primary first, then failovers. Base URLs
+    /// such as `http://127.0.0.1:8100`, without a trailing slash.
+    pub origins: Vec<String>,
+    /// Freshness lifetime for a storable response that states none, in seconds.
+    pub default_ttl_secs: u64,
+    /// Upper bound on any freshness lifetime, in seconds.
+    pub max_ttl_secs: u64,
+    /// Time limit for one attempt at one origin, in milliseconds.
+    pub origin_timeout_ms: u64,
+    /// Time limit for all attempts of one request across the group, in milliseconds.
+    pub total_timeout_ms: u64,
+    /// How long a collapsed request waits for the leader's response before it
+    /// goes to the origin itself, in milliseconds.
+    pub collapse_wait_ms: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// Largest total size of request header fields accepted, in bytes.
+    pub max_header_bytes: u64,
+    /// Consecutive failures after which an origin is skipped.
+    pub failure_threshold: u32,
+    /// How long a failing origin is skipped, in milliseconds.
+    pub cooldown_ms: u64,
+}
+
+/// Variable names, as they appear in `spin.toml` and on `edge-host --var`.
+pub mod vars {
+    pub const ORIGINS: &str = "origins";
+    pub const DEFAULT_TTL_SECS: &str = "default_ttl_secs";
+    pub const MAX_TTL_SECS: &str = "max_ttl_secs";
+    pub const ORIGIN_TIMEOUT_MS: &str = "origin_timeout_ms";
+    pub const TOTAL_TIMEOUT_MS: &str = "total_timeout_ms";
+    pub const COLLAPSE_WAIT_MS: &str = "collapse_wait_ms";
+    pub const MAX_BODY_BYTES: &str = "max_body_bytes";
+    pub const MAX_HEADER_BYTES: &str = "max_header_bytes";
+    pub const FAILURE_THRESHOLD: &str = "failure_threshold";
+    pub const COOLDOWN_MS: &str = "cooldown_ms";
+    /// Every variable the edge reads; `origins` is the only required one.
+    pub const ALL: &[&str] = &[
+        ORIGINS,
+        DEFAULT_TTL_SECS,
+        MAX_TTL_SECS,
+        ORIGIN_TIMEOUT_MS,
+        TOTAL_TIMEOUT_MS,
+        COLLAPSE_WAIT_MS,
+        MAX_BODY_BYTES,
+        MAX_HEADER_BYTES,
+        FAILURE_THRESHOLD,
+        COOLDOWN_MS,
+    ];
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            origins: Vec::new(),
+            default_ttl_secs: 5,
+            max_ttl_secs: 3600,
+            origin_timeout_ms: 5_000,
+            total_timeout_ms: 10_000,
+            collapse_wait_ms: 5_000,
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            failure_threshold: 3,
+            cooldown_ms: 5_000,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("variable `origins` is missing or empty")]
+    NoOrigins,
+    #[error("origin `{0}` is not an http:// or https:// base URL without path, query or fragment")]
+    BadOrigin(String),
+    #[error("variable `{name}` = `{value}` is not a non-negative integer")]
+    NotANumber { name: &'static str, value: String },
+    #[error("variable `{0}` must be greater than zero")]
+    Zero(&'static str),
+}
+
+impl EdgeConfig {
+    /// Builds the configuration from a variable lookup; absent variables take
+    /// the defaults of [`EdgeConfig::default`].
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let origins = parse_origins(&lookup(vars::ORIGINS).unwrap_or_default())?;
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match lookup(name) {
+                None => Ok(default),
+                Some(v) if v.trim().is_empty() => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| ConfigError::NotANumber { name, value: v }),
+            }
+        };
+        let positive = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match number(name, default)? {
+                0 => Err(ConfigError::Zero(name)),
+                n => Ok(n),
+            }
+        };
+        let failure_threshold = positive(
+            vars::FAILURE_THRESHOLD,
+            u64::from(defaults.failure_threshold),
+        )?;
+        Ok(Self {
+            origins,
+            default_ttl_secs: number(vars::DEFAULT_TTL_SECS, defaults.default_ttl_secs)?,
+            max_ttl_secs: number(vars::MAX_TTL_SECS, defaults.max_ttl_secs)?,
+            origin_timeout_ms: positive(vars::ORIGIN_TIMEOUT_MS, defaults.origin_timeout_ms)?,
+            total_timeout_ms: positive(vars::TOTAL_TIMEOUT_MS, defaults.total_timeout_ms)?,
+            collapse_wait_ms: number(vars::COLLAPSE_WAIT_MS, defaults.collapse_wait_ms)?,
+            max_body_bytes: number(vars::MAX_BODY_BYTES, defaults.max_body_bytes)?,
+            max_header_bytes: positive(vars::MAX_HEADER_BYTES, defaults.max_header_bytes)?,
+            failure_threshold: u32::try_from(failure_threshold).unwrap_or(u32::MAX),
+            cooldown_ms: number(vars::COOLDOWN_MS, defaults.cooldown_ms)?,
+        })
+    }
+}
+
+/// Splits a comma-separated origin list and checks each base URL.
+pub fn parse_origins(list: &str) -> Result<Vec<String>, ConfigError> {
+    let mut origins = Vec::new();
+    for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let base = raw.trim_end_matches('/');
+        let rest = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+            .ok_or_else(|| ConfigError::BadOrigin(raw.to_owned()))?;
+        if rest.is_empty() || rest.contains(['/', '?', '#', ' ', '@']) {
+            return Err(ConfigError::BadOrigin(raw.to_owned()));
+        }
+        origins.push(base.to_owned());
+    }
+    if origins.is_empty() {
+        return Err(ConfigError::NoOrigins);
+    }
+    Ok(origins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<EdgeConfig, ConfigError> {
+        EdgeConfig::from_vars(|name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn origin_lists_parse() {
+        fn check(input: &str, expected: Result<Vec<&str>, ConfigError>) {
+            let expected = expected.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>());
+            assert_eq!(parse_origins(input), expected, "input {input:?}");
+        }
+        check("http://127.0.0.1:8100", Ok(vec!["http://127.0.0.1:8100"]));
+        check("http://127.0.0.1:8100/", Ok(vec!["http://127.0.0.1:8100"]));
+        check(
+            " http://a:1 , http://b:2 ",
+            Ok(vec!["http://a:1", "http://b:2"]),
+        );
+        check("https://lb.example", Ok(vec!["https://lb.example"]));
+        check("http://a:1,,", Ok(vec!["http://a:1"]));
+        check("", Err(ConfigError::NoOrigins));
+        check(" , ", Err(ConfigError::NoOrigins));
+        check("ftp://a", Err(ConfigError::BadOrigin("ftp://a".into())));
+        check(
+            "127.0.0.1:8100",
+            Err(ConfigError::BadOrigin("127.0.0.1:8100".into())),
+        );
+        check("http://", Err(ConfigError::BadOrigin("http://".into())));
+        check(
+            "http://a/api",
+            Err(ConfigError::BadOrigin("http://a/api".into())),
+        );
+        check(
+            "http://a?x",
+            Err(ConfigError::BadOrigin("http://a?x".into())),
+        );
+        check(
+            "http://user@a",
+            Err(ConfigError::BadOrigin("http://user@a".into())),
+        );
+    }
+
+    #[test]
+    fn variables_fill_the_config() {
+        let config = from(&[
+            ("origins", "http://a:1,http://b:2"),
+            ("default_ttl_secs", "7"),
+            ("max_ttl_secs", "70"),
+            ("origin_timeout_ms", "100"),
+            ("total_timeout_ms", "300"),
+            ("collapse_wait_ms", "50"),
+            ("max_body_bytes", "10"),
+            ("max_header_bytes", "20"),
+            ("failure_threshold", "2"),
+            ("cooldown_ms", "1000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config,
+            EdgeConfig {
+                origins: vec!["http://a:1".into(), "http://b:2".into()],
+                default_ttl_secs: 7,
+                max_ttl_secs: 70,
+                origin_timeout_ms: 100,
+                total_timeout_ms: 300,
+                collapse_wait_ms: 50,
+                max_body_bytes: 10,
+                max_header_bytes: 20,
+                failure_threshold: 2,
+                cooldown_ms: 1000,
+            }
+        );
+    }
+
+    #[test]
+    fn absent_variables_take_defaults_and_bad_ones_are_refused() {
+        let config = from(&[("origins", "http://a:1"), ("max_ttl_secs", " ")]).unwrap();
+        assert_eq!(
+            config,
+            EdgeConfig {
+                origins: vec!["http://a:1".into()],
+                ..EdgeConfig::default()
+            }
+        );
+        assert_eq!(from(&[]), Err(ConfigError::NoOrigins));
+        assert_eq!(
+            from(&[("origins", "http://a:1"), ("max_ttl_secs", "ten")]),
+            Err(ConfigError::NotANumber {
+                name: "max_ttl_secs",
+                value: "ten".into()
+            })
+        );
+        assert_eq!(
+            from(&[("origins", "http://a:1"), ("origin_timeout_ms", "0")]),
+            Err(ConfigError::Zero("origin_timeout_ms"))
+        );
+        assert_eq!(
+            from(&[("origins", "http://a:1"), ("failure_threshold", "0")]),
+            Err(ConfigError::Zero("failure_threshold"))
+        );
+    }
+}

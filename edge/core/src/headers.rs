@@ -1,0 +1,189 @@
+//! An ordered, case-insensitive header list: the one header type every edge decision reads and writes.
+
+/// Header fields in arrival order. Names are stored lower-case so lookups
+/// never depend on how a client or origin spelled them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+/// Headers that describe one connection, not the message (RFC 9110 section 7.6.1),
+/// and so are never forwarded or stored.
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+impl Headers {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Appends a field, keeping earlier fields of the same name.
+    pub fn append(&mut self, name: &str, value: impl Into<String>) {
+        self.0.push((name.to_ascii_lowercase(), value.into()));
+    }
+
+    /// Replaces every field of this name with one value.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.remove(name);
+        self.append(name, value);
+    }
+
+    /// Removes every field of this name.
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    /// The first value of this name.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of this name, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of this name joined the way a list-valued field may be (`a, b`);
+    /// `None` when the field is absent.
+    pub fn get_joined(&self, name: &str) -> Option<String> {
+        let values: Vec<&str> = self.get_all(name).collect();
+        if values.is_empty() {
+            None
+        } else {
+            Some(values.join(", "))
+        }
+    }
+
+    /// Whether a field of this name is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// All fields as (lower-case name, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Bytes the fields take on the wire as `name: value\r\n`, for header-size limits.
+    pub fn wire_size(&self) -> usize {
+        self.0.iter().map(|(n, v)| n.len() + v.len() + 4).sum()
+    }
+
+    /// Removes hop-by-hop fields, including any the `Connection` field names.
+    pub fn remove_hop_by_hop(&mut self) {
+        let named: Vec<String> = self
+            .get_all("connection")
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect();
+        self.0
+            .retain(|(n, _)| !HOP_BY_HOP.contains(&n.as_str()) && !named.contains(n));
+    }
+}
+
+impl<N: AsRef<str>, V: Into<String>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
+        let mut headers = Headers::new();
+        for (n, v) in iter {
+            headers.append(n.as_ref(), v);
+        }
+        headers
+    }
+}
+
+impl IntoIterator for Headers {
+    type Item = (String, String);
+    type IntoIter = std::vec::IntoIter<(String, String)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(fields: &[(&str, &str)]) -> Headers {
+        fields.iter().copied().collect()
+    }
+
+    #[test]
+    fn lookups_ignore_case() {
+        let headers = h(&[("Content-Type", "text/plain"), ("X-A", "1"), ("x-a", "2")]);
+        assert_eq!(headers.get("content-type"), Some("text/plain"));
+        assert_eq!(headers.get("CONTENT-TYPE"), Some("text/plain"));
+        assert_eq!(headers.get_joined("x-a").as_deref(), Some("1, 2"));
+        assert_eq!(headers.get_joined("x-b"), None);
+    }
+
+    #[test]
+    fn set_replaces_all_values() {
+        let mut headers = h(&[("age", "1"), ("Age", "2")]);
+        headers.set("AGE", "3");
+        assert_eq!(headers.get_all("age").collect::<Vec<_>>(), vec!["3"]);
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_removed() {
+        fn check(input: &[(&str, &str)], expected: &[(&str, &str)]) {
+            let mut headers = h(input);
+            headers.remove_hop_by_hop();
+            assert_eq!(headers, h(expected), "input {input:?}");
+        }
+        check(&[("connection", "close"), ("a", "1")], &[("a", "1")]);
+        check(&[("Keep-Alive", "timeout=5"), ("b", "2")], &[("b", "2")]);
+        check(&[("transfer-encoding", "chunked")], &[]);
+        check(
+            &[("upgrade", "h2c"), ("te", "trailers"), ("trailer", "x")],
+            &[],
+        );
+        check(
+            &[("proxy-authorization", "x"), ("proxy-authenticate", "y")],
+            &[],
+        );
+        check(
+            &[
+                ("connection", "X-Secret, foo"),
+                ("x-secret", "s"),
+                ("foo", "f"),
+                ("bar", "b"),
+            ],
+            &[("bar", "b")],
+        );
+        check(
+            &[("content-type", "a"), ("etag", "\"1\"")],
+            &[("content-type", "a"), ("etag", "\"1\"")],
+        );
+    }
+
+    #[test]
+    fn wire_size_counts_separators() {
+        assert_eq!(h(&[("ab", "cd")]).wire_size(), 8);
+        assert_eq!(h(&[]).wire_size(), 0);
+    }
+}

@@ -1,0 +1,384 @@
+//! RFC 9111 rules for a shared cache: may a response be stored, how long is it
+//! fresh, and how old is it. Times are Unix seconds passed in by the caller.
+
+use crate::cache_control::CacheControl;
+use crate::config::EdgeConfig;
+use crate::headers::Headers;
+
+/// Why a response is not stored. Adapters may log it; the client sees `X-Cache: MISS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotStorable {
+    /// Only GET responses are stored (HEAD is fetched as GET, see [`crate::origin_method`]).
+    Method,
+    /// 206, 304, 1xx, or a status not cacheable by default without explicit freshness.
+    Status,
+    /// `no-store` in the request or the response.
+    NoStore,
+    /// `private`: meant for one user's cache only.
+    Private,
+    /// The request carried `Authorization` and the response did not allow sharing it.
+    Authorization,
+    /// The response sets a cookie: it is about one client.
+    SetCookie,
+    /// `Vary: *`: no request can ever match it.
+    VaryStar,
+    /// The freshness lifetime is zero and there is no validator to revalidate with.
+    NothingToKeep,
+}
+
+/// Statuses a cache may store with heuristic freshness (RFC 9110 section 15.1), minus
+/// 206 which this cache never stores because it does not combine ranges.
+const HEURISTICALLY_CACHEABLE: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// Decides whether a response may be stored by a shared cache (RFC 9111 section 3).
+pub fn storability(
+    request_method: &str,
+    request_headers: &Headers,
+    status: u16,
+    response_headers: &Headers,
+) -> Result<(), NotStorable> {
+    if request_method != "GET" {
+        return Err(NotStorable::Method);
+    }
+    let request_cc = CacheControl::from_headers(request_headers);
+    let cc = CacheControl::from_headers(response_headers);
+    if status < 200 || status == 206 || status == 304 {
+        return Err(NotStorable::Status);
+    }
+    if request_cc.no_store || cc.no_store {
+        return Err(NotStorable::NoStore);
+    }
+    if cc.private {
+        return Err(NotStorable::Private);
+    }
+    if request_headers.contains("authorization")
+        && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate)
+    {
+        return Err(NotStorable::Authorization);
+    }
+    if response_headers.contains("set-cookie") {
+        return Err(NotStorable::SetCookie);
+    }
+    if vary_names(response_headers).iter().any(|n| n == "*") {
+        return Err(NotStorable::VaryStar);
+    }
+    let explicit =
+        cc.s_maxage.is_some() || cc.max_age.is_some() || response_headers.contains("expires");
+    if !explicit && !cc.public && !HEURISTICALLY_CACHEABLE.contains(&status) {
+        return Err(NotStorable::Status);
+    }
+    Ok(())
+}
+
+/// The header names a response's `Vary` lists, lower-case.
+pub fn vary_names(response_headers: &Headers) -> Vec<String> {
+    response_headers
+        .get_all("vary")
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// How long a response stays fresh, in seconds (RFC 9111 section 4.2.1):
+/// `s-maxage`, else `max-age`, else `Expires` minus `Date`, else the configured
+/// default; `no-cache` makes it 0 (store, but revalidate every time); capped at
+/// the configured maximum.
+pub fn freshness_lifetime(
+    response_headers: &Headers,
+    response_time: u64,
+    config: &EdgeConfig,
+) -> u64 {
+    let cc = CacheControl::from_headers(response_headers);
+    if cc.no_cache {
+        return 0;
+    }
+    let lifetime = if let Some(s) = cc.s_maxage {
+        s
+    } else if let Some(m) = cc.max_age {
+        m
+    } else if let Some(expires) = response_headers.get("expires") {
+        // An invalid Expires (e.g. "0") means already expired.
+        match parse_http_date(expires) {
+            Some(expires) => {
+                let date = response_headers
+                    .get("date")
+                    .and_then(parse_http_date)
+                    .unwrap_or(response_time);
+                expires.saturating_sub(date)
+            }
+            None => 0,
+        }
+    } else {
+        config.default_ttl_secs
+    };
+    lifetime.min(config.max_ttl_secs)
+}
+
+/// The age a response already had when it arrived (RFC 9111 section 4.2.3,
+/// `corrected_initial_age`), from its `Date` and `Age` and the times the request
+/// left and the response arrived.
+pub fn initial_age(response_headers: &Headers, request_time: u64, response_time: u64) -> u64 {
+    let date = response_headers
+        .get("date")
+        .and_then(parse_http_date)
+        .unwrap_or(response_time);
+    let apparent_age = response_time.saturating_sub(date);
+    let age_value = response_headers
+        .get("age")
+        .and_then(|a| a.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let response_delay = response_time.saturating_sub(request_time);
+    let corrected_age_value = age_value.saturating_add(response_delay);
+    apparent_age.max(corrected_age_value)
+}
+
+/// Parses an HTTP-date into Unix seconds.
+pub fn parse_http_date(text: &str) -> Option<u64> {
+    let time = httpdate::parse_http_date(text.trim()).ok()?;
+    time.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// Formats Unix seconds as an HTTP-date.
+pub fn format_http_date(unix_secs: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(fields: &[(&str, &str)]) -> Headers {
+        fields.iter().copied().collect()
+    }
+
+    const DATE_0: &str = "Thu, 01 Jan 2026 00:00:00 GMT";
+    const DATE_0_PLUS_60: &str = "Thu, 01 Jan 2026 00:01:00 GMT";
+    const T0: u64 = 1_767_225_600;
+
+    #[test]
+    fn storability_follows_rfc_9111() {
+        fn check(
+            method: &str,
+            request: &[(&str, &str)],
+            status: u16,
+            response: &[(&str, &str)],
+            expected: Result<(), NotStorable>,
+        ) {
+            assert_eq!(
+                storability(method, &h(request), status, &h(response)),
+                expected,
+                "{method} {request:?} {status} {response:?}"
+            );
+        }
+        use NotStorable::*;
+        check("GET", &[], 200, &[], Ok(()));
+        check("GET", &[], 200, &[("cache-control", "max-age=60")], Ok(()));
+        check("HEAD", &[], 200, &[], Err(Method));
+        check(
+            "POST",
+            &[],
+            200,
+            &[("cache-control", "max-age=60")],
+            Err(Method),
+        );
+        check(
+            "GET",
+            &[],
+            206,
+            &[("cache-control", "max-age=60")],
+            Err(Status),
+        );
+        check("GET", &[], 304, &[], Err(Status));
+        check("GET", &[], 101, &[], Err(Status));
+        check("GET", &[], 404, &[], Ok(()));
+        check("GET", &[], 410, &[], Ok(()));
+        check("GET", &[], 301, &[], Ok(()));
+        check("GET", &[], 204, &[], Ok(()));
+        check("GET", &[], 302, &[], Err(Status));
+        check("GET", &[], 302, &[("cache-control", "max-age=5")], Ok(()));
+        check("GET", &[], 307, &[("expires", DATE_0)], Ok(()));
+        check("GET", &[], 500, &[], Err(Status));
+        check("GET", &[], 503, &[], Err(Status));
+        check("GET", &[], 400, &[], Err(Status));
+        check("GET", &[], 400, &[("cache-control", "public")], Ok(()));
+        check(
+            "GET",
+            &[],
+            200,
+            &[("cache-control", "no-store")],
+            Err(NoStore),
+        );
+        check(
+            "GET",
+            &[],
+            200,
+            &[("cache-control", "max-age=60, no-store")],
+            Err(NoStore),
+        );
+        check(
+            "GET",
+            &[("cache-control", "no-store")],
+            200,
+            &[],
+            Err(NoStore),
+        );
+        check(
+            "GET",
+            &[],
+            200,
+            &[("cache-control", "private")],
+            Err(Private),
+        );
+        check(
+            "GET",
+            &[],
+            200,
+            &[("cache-control", "private, max-age=60")],
+            Err(Private),
+        );
+        check("GET", &[], 200, &[("cache-control", "no-cache")], Ok(()));
+        check(
+            "GET",
+            &[("authorization", "Bearer x")],
+            200,
+            &[],
+            Err(Authorization),
+        );
+        check(
+            "GET",
+            &[("authorization", "Bearer x")],
+            200,
+            &[("cache-control", "max-age=60")],
+            Err(Authorization),
+        );
+        check(
+            "GET",
+            &[("authorization", "Bearer x")],
+            200,
+            &[("cache-control", "public, max-age=60")],
+            Ok(()),
+        );
+        check(
+            "GET",
+            &[("authorization", "Bearer x")],
+            200,
+            &[("cache-control", "s-maxage=60")],
+            Ok(()),
+        );
+        check(
+            "GET",
+            &[("authorization", "Bearer x")],
+            200,
+            &[("cache-control", "must-revalidate")],
+            Ok(()),
+        );
+        check("GET", &[], 200, &[("set-cookie", "s=1")], Err(SetCookie));
+        check(
+            "GET",
+            &[],
+            200,
+            &[
+                ("set-cookie", "s=1"),
+                ("cache-control", "public, max-age=9"),
+            ],
+            Err(SetCookie),
+        );
+        check("GET", &[], 200, &[("vary", "*")], Err(VaryStar));
+        check("GET", &[], 200, &[("vary", "Accept, *")], Err(VaryStar));
+        check("GET", &[], 200, &[("vary", "Accept")], Ok(()));
+    }
+
+    #[test]
+    fn freshness_prefers_s_maxage_then_max_age_then_expires() {
+        fn check(response: &[(&str, &str)], expected: u64) {
+            let config = EdgeConfig {
+                default_ttl_secs: 7,
+                max_ttl_secs: 1000,
+                ..EdgeConfig::default()
+            };
+            assert_eq!(
+                freshness_lifetime(&h(response), T0, &config),
+                expected,
+                "{response:?}"
+            );
+        }
+        check(&[], 7);
+        check(&[("cache-control", "max-age=60")], 60);
+        check(&[("cache-control", "max-age=60, s-maxage=30")], 30);
+        check(&[("cache-control", "s-maxage=0, max-age=60")], 0);
+        check(&[("cache-control", "max-age=0")], 0);
+        check(&[("cache-control", "max-age=5000")], 1000);
+        check(&[("cache-control", "max-age=oops")], 0);
+        check(&[("cache-control", "no-cache, max-age=60")], 0);
+        check(&[("cache-control", "public")], 7);
+        check(&[("expires", DATE_0_PLUS_60), ("date", DATE_0)], 60);
+        check(&[("expires", DATE_0), ("date", DATE_0_PLUS_60)], 0);
+        check(&[("expires", DATE_0_PLUS_60)], 60);
+        check(&[("expires", "0")], 0);
+        check(
+            &[
+                ("expires", DATE_0_PLUS_60),
+                ("date", DATE_0),
+                ("cache-control", "max-age=5"),
+            ],
+            5,
+        );
+        check(
+            &[
+                ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+                ("date", DATE_0),
+            ],
+            1000,
+        );
+    }
+
+    #[test]
+    fn expires_counts_from_response_time_without_date() {
+        let config = EdgeConfig::default();
+        let response = h(&[("expires", DATE_0_PLUS_60)]);
+        assert_eq!(freshness_lifetime(&response, T0, &config), 60);
+    }
+
+    #[test]
+    fn initial_age_is_corrected() {
+        fn check(response: &[(&str, &str)], request_time: u64, response_time: u64, expected: u64) {
+            assert_eq!(
+                initial_age(&h(response), request_time, response_time),
+                expected,
+                "{response:?}"
+            );
+        }
+        check(&[], T0, T0, 0);
+        check(&[("date", DATE_0)], T0, T0, 0);
+        check(&[("date", DATE_0)], T0, T0 + 10, 10);
+        check(&[("date", DATE_0_PLUS_60)], T0, T0, 0);
+        check(&[("age", "30")], T0, T0, 30);
+        check(&[("age", "30")], T0, T0 + 2, 32);
+        check(&[("age", "30"), ("date", DATE_0)], T0 + 40, T0 + 40, 40);
+        check(&[("age", "50"), ("date", DATE_0)], T0 + 40, T0 + 40, 50);
+        check(&[("age", "5"), ("date", DATE_0)], T0 + 40, T0 + 40, 40);
+        check(&[("age", "x")], T0, T0, 0);
+    }
+
+    #[test]
+    fn http_dates_round_trip() {
+        assert_eq!(parse_http_date(DATE_0), Some(T0));
+        assert_eq!(format_http_date(T0), DATE_0);
+        assert_eq!(parse_http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn vary_names_are_listed() {
+        assert_eq!(
+            vary_names(&h(&[
+                ("vary", "Accept, Accept-Language"),
+                ("Vary", "origin")
+            ])),
+            vec!["accept", "accept-language", "origin"]
+        );
+        assert!(vary_names(&h(&[])).is_empty());
+    }
+}

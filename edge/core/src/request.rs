@@ -1,0 +1,524 @@
+//! What kind of request arrived: health check, proxied API call, or a bad request
+//! refused before it reaches an origin; and which of its headers the origin may see.
+
+use crate::config::EdgeConfig;
+use crate::headers::Headers;
+
+/// The parts of an incoming request that edge decisions read. Adapters build it
+/// from their platform's request type; the body is handled separately.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    /// Upper-case method, e.g. `GET`.
+    pub method: String,
+    /// Path and optional query, e.g. `/api/songs/1/comments?limit=20`.
+    pub path_and_query: String,
+    /// The request's authority (`Host`), if any.
+    pub host: Option<String>,
+    pub headers: Headers,
+}
+
+impl RequestHead {
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.path_and_query
+            .split_once('?')
+            .map_or(self.path_and_query.as_str(), |(p, _)| p)
+    }
+
+    /// The host as it goes into cache keys: lower-case, default port dropped,
+    /// `edge` when the client sent none.
+    pub fn key_host(&self) -> String {
+        let host = self
+            .host
+            .as_deref()
+            .or_else(|| self.headers.get("host"))
+            .unwrap_or("edge");
+        let host = host.trim().to_ascii_lowercase();
+        host.strip_suffix(":80").map(str::to_owned).unwrap_or(host)
+    }
+}
+
+/// How a request may be handled with respect to the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    /// GET or HEAD without `Authorization`: looked up in and stored to the cache.
+    Cacheable,
+    /// GET or HEAD that the cache must not answer (`Authorization`, `no-store`):
+    /// forwarded with retries, never stored, answered with `X-Cache: BYPASS`.
+    Bypass,
+    /// POST, PUT, PATCH, DELETE, OPTIONS: forwarded, and on success it
+    /// invalidates what it changed (see [`crate::invalidate`]).
+    Unsafe,
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /healthz`: the edge answers 200 itself.
+    Health,
+    /// `/api/*`: to the origin group.
+    Proxy(ProxyKind),
+    /// Answered by the edge with an error, never sent to an origin.
+    Reject(Rejection),
+}
+
+/// A refused request: status, a stable machine-readable code, and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The JSON body, `{"error":"<code>","message":"<message>"}`.
+    pub fn body(&self) -> String {
+        error_body(self.code, &self.message)
+    }
+
+    /// For adapters that count body bytes while streaming a body without `Content-Length`.
+    pub fn body_too_large(limit: u64) -> Self {
+        Self::new(
+            413,
+            "body_too_large",
+            format!("request body exceeds {limit} bytes"),
+        )
+    }
+
+    /// No origin answered usably and there was nothing stale to serve.
+    pub fn bad_gateway(detail: &str) -> Self {
+        Self::new(
+            502,
+            "origin_unavailable",
+            format!("no origin could answer: {detail}"),
+        )
+    }
+
+    /// The total time bound ran out.
+    pub fn gateway_timeout() -> Self {
+        Self::new(504, "origin_timeout", "no origin answered in time")
+    }
+}
+
+/// A JSON error body with `code` and `message`, escaped.
+pub fn error_body(code: &str, message: &str) -> String {
+    format!(
+        "{{\"error\":\"{}\",\"message\":\"{}\"}}",
+        json_escape(code),
+        json_escape(message)
+    )
+}
+
+/// The body the edge answers `/healthz` with.
+pub const HEALTH_BODY: &str = "{\"status\":\"ok\"}";
+
+fn json_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// Decides where a request goes, refusing bad ones before any origin sees them.
+/// Checks, in order: header size (431), method (405), path syntax (400),
+/// `Content-Length` (400/413), then routing (`/healthz`, `/api/*`, else 404).
+pub fn classify(head: &RequestHead, config: &EdgeConfig) -> Route {
+    let header_bytes = head.headers.wire_size() as u64;
+    if header_bytes > config.max_header_bytes {
+        return Route::Reject(Rejection::new(
+            431,
+            "headers_too_large",
+            format!(
+                "request headers take {header_bytes} bytes, more than the {} allowed",
+                config.max_header_bytes
+            ),
+        ));
+    }
+    let method = head.method.as_str();
+    if !KNOWN_METHODS.contains(&method) {
+        return Route::Reject(Rejection::new(
+            405,
+            "method_not_allowed",
+            format!("method `{method}` is not supported"),
+        ));
+    }
+    if let Some(problem) = path_problem(&head.path_and_query) {
+        return Route::Reject(Rejection::new(400, "bad_path", problem));
+    }
+    if let Some(value) = head.headers.get("content-length") {
+        match value.trim().parse::<u64>() {
+            Err(_) => {
+                return Route::Reject(Rejection::new(
+                    400,
+                    "bad_content_length",
+                    format!("Content-Length `{value}` is not a number"),
+                ));
+            }
+            Ok(length) if length > config.max_body_bytes => {
+                return Route::Reject(Rejection::body_too_large(config.max_body_bytes));
+            }
+            Ok(_) => {}
+        }
+    }
+    let path = head.path();
+    if path == "/healthz" {
+        return if matches!(method, "GET" | "HEAD") {
+            Route::Health
+        } else {
+            Route::Reject(Rejection::new(
+                405,
+                "method_not_allowed",
+                "/healthz answers GET and HEAD only",
+            ))
+        };
+    }
+    if path != "/api" && !path.starts_with("/api/") {
+        return Route::Reject(Rejection::new(
+            404,
+            "not_found",
+            format!("no route for `{path}`; only /api/* is served"),
+        ));
+    }
+    Route::Proxy(proxy_kind(head))
+}
+
+fn proxy_kind(head: &RequestHead) -> ProxyKind {
+    if !is_safe(&head.method) {
+        return ProxyKind::Unsafe;
+    }
+    let cc = crate::cache_control::CacheControl::from_headers(&head.headers);
+    if head.headers.contains("authorization") || cc.no_store {
+        ProxyKind::Bypass
+    } else {
+        ProxyKind::Cacheable
+    }
+}
+
+/// GET and HEAD: the methods whose answers a cache may give (RFC 9110 section 9.2.1).
+pub fn is_safe(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
+}
+
+fn path_problem(path_and_query: &str) -> Option<String> {
+    if !path_and_query.starts_with('/') {
+        return Some(format!(
+            "request target `{path_and_query}` must start with `/`"
+        ));
+    }
+    if path_and_query
+        .bytes()
+        .any(|b| b <= b' ' || b == 0x7f || b >= 0x80)
+    {
+        return Some("request target contains spaces, control or non-ASCII bytes".to_owned());
+    }
+    if path_and_query.contains('#') {
+        return Some("request target contains a fragment".to_owned());
+    }
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    let dot_segment = path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    });
+    if dot_segment || path.contains("//") {
+        return Some(format!(
+            "path `{path}` is not normalised (empty or dot segments)"
+        ));
+    }
+    None
+}
+
+/// Request headers an origin may see on a cacheable request. Everything else is
+/// dropped, because a header that reaches the origin but is not part of the
+/// cache key (for example `X-Forwarded-Host`, `Cookie`) could make the origin
+/// answer differently for one client and plant that answer for all.
+/// Origins that vary on one of these must say so with `Vary`.
+const CACHEABLE_FORWARDED: &[&str] =
+    &["accept", "accept-language", "authorization", "content-type"];
+
+/// Request headers that rewrite what the origin thinks the request is; never forwarded.
+const OVERRIDE_HEADERS: &[&str] = &[
+    "host",
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-scheme",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "content-length",
+    "expect",
+];
+
+/// The headers to send to an origin for this request.
+/// Cacheable and bypassed reads carry only an allow-list; writes carry every
+/// end-to-end header except those that override routing or method. The edge
+/// adds `Via`. Conditional headers for revalidation are added by the caller.
+pub fn forward_headers(head: &RequestHead) -> Headers {
+    let mut forwarded = Headers::new();
+    let safe = is_safe(&head.method);
+    let mut client = head.headers.clone();
+    client.remove_hop_by_hop();
+    for (name, value) in client.iter() {
+        let allowed = if safe {
+            CACHEABLE_FORWARDED.contains(&name)
+        } else {
+            !OVERRIDE_HEADERS.contains(&name)
+        };
+        if allowed {
+            forwarded.append(name, value);
+        }
+    }
+    forwarded.append("via", "1.1 edge");
+    forwarded
+}
+
+/// The method to send to the origin: a HEAD is fetched as GET so the answer can
+/// be stored and serve later GETs too; the adapter drops the body for the client.
+pub fn origin_method(method: &str) -> &str {
+    if method == "HEAD" { "GET" } else { method }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHead {
+        RequestHead {
+            method: method.to_owned(),
+            path_and_query: target.to_owned(),
+            host: Some("edge.test".to_owned()),
+            headers: headers.iter().copied().collect(),
+        }
+    }
+
+    fn config() -> EdgeConfig {
+        EdgeConfig {
+            origins: vec!["http://o".into()],
+            max_body_bytes: 100,
+            max_header_bytes: 200,
+            ..EdgeConfig::default()
+        }
+    }
+
+    fn check(method: &str, target: &str, headers: &[(&str, &str)], expected: Result<Route, u16>) {
+        let route = classify(&head(method, target, headers), &config());
+        match expected {
+            Ok(route_expected) => {
+                assert_eq!(route, route_expected, "{method} {target} {headers:?}")
+            }
+            Err(status) => match &route {
+                Route::Reject(r) => {
+                    assert_eq!(r.status, status, "{method} {target} {headers:?}: {r:?}")
+                }
+                other => panic!("{method} {target}: expected rejection {status}, got {other:?}"),
+            },
+        }
+    }
+
+    use ProxyKind::*;
+
+    #[test]
+    fn requests_are_classified() {
+        let big = "x".repeat(300);
+        check("GET", "/healthz", &[], Ok(Route::Health));
+        check("HEAD", "/healthz", &[], Ok(Route::Health));
+        check("POST", "/healthz", &[], Err(405));
+        check("GET", "/api/songs/1", &[], Ok(Route::Proxy(Cacheable)));
+        check("HEAD", "/api/songs/1", &[], Ok(Route::Proxy(Cacheable)));
+        check("GET", "/api", &[], Ok(Route::Proxy(Cacheable)));
+        check(
+            "GET",
+            "/api/songs/1?b=2&a=1",
+            &[],
+            Ok(Route::Proxy(Cacheable)),
+        );
+        check(
+            "GET",
+            "/api/songs/1",
+            &[("authorization", "Bearer x")],
+            Ok(Route::Proxy(Bypass)),
+        );
+        check(
+            "GET",
+            "/api/songs/1",
+            &[("cache-control", "no-store")],
+            Ok(Route::Proxy(Bypass)),
+        );
+        check(
+            "GET",
+            "/api/songs/1",
+            &[("cache-control", "no-cache")],
+            Ok(Route::Proxy(Cacheable)),
+        );
+        check(
+            "POST",
+            "/api/songs/1/comments",
+            &[("content-length", "10")],
+            Ok(Route::Proxy(Unsafe)),
+        );
+        check("PUT", "/api/comments/1", &[], Ok(Route::Proxy(Unsafe)));
+        check("PATCH", "/api/comments/1", &[], Ok(Route::Proxy(Unsafe)));
+        check("DELETE", "/api/comments/1", &[], Ok(Route::Proxy(Unsafe)));
+        check("OPTIONS", "/api/songs", &[], Ok(Route::Proxy(Unsafe)));
+        check("GET", "/", &[], Err(404));
+        check("GET", "/apix", &[], Err(404));
+        check("GET", "/static/app.js", &[], Err(404));
+        check("GET", "/healthz/x", &[], Err(404));
+        check("TRACE", "/api/songs", &[], Err(405));
+        check("CONNECT", "/api/songs", &[], Err(405));
+        check("get", "/api/songs", &[], Err(405));
+        check("GET", "api/songs", &[], Err(400));
+        check("GET", "/api/../etc/passwd", &[], Err(400));
+        check("GET", "/api/%2e%2e/x", &[], Err(400));
+        check("GET", "/api/./x", &[], Err(400));
+        check("GET", "/api//x", &[], Err(400));
+        check("GET", "/api/x y", &[], Err(400));
+        check("GET", "/api/x#frag", &[], Err(400));
+        check("GET", "/api/\u{e9}", &[], Err(400));
+        check(
+            "POST",
+            "/api/songs/1/comments",
+            &[("content-length", "101")],
+            Err(413),
+        );
+        check(
+            "POST",
+            "/api/songs/1/comments",
+            &[("content-length", "100")],
+            Ok(Route::Proxy(Unsafe)),
+        );
+        check(
+            "POST",
+            "/api/songs/1/comments",
+            &[("content-length", "ten")],
+            Err(400),
+        );
+        check("POST", "/nope", &[("content-length", "101")], Err(413));
+        check("GET", "/api/songs/1", &[("x-big", big.as_str())], Err(431));
+        check("GET", "/nope", &[("x-big", big.as_str())], Err(431));
+    }
+
+    #[test]
+    fn rejection_bodies_are_json_and_escaped() {
+        assert_eq!(
+            Rejection::body_too_large(5).body(),
+            r#"{"error":"body_too_large","message":"request body exceeds 5 bytes"}"#
+        );
+        assert_eq!(
+            error_body("c", "a \"q\" \\ \n\u{1}"),
+            r#"{"error":"c","message":"a \"q\" \\ \n\u0001"}"#
+        );
+        assert_eq!(Rejection::gateway_timeout().status, 504);
+        assert_eq!(Rejection::bad_gateway("x").status, 502);
+    }
+
+    #[test]
+    fn hosts_normalise_for_keys() {
+        fn check(host: Option<&str>, header: Option<&str>, expected: &str) {
+            let mut h = head("GET", "/api", &[]);
+            h.host = host.map(str::to_owned);
+            if let Some(v) = header {
+                h.headers.append("host", v);
+            }
+            assert_eq!(h.key_host(), expected);
+        }
+        check(Some("Edge.Test"), None, "edge.test");
+        check(Some("edge.test:80"), None, "edge.test");
+        check(Some("edge.test:8000"), None, "edge.test:8000");
+        check(None, Some("H:1"), "h:1");
+        check(None, None, "edge");
+    }
+
+    #[test]
+    fn forwarded_headers_follow_the_allow_list_for_reads() {
+        fn check(method: &str, input: &[(&str, &str)], expected: &[(&str, &str)]) {
+            let got = forward_headers(&head(method, "/api/x", input));
+            let expected: Headers = expected
+                .iter()
+                .copied()
+                .chain([("via", "1.1 edge")])
+                .collect();
+            assert_eq!(got, expected, "{method} {input:?}");
+        }
+        check(
+            "GET",
+            &[("accept", "application/json")],
+            &[("accept", "application/json")],
+        );
+        check("GET", &[("x-forwarded-host", "evil.example")], &[]);
+        check("GET", &[("cookie", "s=1"), ("user-agent", "u")], &[]);
+        check(
+            "GET",
+            &[("if-none-match", "\"a\""), ("if-modified-since", "x")],
+            &[],
+        );
+        check(
+            "GET",
+            &[("authorization", "Bearer t")],
+            &[("authorization", "Bearer t")],
+        );
+        check("GET", &[("connection", "accept"), ("accept", "a")], &[]);
+        check(
+            "HEAD",
+            &[("accept-language", "fr")],
+            &[("accept-language", "fr")],
+        );
+        check(
+            "POST",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", "Bearer t"),
+                ("x-request-id", "1"),
+            ],
+            &[
+                ("content-type", "application/json"),
+                ("authorization", "Bearer t"),
+                ("x-request-id", "1"),
+            ],
+        );
+        check(
+            "POST",
+            &[
+                ("x-forwarded-host", "evil"),
+                ("x-http-method-override", "DELETE"),
+                ("host", "h"),
+                ("content-length", "3"),
+            ],
+            &[],
+        );
+        check(
+            "DELETE",
+            &[("transfer-encoding", "chunked"), ("keep-alive", "1")],
+            &[],
+        );
+    }
+
+    #[test]
+    fn head_is_fetched_as_get() {
+        assert_eq!(origin_method("HEAD"), "GET");
+        assert_eq!(origin_method("GET"), "GET");
+        assert_eq!(origin_method("POST"), "POST");
+    }
+}

@@ -1,0 +1,335 @@
+//! Serving from the cache: given what is stored, answer now, answer stale and
+//! refresh, revalidate, or go to the origin; and the headers the client gets.
+
+use crate::cache_control::CacheControl;
+use crate::headers::Headers;
+use crate::stored::StoredResponse;
+
+/// What the edge did for a response; sent as `X-Cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Served from the cache, fresh.
+    Hit,
+    /// Fetched from an origin (stored or not).
+    Miss,
+    /// Served from the cache past its freshness: while refreshing
+    /// (`stale-while-revalidate`) or because every origin failed (`stale-if-error`).
+    Stale,
+    /// Stored response confirmed by the origin with 304 and served.
+    Revalidated,
+    /// The cache was not consulted: writes, `Authorization`, `no-store`, edge-made answers.
+    Bypass,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "HIT",
+            Self::Miss => "MISS",
+            Self::Stale => "STALE",
+            Self::Revalidated => "REVALIDATED",
+            Self::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// What to do with a cacheable request, given the stored response for its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Nothing usable stored: fetch (collapsed with concurrent misses), then store.
+    Miss,
+    /// Serve the stored response as it is, with this `Age`.
+    Hit { age: u64 },
+    /// Serve the stored response now with `X-Cache: STALE` and this `Age`, then
+    /// refresh it from the origin in the background.
+    StaleWhileRevalidate { age: u64 },
+    /// Ask the origin with these conditional headers (may be empty when the
+    /// response has no validator); on 304 serve the updated stored response
+    /// as REVALIDATED, on an error see [`stale_if_error`].
+    Revalidate { conditional: Headers },
+}
+
+/// Decides how to answer a cacheable request at time `now` (Unix seconds).
+/// A request's `no-cache` or `max-age=0` forces revalidation (RFC 9111 section 5.2.1).
+pub fn lookup(stored: Option<&StoredResponse>, request_headers: &Headers, now: u64) -> Lookup {
+    let Some(stored) = stored else {
+        return Lookup::Miss;
+    };
+    if !stored.vary_matches(request_headers) {
+        return Lookup::Miss;
+    }
+    let request_cc = CacheControl::from_headers(request_headers);
+    let age = stored.age(now);
+    let client_wants_validation =
+        request_cc.no_cache || request_cc.max_age.is_some_and(|max| age > max);
+    if !client_wants_validation {
+        if age < stored.freshness_lifetime {
+            return Lookup::Hit { age };
+        }
+        let stale_for = age - stored.freshness_lifetime;
+        if stale_for < stored.stale_while_revalidate {
+            return Lookup::StaleWhileRevalidate { age };
+        }
+    }
+    Lookup::Revalidate {
+        conditional: stored.conditional_headers(),
+    }
+}
+
+/// Whether a stored response may stand in for an origin failure (every origin
+/// refused, timed out or answered 5xx) at time `now` (RFC 5861 section 4).
+pub fn stale_if_error(stored: &StoredResponse, now: u64) -> bool {
+    let age = stored.age(now);
+    age < stored
+        .freshness_lifetime
+        .saturating_add(stored.stale_if_error)
+}
+
+/// Whether an origin's answer counts as a failure for `stale-if-error`.
+pub fn is_origin_error_status(status: u16) -> bool {
+    (500..600).contains(&status)
+}
+
+/// The headers the client receives: hop-by-hop fields dropped (the adapter's
+/// HTTP layer frames the body), `X-Cache` set, and `Age` set when the response
+/// comes from the cache. Origin-supplied `X-Cache` is replaced.
+pub fn client_headers(headers: &Headers, status: CacheStatus, age: Option<u64>) -> Headers {
+    let mut out = headers.clone();
+    out.remove_hop_by_hop();
+    out.remove("content-length");
+    out.set("x-cache", status.as_str());
+    match age {
+        Some(age) => out.set("age", age.to_string()),
+        None if matches!(
+            status,
+            CacheStatus::Hit | CacheStatus::Stale | CacheStatus::Revalidated
+        ) =>
+        {
+            out.set("age", "0")
+        }
+        None => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EdgeConfig;
+
+    fn h(fields: &[(&str, &str)]) -> Headers {
+        fields.iter().copied().collect()
+    }
+
+    /// A response stored at t=1000 with the given Cache-Control and an ETag.
+    fn stored(cache_control: &str) -> StoredResponse {
+        let config = EdgeConfig {
+            default_ttl_secs: 5,
+            ..EdgeConfig::default()
+        };
+        StoredResponse::from_origin(
+            &h(&[("accept", "a")]),
+            200,
+            &h(&[
+                ("cache-control", cache_control),
+                ("etag", "\"e\""),
+                ("vary", "accept"),
+            ]),
+            b"x".to_vec(),
+            1000,
+            1000,
+            &config,
+        )
+        .unwrap()
+    }
+
+    fn revalidate() -> Lookup {
+        Lookup::Revalidate {
+            conditional: h(&[("if-none-match", "\"e\"")]),
+        }
+    }
+
+    #[test]
+    fn lookups_follow_freshness_and_stale_windows() {
+        fn check(cache_control: &str, request: &[(&str, &str)], now: u64, expected: Lookup) {
+            let mut request = request.to_vec();
+            if !request.iter().any(|(n, _)| *n == "accept") {
+                request.push(("accept", "a"));
+            }
+            assert_eq!(
+                lookup(Some(&stored(cache_control)), &h(&request), now),
+                expected,
+                "{cache_control} {request:?} now={now}"
+            );
+        }
+        use Lookup::*;
+        check("max-age=10", &[], 1000, Hit { age: 0 });
+        check("max-age=10", &[], 1009, Hit { age: 9 });
+        check("max-age=10", &[], 1010, revalidate());
+        check(
+            "max-age=10, stale-while-revalidate=5",
+            &[],
+            1010,
+            StaleWhileRevalidate { age: 10 },
+        );
+        check(
+            "max-age=10, stale-while-revalidate=5",
+            &[],
+            1014,
+            StaleWhileRevalidate { age: 14 },
+        );
+        check(
+            "max-age=10, stale-while-revalidate=5",
+            &[],
+            1015,
+            revalidate(),
+        );
+        check(
+            "max-age=10, stale-while-revalidate=5, must-revalidate",
+            &[],
+            1010,
+            revalidate(),
+        );
+        check("max-age=10, stale-if-error=100", &[], 1010, revalidate());
+        check("no-cache", &[], 1000, revalidate());
+        check("public", &[], 1004, Hit { age: 4 });
+        check("public", &[], 1005, revalidate());
+        check(
+            "max-age=10",
+            &[("cache-control", "no-cache")],
+            1000,
+            revalidate(),
+        );
+        check("max-age=10", &[("pragma", "no-cache")], 1000, revalidate());
+        check(
+            "max-age=10",
+            &[("cache-control", "max-age=0")],
+            1001,
+            revalidate(),
+        );
+        check(
+            "max-age=10",
+            &[("cache-control", "max-age=5")],
+            1005,
+            Hit { age: 5 },
+        );
+        check(
+            "max-age=10",
+            &[("cache-control", "max-age=5")],
+            1006,
+            revalidate(),
+        );
+        check("max-age=10", &[("accept", "b")], 1000, Miss);
+        check(
+            "max-age=10, stale-while-revalidate=5",
+            &[("accept", "b")],
+            1012,
+            Miss,
+        );
+    }
+
+    #[test]
+    fn nothing_stored_is_a_miss() {
+        assert_eq!(lookup(None, &h(&[]), 0), Lookup::Miss);
+    }
+
+    #[test]
+    fn stale_if_error_window() {
+        fn check(cache_control: &str, now: u64, expected: bool) {
+            assert_eq!(
+                stale_if_error(&stored(cache_control), now),
+                expected,
+                "{cache_control} now={now}"
+            );
+        }
+        check("max-age=10", 1005, true);
+        check("max-age=10", 1010, false);
+        check("max-age=10, stale-if-error=60", 1069, true);
+        check("max-age=10, stale-if-error=60", 1070, false);
+        check(
+            "max-age=10, stale-if-error=60, must-revalidate",
+            1011,
+            false,
+        );
+        check("no-cache, stale-if-error=60", 1001, false);
+    }
+
+    #[test]
+    fn origin_errors_are_5xx() {
+        for (status, expected) in [
+            (200, false),
+            (304, false),
+            (404, false),
+            (499, false),
+            (500, true),
+            (502, true),
+            (503, true),
+            (504, true),
+            (599, true),
+        ] {
+            assert_eq!(is_origin_error_status(status), expected, "{status}");
+        }
+    }
+
+    #[test]
+    fn client_headers_say_what_happened() {
+        fn check(
+            input: &[(&str, &str)],
+            status: CacheStatus,
+            age: Option<u64>,
+            expected: &[(&str, &str)],
+        ) {
+            assert_eq!(
+                client_headers(&h(input), status, age),
+                h(expected),
+                "{input:?} {status:?} {age:?}"
+            );
+        }
+        use CacheStatus::*;
+        check(
+            &[("content-type", "j")],
+            Hit,
+            Some(3),
+            &[("content-type", "j"), ("x-cache", "HIT"), ("age", "3")],
+        );
+        check(
+            &[("age", "99")],
+            Hit,
+            Some(3),
+            &[("x-cache", "HIT"), ("age", "3")],
+        );
+        check(&[], Stale, Some(12), &[("x-cache", "STALE"), ("age", "12")]);
+        check(
+            &[],
+            Revalidated,
+            None,
+            &[("x-cache", "REVALIDATED"), ("age", "0")],
+        );
+        check(
+            &[("age", "4")],
+            Miss,
+            None,
+            &[("age", "4"), ("x-cache", "MISS")],
+        );
+        check(&[], Miss, None, &[("x-cache", "MISS")]);
+        check(
+            &[("x-cache", "HIT from evil")],
+            Bypass,
+            None,
+            &[("x-cache", "BYPASS")],
+        );
+        check(
+            &[
+                ("connection", "close"),
+                ("transfer-encoding", "chunked"),
+                ("content-length", "5"),
+                ("keep-alive", "x"),
+                ("etag", "e"),
+            ],
+            Miss,
+            None,
+            &[("etag", "e"), ("x-cache", "MISS")],
+        );
+        assert_eq!(Revalidated.as_str(), "REVALIDATED");
+    }
+}

@@ -1,0 +1,579 @@
+//! The stored-response record: what the edge puts in the key-value store for one
+//! cache key, and its compact binary encoding (no serde, so any adapter can read it).
+
+use thiserror::Error;
+
+use crate::cache_control::CacheControl;
+use crate::config::EdgeConfig;
+use crate::headers::Headers;
+use crate::policy::{self, NotStorable};
+
+/// One cached response with everything needed to decide later whether it may be
+/// served: times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    /// End-to-end headers as received, without hop-by-hop fields and `Age`.
+    pub headers: Headers,
+    pub body: Vec<u8>,
+    /// When the response arrived (the RFC's `response_time`).
+    pub stored_at: u64,
+    /// Its corrected age on arrival (see [`policy::initial_age`]).
+    pub initial_age: u64,
+    pub freshness_lifetime: u64,
+    /// Seconds past freshness during which it may be served while refreshing.
+    pub stale_while_revalidate: u64,
+    /// Seconds past freshness during which it may stand in for a failed origin.
+    pub stale_if_error: u64,
+    /// The request header values this response was selected by (`Vary`), lower-case
+    /// names; `None` means the header was absent.
+    pub vary: Vec<(String, Option<String>)>,
+}
+
+impl StoredResponse {
+    /// Builds the record for an origin response to a GET, or says why it must not be stored.
+    pub fn from_origin(
+        request_headers: &Headers,
+        status: u16,
+        response_headers: &Headers,
+        body: Vec<u8>,
+        request_time: u64,
+        response_time: u64,
+        config: &EdgeConfig,
+    ) -> Result<Self, NotStorable> {
+        policy::storability("GET", request_headers, status, response_headers)?;
+        let mut headers = response_headers.clone();
+        headers.remove_hop_by_hop();
+        let initial_age = policy::initial_age(&headers, request_time, response_time);
+        headers.remove("age");
+        let mut stored = Self {
+            status,
+            headers,
+            body,
+            stored_at: response_time,
+            initial_age,
+            freshness_lifetime: 0,
+            stale_while_revalidate: 0,
+            stale_if_error: 0,
+            vary: Vec::new(),
+        };
+        stored.vary = policy::vary_names(&stored.headers)
+            .into_iter()
+            .map(|name| {
+                let value = vary_value(request_headers, &name);
+                (name, value)
+            })
+            .collect();
+        stored.refresh_lifetimes(response_time, config);
+        let has_validator =
+            stored.headers.contains("etag") || stored.headers.contains("last-modified");
+        if stored.freshness_lifetime == 0 && !has_validator && stored.stale_if_error == 0 {
+            return Err(NotStorable::NothingToKeep);
+        }
+        Ok(stored)
+    }
+
+    fn refresh_lifetimes(&mut self, response_time: u64, config: &EdgeConfig) {
+        let cc = CacheControl::from_headers(&self.headers);
+        self.freshness_lifetime = policy::freshness_lifetime(&self.headers, response_time, config);
+        let (swr, sie) = if cc.forbids_stale() {
+            (0, 0)
+        } else {
+            (
+                cc.stale_while_revalidate.unwrap_or(0),
+                cc.stale_if_error.unwrap_or(0),
+            )
+        };
+        self.stale_while_revalidate = swr.min(config.max_ttl_secs);
+        self.stale_if_error = sie.min(config.max_ttl_secs);
+    }
+
+    /// The record after a `304 Not Modified`: stored headers are updated with the
+    /// 304's (RFC 9111 section 3.2; `Content-Length` and hop-by-hop fields excluded)
+    /// and the clock restarts.
+    pub fn revalidated(
+        &self,
+        not_modified_headers: &Headers,
+        request_time: u64,
+        response_time: u64,
+        config: &EdgeConfig,
+    ) -> Self {
+        let mut fresh = self.clone();
+        let mut update = not_modified_headers.clone();
+        update.remove_hop_by_hop();
+        let initial_age = policy::initial_age(&update, request_time, response_time);
+        for name in [
+            "content-length",
+            "age",
+            "content-encoding",
+            "content-range",
+            "content-type",
+        ] {
+            update.remove(name);
+        }
+        let mut names: Vec<&str> = update.iter().map(|(n, _)| n).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            fresh.headers.remove(name);
+            for value in update.get_all(name) {
+                fresh.headers.append(name, value);
+            }
+        }
+        fresh.stored_at = response_time;
+        fresh.initial_age = initial_age;
+        fresh.refresh_lifetimes(response_time, config);
+        fresh
+    }
+
+    /// Current age in seconds (RFC 9111 section 4.2.3).
+    pub fn age(&self, now: u64) -> u64 {
+        self.initial_age
+            .saturating_add(now.saturating_sub(self.stored_at))
+    }
+
+    /// Whether the age is still within the freshness lifetime.
+    pub fn is_fresh(&self, now: u64) -> bool {
+        self.age(now) < self.freshness_lifetime
+    }
+
+    /// Whether this response was selected by the same `Vary` header values as `request_headers` carries.
+    pub fn vary_matches(&self, request_headers: &Headers) -> bool {
+        self.vary
+            .iter()
+            .all(|(name, value)| vary_value(request_headers, name) == *value)
+    }
+
+    /// Conditional headers that revalidate this response (`If-None-Match` from
+    /// `ETag`, `If-Modified-Since` from `Last-Modified`); empty when it has no validator.
+    pub fn conditional_headers(&self) -> Headers {
+        let mut conditional = Headers::new();
+        if let Some(etag) = self.headers.get("etag") {
+            conditional.append("if-none-match", etag);
+        }
+        if let Some(modified) = self.headers.get("last-modified") {
+            conditional.append("if-modified-since", modified);
+        }
+        conditional
+    }
+
+    /// Serialises the record for a key-value store.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.body.len() + self.headers.wire_size());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.status.to_le_bytes());
+        for n in [
+            self.stored_at,
+            self.initial_age,
+            self.freshness_lifetime,
+            self.stale_while_revalidate,
+            self.stale_if_error,
+        ] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        put_len(&mut out, self.vary.len());
+        for (name, value) in &self.vary {
+            put_bytes(&mut out, name.as_bytes());
+            match value {
+                Some(v) => {
+                    out.push(1);
+                    put_bytes(&mut out, v.as_bytes());
+                }
+                None => out.push(0),
+            }
+        }
+        put_len(&mut out, self.headers.len());
+        for (name, value) in self.headers.iter() {
+            put_bytes(&mut out, name.as_bytes());
+            put_bytes(&mut out, value.as_bytes());
+        }
+        put_bytes(&mut out, &self.body);
+        out
+    }
+
+    /// Reads a record written by [`StoredResponse::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader { bytes, at: 0 };
+        if reader.take(MAGIC.len())? != MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        let status = u16::from_le_bytes(reader.array()?);
+        let mut numbers = [0u64; 5];
+        for n in &mut numbers {
+            *n = u64::from_le_bytes(reader.array()?);
+        }
+        let [
+            stored_at,
+            initial_age,
+            freshness_lifetime,
+            stale_while_revalidate,
+            stale_if_error,
+        ] = numbers;
+        let vary_count = reader.len()?;
+        let mut vary = Vec::with_capacity(vary_count.min(64));
+        for _ in 0..vary_count {
+            let name = reader.string()?;
+            let value = match reader.take(1)?[0] {
+                0 => None,
+                _ => Some(reader.string()?),
+            };
+            vary.push((name, value));
+        }
+        let header_count = reader.len()?;
+        let mut headers = Headers::new();
+        for _ in 0..header_count {
+            let name = reader.string()?;
+            let value = reader.string()?;
+            headers.append(&name, value);
+        }
+        let body_len = reader.len()?;
+        let body = reader.take(body_len)?.to_vec();
+        if reader.at != bytes.len() {
+            return Err(DecodeError::TrailingBytes);
+        }
+        Ok(Self {
+            status,
+            headers,
+            body,
+            stored_at,
+            initial_age,
+            freshness_lifetime,
+            stale_while_revalidate,
+            stale_if_error,
+            vary,
+        })
+    }
+}
+
+/// The value a request carries for one `Vary`'d header, normalised so that
+/// insignificant whitespace differences select the same variant.
+fn vary_value(request_headers: &Headers, name: &str) -> Option<String> {
+    request_headers.get_joined(name).map(|v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+const MAGIC: &[u8] = b"EDGE1";
+
+/// A stored value that is not a record this version wrote; the adapter treats it as a miss.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("stored value does not start with the record marker")]
+    BadMagic,
+    #[error("stored value ends in the middle of a record")]
+    Truncated,
+    #[error("stored value has bytes after the record")]
+    TrailingBytes,
+    #[error("stored header or vary text is not UTF-8")]
+    NotUtf8,
+}
+
+fn put_len(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_len(out, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.at.checked_add(n).ok_or(DecodeError::Truncated)?;
+        let slice = self.bytes.get(self.at..end).ok_or(DecodeError::Truncated)?;
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut array = [0u8; N];
+        array.copy_from_slice(self.take(N)?);
+        Ok(array)
+    }
+
+    fn len(&mut self) -> Result<usize, DecodeError> {
+        Ok(u32::from_le_bytes(self.array()?) as usize)
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        let len = self.len()?;
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| DecodeError::NotUtf8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(fields: &[(&str, &str)]) -> Headers {
+        fields.iter().copied().collect()
+    }
+
+    fn config() -> EdgeConfig {
+        EdgeConfig {
+            default_ttl_secs: 5,
+            max_ttl_secs: 600,
+            ..EdgeConfig::default()
+        }
+    }
+
+    fn stored(
+        request: &[(&str, &str)],
+        response: &[(&str, &str)],
+    ) -> Result<StoredResponse, NotStorable> {
+        StoredResponse::from_origin(
+            &h(request),
+            200,
+            &h(response),
+            b"body".to_vec(),
+            1000,
+            1000,
+            &config(),
+        )
+    }
+
+    #[test]
+    fn records_capture_lifetimes_and_strip_connection_headers() {
+        let r = stored(
+            &[],
+            &[
+                (
+                    "cache-control",
+                    "max-age=60, stale-while-revalidate=30, stale-if-error=300",
+                ),
+                ("connection", "close"),
+                ("age", "4"),
+                ("etag", "\"v1\""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                r.freshness_lifetime,
+                r.stale_while_revalidate,
+                r.stale_if_error,
+                r.initial_age
+            ),
+            (60, 30, 300, 4)
+        );
+        assert_eq!(
+            r.headers,
+            h(&[
+                (
+                    "cache-control",
+                    "max-age=60, stale-while-revalidate=30, stale-if-error=300"
+                ),
+                ("etag", "\"v1\"")
+            ])
+        );
+        let capped = stored(
+            &[],
+            &[("cache-control", "max-age=6000, stale-if-error=6000")],
+        )
+        .unwrap();
+        assert_eq!(
+            (capped.freshness_lifetime, capped.stale_if_error),
+            (600, 600)
+        );
+        let strict = stored(
+            &[],
+            &[(
+                "cache-control",
+                "max-age=1, must-revalidate, stale-while-revalidate=9, stale-if-error=9",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            (strict.stale_while_revalidate, strict.stale_if_error),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn useless_records_are_refused() {
+        assert_eq!(
+            stored(&[], &[("cache-control", "max-age=0")]),
+            Err(NotStorable::NothingToKeep)
+        );
+        assert!(stored(&[], &[("cache-control", "max-age=0"), ("etag", "\"a\"")]).is_ok());
+        assert!(
+            stored(
+                &[],
+                &[
+                    ("cache-control", "no-cache"),
+                    ("last-modified", "Thu, 01 Jan 2026 00:00:00 GMT")
+                ]
+            )
+            .is_ok()
+        );
+        assert!(stored(&[], &[("cache-control", "max-age=0, stale-if-error=60")]).is_ok());
+        assert_eq!(
+            stored(&[], &[("cache-control", "private")]),
+            Err(NotStorable::Private)
+        );
+    }
+
+    #[test]
+    fn age_and_freshness_follow_the_clock() {
+        let r = stored(&[], &[("cache-control", "max-age=10"), ("age", "3")]).unwrap();
+        fn check(r: &StoredResponse, now: u64, age: u64, fresh: bool) {
+            assert_eq!((r.age(now), r.is_fresh(now)), (age, fresh), "now {now}");
+        }
+        check(&r, 1000, 3, true);
+        check(&r, 1006, 9, true);
+        check(&r, 1007, 10, false);
+        check(&r, 999, 3, true);
+    }
+
+    #[test]
+    fn vary_selects_by_request_values() {
+        let r = stored(
+            &[
+                ("accept", "application/json"),
+                ("accept-language", "en, fr"),
+            ],
+            &[("vary", "Accept, Accept-Language, X-Absent")],
+        )
+        .unwrap();
+        fn check(r: &StoredResponse, request: &[(&str, &str)], expected: bool) {
+            assert_eq!(r.vary_matches(&h(request)), expected, "{request:?}");
+        }
+        check(
+            &r,
+            &[
+                ("accept", "application/json"),
+                ("accept-language", "en, fr"),
+            ],
+            true,
+        );
+        check(
+            &r,
+            &[("accept", "application/json"), ("accept-language", "en,fr")],
+            true,
+        );
+        check(
+            &r,
+            &[
+                ("accept", "application/json"),
+                ("accept-language", "en"),
+                ("accept-language", "fr"),
+            ],
+            true,
+        );
+        check(
+            &r,
+            &[("accept", "text/html"), ("accept-language", "en, fr")],
+            false,
+        );
+        check(&r, &[("accept-language", "en, fr")], false);
+        check(
+            &r,
+            &[
+                ("accept", "application/json"),
+                ("accept-language", "en, fr"),
+                ("x-absent", "1"),
+            ],
+            false,
+        );
+        let plain = stored(&[("accept", "a")], &[]).unwrap();
+        check(&plain, &[("accept", "b")], true);
+    }
+
+    #[test]
+    fn revalidation_updates_headers_and_restarts_the_clock() {
+        let r = stored(
+            &[],
+            &[
+                ("cache-control", "max-age=10"),
+                ("etag", "\"v1\""),
+                ("content-type", "application/json"),
+                ("x-old", "1"),
+            ],
+        )
+        .unwrap();
+        let fresh = r.revalidated(
+            &h(&[
+                ("cache-control", "max-age=20"),
+                ("etag", "\"v1\""),
+                ("x-new", "2"),
+                ("content-length", "0"),
+                ("content-type", "text/plain"),
+                ("connection", "close"),
+            ]),
+            2000,
+            2001,
+            &config(),
+        );
+        assert_eq!(fresh.freshness_lifetime, 20);
+        assert_eq!(fresh.stored_at, 2001);
+        assert_eq!(fresh.initial_age, 1);
+        assert_eq!(fresh.body, b"body");
+        assert_eq!(fresh.headers.get("content-type"), Some("application/json"));
+        assert_eq!(fresh.headers.get("x-old"), Some("1"));
+        assert_eq!(fresh.headers.get("x-new"), Some("2"));
+        assert_eq!(fresh.headers.get("content-length"), None);
+        assert_eq!(fresh.headers.get("connection"), None);
+        assert_eq!(
+            fresh.headers.get_all("cache-control").collect::<Vec<_>>(),
+            vec!["max-age=20"]
+        );
+    }
+
+    #[test]
+    fn conditional_headers_come_from_validators() {
+        fn check(response: &[(&str, &str)], expected: &[(&str, &str)]) {
+            let mut response = response.to_vec();
+            response.push(("cache-control", "max-age=0, stale-if-error=9"));
+            assert_eq!(
+                stored(&[], &response).unwrap().conditional_headers(),
+                h(expected),
+                "{response:?}"
+            );
+        }
+        check(&[], &[]);
+        check(&[("etag", "\"a\"")], &[("if-none-match", "\"a\"")]);
+        check(&[("last-modified", "X")], &[("if-modified-since", "X")]);
+        check(
+            &[("etag", "W/\"a\""), ("last-modified", "X")],
+            &[("if-none-match", "W/\"a\""), ("if-modified-since", "X")],
+        );
+    }
+
+    #[test]
+    fn records_round_trip_and_garbage_is_refused() {
+        let r = stored(
+            &[("accept", "a")],
+            &[
+                ("cache-control", "max-age=60"),
+                ("vary", "accept, x-none"),
+                ("x-unicode", "\u{e9}"),
+            ],
+        )
+        .unwrap();
+        let bytes = r.encode();
+        assert_eq!(StoredResponse::decode(&bytes), Ok(r.clone()));
+        let mut empty_body = r.clone();
+        empty_body.body.clear();
+        assert_eq!(StoredResponse::decode(&empty_body.encode()), Ok(empty_body));
+        fn check(bytes: &[u8], expected: DecodeError) {
+            assert_eq!(StoredResponse::decode(bytes), Err(expected), "{bytes:?}");
+        }
+        check(b"", DecodeError::Truncated);
+        check(b"HTTP/1.1 200 OK", DecodeError::BadMagic);
+        check(&bytes[..bytes.len() - 1], DecodeError::Truncated);
+        check(&bytes[..20], DecodeError::Truncated);
+        check(
+            &[bytes.as_slice(), b"x"].concat(),
+            DecodeError::TrailingBytes,
+        );
+    }
+}
