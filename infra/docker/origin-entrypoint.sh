@@ -34,14 +34,6 @@ fi
 # The parts are not needed once the URLs exist; keep them out of the process environment.
 unset DB_PASSWORD REDIS_AUTH_TOKEN
 
-# `serve` reads DATABASE_URL from the environment; the one-off subcommands are
-# given it as a flag too, in case they take it only that way.
-case ${1:-} in
-    seed | migrate | bench-queries)
-        if [[ -n ${DATABASE_URL:-} && " $* " != *" --database-url "* ]]; then
-            set -- "$@" --database-url "$DATABASE_URL"
-        fi
-        ;;
-esac
-
+# Every subcommand (serve, migrate, seed) reads DATABASE_URL, REDIS_URL and
+# JWT_SECRET from the environment, so the URLs never show in the process list.
 exec origin "$@"

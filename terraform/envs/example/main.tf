@@ -169,8 +169,7 @@ module "origin" {
       REDIS_TLS      = tostring(var.redis_transit_encryption_mode == "required")
     },
     var.backend == "scylla" ? {
-      SCYLLA_URI      = module.databases.keyspaces_endpoint
-      SCYLLA_KEYSPACE = module.databases.keyspace_name
+      SCYLLA_URI = module.databases.keyspaces_endpoint
     } : {},
   )
   secrets = {
