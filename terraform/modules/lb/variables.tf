@@ -46,7 +46,7 @@ variable "deletion_protection" {
 }
 
 variable "idle_timeout" {
-  description = "Seconds an idle client connection (from CloudFront) is kept open."
+  description = "Seconds an idle client connection (from CloudFront) is kept open; longer than CloudFront's 60 s origin keep-alive, so that CloudFront, not the ALB, closes idle connections and never sends on one being closed."
   type        = number
-  default     = 60
+  default     = 75
 }
