@@ -4,7 +4,9 @@
 
 locals {
   fetch_jwt_secret = "export JWT_SECRET=$(aws secretsmanager get-secret-value --region ${var.region} --secret-id ${aws_secretsmanager_secret.jwt.arn} --query SecretString --output text) &&"
-  network_config   = "awsvpcConfiguration={subnets=[${join(",", module.network.private_subnet_ids)}],securityGroups=[${module.origin.security_group_id}],assignPublicIp=DISABLED}"
+  # k6 and Artillery send writes with a token that `loadtest token` mints (HS256, sub = user 1).
+  mint_token     = "export TOKEN=$(cargo run -q --release -p loadtest -- token --user 1) &&"
+  network_config = "awsvpcConfiguration={subnets=[${join(",", module.network.private_subnet_ids)}],securityGroups=[${module.origin.security_group_id}],assignPublicIp=DISABLED}"
 }
 
 output "edge_url" {
@@ -46,17 +48,17 @@ output "seed_command" {
 
 output "k6_command" {
   description = "Runs the k6 script against the CloudFront URL (from the repository root)."
-  value       = "${local.fetch_jwt_secret} k6 run -e TARGET=${module.edge.url} -e JWT_SECRET=\"$JWT_SECRET\" ${var.k6_script}"
+  value       = "${local.fetch_jwt_secret} ${local.mint_token} k6 run -e TARGET=${module.edge.url} -e TOKEN=\"$TOKEN\" ${var.k6_script}"
 }
 
 output "artillery_command" {
   description = "Runs the Artillery script against the CloudFront URL (from the repository root)."
-  value       = "${local.fetch_jwt_secret} npx artillery run --target ${module.edge.url} ${var.artillery_script}"
+  value       = "${local.fetch_jwt_secret} ${local.mint_token} TARGET=${module.edge.url} ARTILLERY_DISABLE_TELEMETRY=true npx artillery run ${var.artillery_script}"
 }
 
 output "loadtest_command" {
   description = "Runs the project's own generator from this machine against the CloudFront URL."
-  value       = "${local.fetch_jwt_secret} loadtest run loadtest/scenarios/${var.loadgen_scenario}.toml --target ${module.edge.url} --out results-cloudfront.json"
+  value       = "${local.fetch_jwt_secret} cargo run --release -p loadtest -- run loadtest/scenarios/${var.loadgen_scenario}.toml --target ${module.edge.url} --out results-cloudfront.json"
 }
 
 output "loadgen_run_command" {
