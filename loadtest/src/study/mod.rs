@@ -1,0 +1,487 @@
+//! The scaling study: on the local stack (real PostgreSQL, Redis, nginx,
+//! origin instances under CPU quotas, the edge), a capacity search per pool
+//! size, fixed-rate runs at the original study's loads, the cache tiers,
+//! faults during load, the lost-write check, and the report.
+//!
+//! Layout: this file runs the steps; [`model`] holds the results' shapes and
+//! the pure logic (capacity search decisions, recovery time); [`report`]
+//! writes Markdown and HTML; [`svg`] draws the charts.
+
+pub mod model;
+pub mod report;
+pub mod svg;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use stack::{Stack, StackConfig};
+
+use crate::client::Target;
+use crate::recorder::AckedWrite;
+use crate::results::RunResults;
+use crate::runner::{LoadModel, RunOptions};
+use crate::scenario::Scenario;
+use crate::schedule::Schedule;
+use crate::workload::Workload;
+use model::{
+    CapacitySearch, FaultRun, FixedRun, Meta, ORIGINAL_SUMMARY, Profile, RunSummary, ScalingResult,
+    StudyResults, TierRun, WriteCheck, recovery_seconds,
+};
+
+/// `loadtest study` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StudyArgs {
+    /// quick (a couple of minutes: the README's main command) or full.
+    #[arg(long, value_enum, default_value = "quick")]
+    pub profile: Profile,
+    /// Report directory; default reports/<UTC date-time>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Latency objective of the capacity search (p99, milliseconds).
+    #[arg(long, default_value_t = 100.0)]
+    pub slo_ms: f64,
+    /// Use free ports and a run directory inside the report directory instead of
+    /// the fixed local-stack ports (for tests and for running beside a stack).
+    #[arg(long)]
+    pub ephemeral_ports: bool,
+    /// Seed scale of the database (tiny, small, medium, full).
+    #[arg(long)]
+    pub seed_scale: Option<String>,
+}
+
+fn step(text: &str, started: Instant) {
+    eprintln!("[study {:>6.1}s] {text}", started.elapsed().as_secs_f64());
+}
+
+fn data_shape(seed_scale: &str) -> (u64, u64) {
+    match seed_scale {
+        "tiny" => (1_000, 1_000),
+        "medium" => (1_000_000, 100_000),
+        "full" => (10_000_000, 1_000_000),
+        _ => (10_000, 10_000),
+    }
+}
+
+/// Everything a load run in the study shares.
+struct Driver {
+    scenario: Scenario,
+    workload: Arc<Workload>,
+    writes: Vec<AckedWrite>,
+    deleted: Vec<uuid::Uuid>,
+    runs_dir: PathBuf,
+    run_count: usize,
+}
+
+impl Driver {
+    async fn load(
+        &mut self,
+        label: &str,
+        url: &str,
+        schedule: Schedule,
+        quiet: bool,
+    ) -> anyhow::Result<RunResults> {
+        let target = Target::resolve(url).await?;
+        let results = crate::runner::run(RunOptions {
+            scenario: label.to_owned(),
+            target,
+            model: LoadModel::Open {
+                schedule,
+                max_in_flight: self.scenario.max_in_flight,
+            },
+            timeout: self.scenario.timeout,
+            workload: self.workload.clone(),
+            thresholds: Vec::new(),
+            progress: (!quiet).then(|| format!("  [{label}]")),
+            seed: self.run_count as u64 + 1,
+        })
+        .await;
+        self.writes.extend_from_slice(&results.writes);
+        self.deleted.extend_from_slice(&results.deleted);
+        self.run_count += 1;
+        let file_name: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        results.save(
+            &self
+                .runs_dir
+                .join(format!("{:03}-{file_name}.json", self.run_count)),
+        )?;
+        Ok(results)
+    }
+}
+
+pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let profile = args.profile.settings();
+    let out = args.out.clone().unwrap_or_else(|| {
+        stack::binaries::workspace_root()
+            .join("reports")
+            .join(chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string())
+    });
+    let runs_dir = out.join("runs");
+    std::fs::create_dir_all(&runs_dir)
+        .with_context(|| format!("creating {}", runs_dir.display()))?;
+    let seed_scale = args
+        .seed_scale
+        .clone()
+        .unwrap_or_else(|| profile.seed_scale.to_owned());
+    step(
+        &format!("profile {:?}, report in {}", args.profile, out.display()),
+        started,
+    );
+
+    let mut config = if args.ephemeral_ports {
+        StackConfig::for_tests(out.join("stack"))?
+    } else {
+        StackConfig::default()
+    };
+    config.seed_scale = seed_scale.clone();
+    config.instances = 1;
+    let (songs, users) = data_shape(&seed_scale);
+    let mut scenario = Scenario::read_heavy(songs, users);
+    scenario.max_in_flight = 1024;
+    let workload = Arc::new(Workload::new(&scenario, Some(&config.jwt_secret))?);
+    let mut driver = Driver {
+        scenario,
+        workload,
+        writes: Vec::new(),
+        deleted: Vec::new(),
+        runs_dir,
+        run_count: 0,
+    };
+
+    step(
+        "bringing up the stack (PostgreSQL, Redis, 1 origin instance, nginx, edge)",
+        started,
+    );
+    let mut stack = Stack::up(config.clone())
+        .await
+        .context("bringing up the local stack")?;
+    let meta = Meta::collect(&args, &config, &profile);
+
+    // 1. Capacity per pool size, through nginx (the edge cache would hide the origins).
+    let mut scaling = Vec::new();
+    for &instances in profile.sizes {
+        stack.scale_to(instances).await?;
+        step(
+            &format!("capacity search with {instances} instance(s)"),
+            started,
+        );
+        let mut search = CapacitySearch::new(
+            profile.search_start * instances as f64,
+            profile.search_max,
+            profile.bisect_steps,
+        );
+        let mut steps = Vec::new();
+        while let Some(rate) = search.next_rate() {
+            let label = format!("capacity-{instances}x-{rate:.0}");
+            let results = driver
+                .load(
+                    &label,
+                    &stack.nginx_url(),
+                    Schedule::constant(rate, profile.search_step),
+                    true,
+                )
+                .await?;
+            let summary = RunSummary::of(&results);
+            let passed = summary.meets(args.slo_ms);
+            step(
+                &format!(
+                    "  {rate:>8.0}/s -> p99 {:>8.2} ms, errors {:.3}%, dropped {:.2}%: {}",
+                    summary.p99_ms,
+                    summary.error_rate * 100.0,
+                    summary.dropped_rate * 100.0,
+                    if passed { "within objective" } else { "over" }
+                ),
+                started,
+            );
+            search.record(rate, passed);
+            steps.push(summary);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        step(
+            &format!(
+                "  capacity with {instances} instance(s): {:.0} requests/s",
+                search.capacity()
+            ),
+            started,
+        );
+        scaling.push(ScalingResult {
+            instances,
+            capacity_rps: search.capacity(),
+            steps,
+        });
+    }
+
+    // 2. The original's loads at a fixed rate.
+    let mut fixed = Vec::new();
+    for original in ORIGINAL_SUMMARY {
+        stack.scale_to(original.instances).await?;
+        let seconds = if profile.full_original_counts {
+            original.requests as f64 / model::ORIGINAL_RATE
+        } else {
+            profile.fixed_duration.as_secs_f64()
+        };
+        step(
+            &format!(
+                "fixed rate {} /s for {seconds:.0}s with {} instance(s)",
+                model::ORIGINAL_RATE,
+                original.instances
+            ),
+            started,
+        );
+        let schedule = Schedule::constant(model::ORIGINAL_RATE, Duration::from_secs_f64(seconds));
+        let results = driver
+            .load(
+                &format!("fixed-{}x", original.instances),
+                &stack.nginx_url(),
+                schedule,
+                false,
+            )
+            .await?;
+        fixed.push(FixedRun {
+            original: *original,
+            ours: RunSummary::of(&results),
+        });
+    }
+
+    // 3. Faults during load through the edge, on a pool of four.
+    let fault_instances = 4;
+    stack.scale_to(fault_instances).await?;
+    let fault_rate = model::fault_rate(&scaling, fault_instances);
+    let mut faults = Vec::new();
+    for fault in model::Fault::ALL {
+        step(
+            &format!(
+                "fault '{}' during {fault_rate:.0}/s through the edge",
+                fault.name()
+            ),
+            started,
+        );
+        let run = run_fault(
+            &mut driver,
+            &mut stack,
+            fault,
+            fault_rate,
+            profile.fault_duration,
+            fault_instances,
+        )
+        .await?;
+        step(
+            &format!(
+                "  errors {} ({:.3}%), p99 {:.1} ms, recovered after {}",
+                run.summary.errors,
+                run.summary.error_rate * 100.0,
+                run.summary.p99_ms,
+                run.recovery_s.map_or("—".to_owned(), |s| format!("{s} s"))
+            ),
+            started,
+        );
+        faults.push(run);
+    }
+
+    // 4. Cache tiers: edge cache and Redis, each on and off.
+    let tier_rate = fault_rate;
+    let mut tiers = Vec::new();
+    stack.scale_to(3).await?;
+    for redis in [true, false] {
+        if !redis {
+            stack.stop_redis().await?;
+        }
+        let edge_url = stack.edge_url().context("the stack runs without an edge")?;
+        for (edge_cache, url) in [(true, edge_url.clone()), (false, stack.nginx_url())] {
+            step(
+                &format!(
+                    "cache tier: edge cache {}, Redis {} at {tier_rate:.0}/s",
+                    on_off(edge_cache),
+                    on_off(redis)
+                ),
+                started,
+            );
+            let label = format!("tier-edge-{}-redis-{}", on_off(edge_cache), on_off(redis));
+            let results = driver
+                .load(
+                    &label,
+                    &url,
+                    Schedule::constant(tier_rate, profile.tier_duration),
+                    true,
+                )
+                .await?;
+            tiers.push(TierRun {
+                edge_cache,
+                redis,
+                rate: tier_rate,
+                summary: RunSummary::of(&results),
+            });
+        }
+        if !redis {
+            stack.start_redis().await?;
+        }
+    }
+
+    // 5. Every acknowledged write must be in PostgreSQL.
+    step(
+        &format!(
+            "lost-write check: {} acknowledged writes",
+            driver.writes.len()
+        ),
+        started,
+    );
+    let writes = check_writes(stack.database_url(), &driver.writes, &driver.deleted).await?;
+    step(&format!("  lost writes: {}", writes.lost), started);
+
+    step("stopping the stack", started);
+    stack.down().await;
+
+    let study = StudyResults {
+        meta,
+        scaling,
+        fixed,
+        tiers,
+        faults,
+        writes,
+    };
+    report::write(&out, &study)?;
+    step(
+        &format!(
+            "report written: {} (index.html, report.md, results.json)",
+            out.display()
+        ),
+        started,
+    );
+    println!("{}", report::markdown(&study));
+    Ok(if study.writes.lost == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+async fn run_fault(
+    driver: &mut Driver,
+    stack: &mut Stack,
+    fault: model::Fault,
+    rate: f64,
+    duration: Duration,
+    instances: usize,
+) -> anyhow::Result<FaultRun> {
+    let edge = stack.edge_url().context("the stack runs without an edge")?;
+    let fault_at = duration / 3;
+    let repair_at = duration * 2 / 3;
+    let label = format!("fault-{}", fault.name());
+    let schedule = Schedule::constant(rate, duration);
+    // The load runs in its own task while this one injects and repairs.
+    let target = Target::resolve(&edge).await?;
+    let options = RunOptions {
+        scenario: label.clone(),
+        target,
+        model: LoadModel::Open {
+            schedule,
+            max_in_flight: driver.scenario.max_in_flight,
+        },
+        timeout: driver.scenario.timeout,
+        workload: driver.workload.clone(),
+        thresholds: Vec::new(),
+        progress: Some(format!("  [{label}]")),
+        seed: driver.run_count as u64 + 1000,
+    };
+    let load = tokio::spawn(crate::runner::run(options));
+    let began = tokio::time::Instant::now();
+    tokio::time::sleep_until(began + fault_at).await;
+    let victims: Vec<usize> = match fault {
+        model::Fault::KillOne => vec![1],
+        model::Fault::KillHalf => (1..=instances / 2).collect(),
+        model::Fault::AllOriginsAway => (1..=instances).collect(),
+        _ => Vec::new(),
+    };
+    match fault {
+        model::Fault::StopRedis => stack.stop_redis().await?,
+        model::Fault::RestartPostgres => stack.restart_postgres().await?,
+        _ => {
+            for &victim in &victims {
+                stack.kill_instance(victim)?;
+            }
+        }
+    }
+    tokio::time::sleep_until(began + repair_at).await;
+    match fault {
+        model::Fault::StopRedis => stack.start_redis().await?,
+        model::Fault::RestartPostgres => {}
+        _ => {
+            for &victim in &victims {
+                stack.restart_instance(victim).await?;
+            }
+        }
+    }
+    let results = load.await.context("the load task")?;
+    driver.writes.extend_from_slice(&results.writes);
+    driver.deleted.extend_from_slice(&results.deleted);
+    driver.run_count += 1;
+    results.save(
+        &driver
+            .runs_dir
+            .join(format!("{:03}-{label}.json", driver.run_count)),
+    )?;
+    let fault_second = fault_at.as_secs_f64();
+    Ok(FaultRun {
+        name: fault.name().to_owned(),
+        description: fault.description().to_owned(),
+        rate,
+        fault_at_s: fault_second,
+        repair_at_s: repair_at.as_secs_f64(),
+        summary: RunSummary::of(&results),
+        recovery_s: recovery_seconds(&results.timeline, fault_second as usize),
+        timeline: results.timeline.clone(),
+    })
+}
+
+/// Looks every acknowledged (and not deleted) write up in PostgreSQL.
+async fn check_writes(
+    database_url: &str,
+    writes: &[AckedWrite],
+    deleted: &[uuid::Uuid],
+) -> anyhow::Result<WriteCheck> {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let connection = tokio::spawn(connection);
+    let deleted: std::collections::HashSet<_> = deleted.iter().copied().collect();
+    let expected: Vec<uuid::Uuid> = writes
+        .iter()
+        .map(|write| write.id)
+        .filter(|id| !deleted.contains(id))
+        .collect();
+    let mut found = 0u64;
+    for chunk in expected.chunks(5_000) {
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM comments WHERE id = ANY($1)",
+                &[&chunk],
+            )
+            .await
+            .context("looking up acknowledged writes")?;
+        found += row.get::<_, i64>(0) as u64;
+    }
+    drop(client);
+    connection.abort();
+    Ok(WriteCheck {
+        acknowledged: writes.len() as u64,
+        deleted_by_the_run: deleted.len() as u64,
+        checked: expected.len() as u64,
+        lost: expected.len() as u64 - found,
+    })
+}

@@ -1,0 +1,543 @@
+//! The study's report: tables built once and rendered as Markdown and HTML,
+//! SVG charts inlined, so `index.html` opens from disk without a server.
+//! Writes `report.md`, `index.html`, `results.json` and `charts/*.svg`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::model::{FaultRun, StudyResults};
+use super::svg::{Chart, Marker, PALETTE, Series};
+
+/// A table rendered twice.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(headers: &[&str]) -> Self {
+        Self {
+            headers: headers.iter().map(|header| (*header).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut text = format!("| {} |\n", self.headers.join(" | "));
+        let _ = writeln!(text, "|{}", "---|".repeat(self.headers.len()));
+        for row in &self.rows {
+            let _ = writeln!(text, "| {} |", row.join(" | "));
+        }
+        text
+    }
+
+    pub fn html(&self) -> String {
+        let mut html = String::from("<table><thead><tr>");
+        for header in &self.headers {
+            let _ = write!(html, "<th>{}</th>", escape(header));
+        }
+        html.push_str("</tr></thead><tbody>");
+        for row in &self.rows {
+            html.push_str("<tr>");
+            for cell in row {
+                let _ = write!(html, "<td>{}</td>", escape(cell));
+            }
+            html.push_str("</tr>");
+        }
+        html.push_str("</tbody></table>");
+        html
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn ms(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0} ms")
+    } else {
+        format!("{value:.2} ms")
+    }
+}
+
+fn percent(value: f64) -> String {
+    format!("{:.3}%", value * 100.0)
+}
+
+fn rate(value: f64) -> String {
+    format!("{value:.0}/s")
+}
+
+pub fn performance_summary(study: &StudyResults) -> Table {
+    let mut table = Table::new(&[
+        "Configuration",
+        "Requests",
+        "Error rate",
+        "p50",
+        "p99",
+        "Mean",
+        "Throughput",
+        "Original: requests",
+        "Original: error rate",
+        "Original: avg latency",
+    ]);
+    for run in &study.fixed {
+        let ours = &run.ours;
+        table.rows.push(vec![
+            format!(
+                "{} ({} instance{} + nginx + Redis)",
+                run.original.configuration,
+                run.original.instances,
+                if run.original.instances == 1 { "" } else { "s" }
+            ),
+            ours.requests.to_string(),
+            percent(ours.error_rate),
+            ms(ours.p50_ms),
+            ms(ours.p99_ms),
+            ms(ours.mean_ms),
+            rate(ours.throughput),
+            run.original.requests.to_string(),
+            run.original.error_rate.to_owned(),
+            run.original.avg_latency.to_owned(),
+        ]);
+    }
+    table
+}
+
+pub fn capacity_table(study: &StudyResults) -> Table {
+    let mut table = Table::new(&[
+        "Instances",
+        "Capacity",
+        "Ideal (linear)",
+        "Efficiency",
+        "p50 at capacity",
+        "p99 at capacity",
+        "Steps",
+    ]);
+    let base = study
+        .scaling
+        .first()
+        .map(|first| first.capacity_rps / first.instances as f64)
+        .unwrap_or(0.0);
+    for result in &study.scaling {
+        let ideal = base * result.instances as f64;
+        let at_capacity = result
+            .steps
+            .iter()
+            .filter(|step| step.meets(study.meta.slo_ms))
+            .max_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate));
+        table.rows.push(vec![
+            result.instances.to_string(),
+            rate(result.capacity_rps),
+            rate(ideal),
+            if ideal > 0.0 {
+                format!("{:.0}%", result.capacity_rps / ideal * 100.0)
+            } else {
+                "—".into()
+            },
+            at_capacity.map_or("—".into(), |step| ms(step.p50_ms)),
+            at_capacity.map_or("—".into(), |step| ms(step.p99_ms)),
+            result.steps.len().to_string(),
+        ]);
+    }
+    table
+}
+
+pub fn tier_table(study: &StudyResults) -> Table {
+    let mut table = Table::new(&[
+        "Edge cache",
+        "Redis",
+        "Offered",
+        "Requests",
+        "Error rate",
+        "p50",
+        "p99",
+        "Throughput",
+    ]);
+    for tier in &study.tiers {
+        let s = &tier.summary;
+        table.rows.push(vec![
+            if tier.edge_cache {
+                "on"
+            } else {
+                "off (via nginx)"
+            }
+            .into(),
+            if tier.redis { "on" } else { "off (stopped)" }.into(),
+            rate(tier.rate),
+            s.requests.to_string(),
+            percent(s.error_rate),
+            ms(s.p50_ms),
+            ms(s.p99_ms),
+            rate(s.throughput),
+        ]);
+    }
+    table
+}
+
+pub fn fault_table(study: &StudyResults) -> Table {
+    let mut table = Table::new(&[
+        "Fault",
+        "Offered",
+        "Requests",
+        "Errors",
+        "Error rate",
+        "p50",
+        "p99",
+        "Max",
+        "Time to recover",
+    ]);
+    for fault in &study.faults {
+        let s = &fault.summary;
+        table.rows.push(vec![
+            fault.name.clone(),
+            rate(fault.rate),
+            s.requests.to_string(),
+            s.errors.to_string(),
+            percent(s.error_rate),
+            ms(s.p50_ms),
+            ms(s.p99_ms),
+            ms(s.max_ms),
+            fault
+                .recovery_s
+                .map_or("not within the run".into(), |seconds| {
+                    format!("{seconds} s")
+                }),
+        ]);
+    }
+    table
+}
+
+pub fn capacity_chart(study: &StudyResults) -> Chart {
+    let measured: Vec<(f64, f64)> = study
+        .scaling
+        .iter()
+        .map(|result| (result.instances as f64, result.capacity_rps))
+        .collect();
+    let base = study
+        .scaling
+        .first()
+        .map(|first| first.capacity_rps / first.instances as f64)
+        .unwrap_or(0.0);
+    let ideal = measured
+        .iter()
+        .map(|&(instances, _)| (instances, base * instances))
+        .collect();
+    Chart {
+        title: format!("Capacity vs instances (p99 < {} ms)", study.meta.slo_ms),
+        x_label: "origin instances".into(),
+        y_label: "requests/s".into(),
+        series: vec![
+            Series {
+                name: "measured".into(),
+                color: PALETTE[0],
+                points: measured,
+                dashed: false,
+            },
+            Series {
+                name: "ideal (linear)".into(),
+                color: "#999999",
+                points: ideal,
+                dashed: true,
+            },
+        ],
+        markers: Vec::new(),
+    }
+}
+
+pub fn latency_chart(study: &StudyResults) -> Chart {
+    let series = study
+        .scaling
+        .iter()
+        .enumerate()
+        .map(|(index, result)| {
+            let mut points: Vec<(f64, f64)> = result
+                .steps
+                .iter()
+                .map(|step| (step.offered_rate, step.p99_ms))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                name: format!("p99, {} inst.", result.instances),
+                color: PALETTE[index % PALETTE.len()],
+                points,
+                dashed: false,
+            }
+        })
+        .collect();
+    Chart {
+        title: "p99 latency vs offered load".into(),
+        x_label: "offered requests/s".into(),
+        y_label: "p99 ms (from intended start)".into(),
+        series,
+        markers: Vec::new(),
+    }
+}
+
+pub fn percentile_chart(study: &StudyResults) -> Option<Chart> {
+    let result = study
+        .scaling
+        .iter()
+        .max_by_key(|result| result.steps.len())?;
+    let mut steps = result.steps.clone();
+    steps.sort_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate));
+    let line = |name: &str, color, pick: fn(&super::model::RunSummary) -> f64| Series {
+        name: name.into(),
+        color,
+        points: steps
+            .iter()
+            .map(|step| (step.offered_rate, pick(step)))
+            .collect(),
+        dashed: false,
+    };
+    Some(Chart {
+        title: format!(
+            "Latency percentiles vs load, {} instance(s)",
+            result.instances
+        ),
+        x_label: "offered requests/s".into(),
+        y_label: "ms".into(),
+        series: vec![
+            line("p50", PALETTE[0], |s| s.p50_ms),
+            line("p90", PALETTE[2], |s| s.p90_ms),
+            line("p99", PALETTE[1], |s| s.p99_ms),
+            line("p99.9", PALETTE[3], |s| s.p999_ms),
+        ],
+        markers: Vec::new(),
+    })
+}
+
+pub fn fault_charts(fault: &FaultRun) -> [Chart; 2] {
+    let seconds = |pick: fn(&crate::recorder::Second) -> f64| -> Vec<(f64, f64)> {
+        fault
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(index, second)| (index as f64 + 0.5, pick(second)))
+            .collect()
+    };
+    let markers = vec![
+        Marker {
+            x: fault.fault_at_s,
+            label: "fault".into(),
+        },
+        Marker {
+            x: fault.repair_at_s,
+            label: "repair".into(),
+        },
+    ];
+    [
+        Chart {
+            title: format!("{}: requests per second", fault.name),
+            x_label: "seconds".into(),
+            y_label: "requests/s".into(),
+            series: vec![
+                Series {
+                    name: "succeeded".into(),
+                    color: PALETTE[0],
+                    points: seconds(|s| (s.completed - s.errors) as f64),
+                    dashed: false,
+                },
+                Series {
+                    name: "errors".into(),
+                    color: PALETTE[1],
+                    points: seconds(|s| s.errors as f64),
+                    dashed: false,
+                },
+                Series {
+                    name: "dropped".into(),
+                    color: PALETTE[4],
+                    points: seconds(|s| s.dropped as f64),
+                    dashed: true,
+                },
+            ],
+            markers: markers.clone(),
+        },
+        Chart {
+            title: format!("{}: latency per second", fault.name),
+            x_label: "seconds".into(),
+            y_label: "ms".into(),
+            series: vec![
+                Series {
+                    name: "mean".into(),
+                    color: PALETTE[2],
+                    points: seconds(|s| s.mean_latency_ms()),
+                    dashed: false,
+                },
+                Series {
+                    name: "max".into(),
+                    color: PALETTE[3],
+                    points: seconds(|s| s.latency_max_us as f64 / 1000.0),
+                    dashed: false,
+                },
+            ],
+            markers,
+        },
+    ]
+}
+
+fn header_lines(study: &StudyResults) -> Vec<String> {
+    let meta = &study.meta;
+    vec![
+        format!("Date: {}", meta.date),
+        format!("Git revision: {}", meta.git_revision),
+        format!("Machine: {} cores ({}), {:.1} GiB memory", meta.cores, meta.cpu_model, meta.memory_gib),
+        format!("Profile: {}; objective p99 < {} ms", meta.profile, meta.slo_ms),
+        "All parts (PostgreSQL, Redis, nginx, the origin instances under CPU quotas, the edge and the load generator) \
+         run on this one machine: a one-machine simulation of a cluster, not a cluster."
+            .into(),
+        "Latency is measured from each request's intended start (open model, coordinated omission corrected); \
+         throughput counts successful responses."
+            .into(),
+    ]
+}
+
+fn config_table(study: &StudyResults) -> Table {
+    let mut table = Table::new(&["Setting", "Value"]);
+    table.rows = study
+        .meta
+        .configuration
+        .iter()
+        .map(|(key, value)| vec![key.clone(), value.clone()])
+        .collect();
+    table
+}
+
+fn write_check_line(study: &StudyResults) -> String {
+    let writes = &study.writes;
+    format!(
+        "Acknowledged writes (201): {}; deleted by the run itself: {}; looked up in PostgreSQL: {}; **lost: {}**.",
+        writes.acknowledged, writes.deleted_by_the_run, writes.checked, writes.lost
+    )
+}
+
+pub fn markdown(study: &StudyResults) -> String {
+    let mut md = String::from("# Scaling study: song-comments service\n\n");
+    for line in header_lines(study) {
+        let _ = writeln!(md, "- {line}");
+    }
+    let _ = write!(
+        md,
+        "\n## Performance Summary\n\nThe original's configurations at its stated load ({} requests/s), beside the original's figures.\n\n{}",
+        super::model::ORIGINAL_RATE,
+        performance_summary(study).markdown()
+    );
+    let _ = write!(
+        md,
+        "\n## Capacity per pool size\n\nHighest arrival rate with p99 < {} ms, errors < 0.1 % and no dropped arrivals (through nginx, edge cache bypassed).\n\n{}",
+        study.meta.slo_ms,
+        capacity_table(study).markdown()
+    );
+    md.push_str("\n![capacity](charts/capacity.svg)\n![latency](charts/latency.svg)\n");
+    let _ = write!(md, "\n## Cache tiers\n\n{}", tier_table(study).markdown());
+    let _ = write!(
+        md,
+        "\n## Faults during load\n\nThrough the edge, on 4 instances; time to recover counts from the fault until every later second had no errors.\n\n{}",
+        fault_table(study).markdown()
+    );
+    for (index, _) in study.faults.iter().enumerate() {
+        let _ = writeln!(
+            md,
+            "![fault {index}](charts/fault-{index}-rate.svg) ![fault {index} latency](charts/fault-{index}-latency.svg)"
+        );
+    }
+    let _ = write!(md, "\n## Lost writes\n\n{}\n", write_check_line(study));
+    let _ = write!(
+        md,
+        "\n## Configuration\n\n{}",
+        config_table(study).markdown()
+    );
+    md
+}
+
+pub fn html(study: &StudyResults) -> String {
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Scaling study</title><style>\
+         body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
+         table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+         th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.charts svg{margin:4px}\
+         .lost{font-size:1.2em}</style></head><body><h1>Scaling study: song-comments service</h1><ul>",
+    );
+    for line in header_lines(study) {
+        let _ = write!(html, "<li>{}</li>", escape(&line));
+    }
+    html.push_str("</ul>");
+    let _ = write!(
+        html,
+        "<h2>Performance Summary</h2><p>The original's configurations at its stated load ({} requests/s), beside the original's figures.</p>{}",
+        super::model::ORIGINAL_RATE,
+        performance_summary(study).html()
+    );
+    let _ = write!(
+        html,
+        "<h2>Capacity per pool size</h2><p>Highest arrival rate with p99 &lt; {} ms, errors &lt; 0.1 % and no dropped arrivals (through nginx).</p>{}",
+        study.meta.slo_ms,
+        capacity_table(study).html()
+    );
+    html.push_str("<div class=\"charts\">");
+    html.push_str(&capacity_chart(study).render());
+    html.push_str(&latency_chart(study).render());
+    if let Some(chart) = percentile_chart(study) {
+        html.push_str(&chart.render());
+    }
+    html.push_str("</div>");
+    let _ = write!(html, "<h2>Cache tiers</h2>{}", tier_table(study).html());
+    let _ = write!(
+        html,
+        "<h2>Faults during load</h2><p>Through the edge, on 4 instances; time to recover counts from the fault until every later second had no errors.</p>{}",
+        fault_table(study).html()
+    );
+    for fault in &study.faults {
+        let _ = write!(
+            html,
+            "<h3>{}</h3><p>{}</p><div class=\"charts\">",
+            escape(&fault.name),
+            escape(&fault.description)
+        );
+        for chart in fault_charts(fault) {
+            html.push_str(&chart.render());
+        }
+        html.push_str("</div>");
+    }
+    let _ = write!(
+        html,
+        "<h2>Lost writes</h2><p class=\"lost\">{}</p>",
+        escape(&write_check_line(study)).replace("**", "")
+    );
+    let _ = write!(html, "<h2>Configuration</h2>{}", config_table(study).html());
+    html.push_str("<p>Raw results: <a href=\"results.json\">results.json</a>, every run's histograms in <code>runs/</code> (mergeable with <code>loadtest merge</code>).</p></body></html>\n");
+    html
+}
+
+/// Writes the whole report into `dir`.
+pub fn write(dir: &Path, study: &StudyResults) -> std::io::Result<()> {
+    let charts = dir.join("charts");
+    std::fs::create_dir_all(&charts)?;
+    std::fs::write(charts.join("capacity.svg"), capacity_chart(study).render())?;
+    std::fs::write(charts.join("latency.svg"), latency_chart(study).render())?;
+    if let Some(chart) = percentile_chart(study) {
+        std::fs::write(charts.join("percentiles.svg"), chart.render())?;
+    }
+    for (index, fault) in study.faults.iter().enumerate() {
+        let [rate_chart, latency_chart] = fault_charts(fault);
+        std::fs::write(
+            charts.join(format!("fault-{index}-rate.svg")),
+            rate_chart.render(),
+        )?;
+        std::fs::write(
+            charts.join(format!("fault-{index}-latency.svg")),
+            latency_chart.render(),
+        )?;
+    }
+    std::fs::write(dir.join("report.md"), markdown(study))?;
+    std::fs::write(dir.join("index.html"), html(study))?;
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(study).expect("study results serialise"),
+    )?;
+    Ok(())
+}

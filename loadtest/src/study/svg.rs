@@ -1,0 +1,255 @@
+//! Charts drawn by hand as SVG text: line charts with axes, ticks, a legend
+//! and optional vertical markers, so the report opens anywhere without a
+//! server or a script.
+
+use std::fmt::Write as _;
+
+/// One line of a chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub color: &'static str,
+    pub points: Vec<(f64, f64)>,
+    pub dashed: bool,
+}
+
+/// A vertical line at `x` with a label (a fault, a repair).
+#[derive(Debug, Clone)]
+pub struct Marker {
+    pub x: f64,
+    pub label: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    pub markers: Vec<Marker>,
+}
+
+pub const PALETTE: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+];
+
+const WIDTH: f64 = 640.0;
+const HEIGHT: f64 = 360.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 150.0;
+const TOP: f64 = 36.0;
+const BOTTOM: f64 = 50.0;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A "nice" step (1, 2 or 5 times a power of ten) giving about `ticks` ticks.
+fn nice_step(span: f64, ticks: f64) -> f64 {
+    if span <= 0.0 || !span.is_finite() {
+        return 1.0;
+    }
+    let raw = span / ticks;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let residual = raw / magnitude;
+    let nice = if residual < 1.5 {
+        1.0
+    } else if residual < 3.0 {
+        2.0
+    } else if residual < 7.0 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * magnitude
+}
+
+fn format_tick(value: f64) -> String {
+    if value.abs() >= 10_000.0 {
+        format!("{:.0}k", value / 1000.0)
+    } else if value.fract().abs() < 1e-9 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+impl Chart {
+    pub fn render(&self) -> String {
+        let points = self.series.iter().flat_map(|series| series.points.iter());
+        let (mut x_max, mut y_max) = (0.0f64, 0.0f64);
+        let mut x_min = f64::INFINITY;
+        for &(x, y) in points {
+            x_min = x_min.min(x);
+            x_max = x_max.max(x);
+            y_max = y_max.max(y);
+        }
+        for marker in &self.markers {
+            x_max = x_max.max(marker.x);
+        }
+        if !x_min.is_finite() {
+            x_min = 0.0;
+        }
+        x_min = x_min.min(0.0);
+        let x_step = nice_step(x_max - x_min, 6.0);
+        let y_step = nice_step(y_max, 5.0);
+        let x_top = (x_max / x_step).ceil().max(1.0) * x_step;
+        let y_top = (y_max / y_step).ceil().max(1.0) * y_step;
+        let plot_width = WIDTH - LEFT - RIGHT;
+        let plot_height = HEIGHT - TOP - BOTTOM;
+        let sx = |x: f64| LEFT + (x - x_min) / (x_top - x_min) * plot_width;
+        let sy = |y: f64| TOP + plot_height - y / y_top * plot_height;
+
+        let mut svg = String::new();
+        let _ = write!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="11" role="img" aria-label="{title}">"#,
+            title = escape(&self.title)
+        );
+        let _ = write!(
+            svg,
+            r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
+        );
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="20" font-size="14" font-weight="bold">{}</text>"#,
+            LEFT,
+            escape(&self.title)
+        );
+        // Grid and ticks.
+        let mut y = 0.0;
+        while y <= y_top + y_step / 2.0 {
+            let _ = write!(
+                svg,
+                r##"<line x1="{LEFT}" x2="{x2}" y1="{py}" y2="{py}" stroke="#e5e5e5"/><text x="{tx}" y="{ty}" text-anchor="end">{label}</text>"##,
+                x2 = LEFT + plot_width,
+                py = sy(y),
+                tx = LEFT - 6.0,
+                ty = sy(y) + 4.0,
+                label = format_tick(y)
+            );
+            y += y_step;
+        }
+        let mut x = (x_min / x_step).ceil() * x_step;
+        while x <= x_top + x_step / 2.0 {
+            let _ = write!(
+                svg,
+                r##"<line x1="{px}" x2="{px}" y1="{TOP}" y2="{y2}" stroke="#f0f0f0"/><text x="{px}" y="{ty}" text-anchor="middle">{label}</text>"##,
+                px = sx(x),
+                y2 = TOP + plot_height,
+                ty = TOP + plot_height + 16.0,
+                label = format_tick(x)
+            );
+            x += x_step;
+        }
+        let _ = write!(
+            svg,
+            r##"<rect x="{LEFT}" y="{TOP}" width="{plot_width}" height="{plot_height}" fill="none" stroke="#888"/>"##
+        );
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            LEFT + plot_width / 2.0,
+            HEIGHT - 12.0,
+            escape(&self.x_label)
+        );
+        let _ = write!(
+            svg,
+            r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            TOP + plot_height / 2.0,
+            escape(&self.y_label)
+        );
+        for marker in &self.markers {
+            let _ = write!(
+                svg,
+                r##"<line x1="{px}" x2="{px}" y1="{TOP}" y2="{y2}" stroke="#444" stroke-dasharray="2 3"/><text x="{tx}" y="{ty}" fill="#444">{label}</text>"##,
+                px = sx(marker.x),
+                y2 = TOP + plot_height,
+                tx = sx(marker.x) + 3.0,
+                ty = TOP + 12.0,
+                label = escape(&marker.label)
+            );
+        }
+        for (index, series) in self.series.iter().enumerate() {
+            let path: Vec<String> = series
+                .points
+                .iter()
+                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                .collect();
+            let dash = if series.dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            };
+            let _ = write!(
+                svg,
+                r#"<polyline fill="none" stroke="{}" stroke-width="2"{dash} points="{}"/>"#,
+                series.color,
+                path.join(" ")
+            );
+            if series.points.len() <= 40 {
+                for &(x, y) in &series.points {
+                    let _ = write!(
+                        svg,
+                        r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
+                        sx(x),
+                        sy(y),
+                        series.color
+                    );
+                }
+            }
+            let legend_y = TOP + 14.0 + index as f64 * 18.0;
+            let legend_x = LEFT + plot_width + 12.0;
+            let _ = write!(
+                svg,
+                r#"<line x1="{legend_x}" x2="{}" y1="{legend_y}" y2="{legend_y}" stroke="{}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
+                legend_x + 18.0,
+                series.color,
+                legend_x + 24.0,
+                legend_y + 4.0,
+                escape(&series.name)
+            );
+        }
+        svg.push_str("</svg>");
+        svg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_series_markers_and_escapes_text() {
+        let chart = Chart {
+            title: "capacity <vs> instances".into(),
+            x_label: "instances".into(),
+            y_label: "requests/s".into(),
+            series: vec![Series {
+                name: "measured".into(),
+                color: PALETTE[0],
+                points: vec![(1.0, 100.0), (2.0, 190.0)],
+                dashed: false,
+            }],
+            markers: vec![Marker {
+                x: 1.5,
+                label: "fault".into(),
+            }],
+        };
+        let svg = chart.render();
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert!(svg.contains("capacity &lt;vs&gt; instances"));
+        assert!(svg.contains("<polyline") && svg.contains("measured") && svg.contains("fault"));
+        assert_eq!(svg.matches("<circle").count(), 2);
+    }
+
+    #[test]
+    fn nice_steps() {
+        assert_eq!(nice_step(100.0, 5.0), 20.0);
+        assert_eq!(nice_step(7.0, 6.0), 1.0);
+        assert_eq!(nice_step(0.0, 5.0), 1.0);
+    }
+}

@@ -1,0 +1,94 @@
+//! The study's quick profile, end to end on a real local stack (PostgreSQL,
+//! Redis, nginx, origin instances, the edge) on free ports: the report's
+//! tables, charts and lost-write count are checked.
+
+use std::process::Command;
+
+#[test]
+fn quick_study_writes_a_complete_report() {
+    let out = tempfile::tempdir().unwrap();
+    let report_dir = out.path().join("report");
+    let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "study",
+            "--profile",
+            "quick",
+            "--ephemeral-ports",
+            "--seed-scale",
+            "tiny",
+            "--out",
+        ])
+        .arg(&report_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "study failed:\n{stderr}");
+    assert!(
+        stderr.contains("[study") && stderr.contains("capacity search with 10 instance(s)"),
+        "no progress lines:\n{stderr}"
+    );
+
+    let markdown = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    for heading in [
+        "## Performance Summary",
+        "## Capacity per pool size",
+        "## Cache tiers",
+        "## Faults during load",
+        "## Lost writes",
+    ] {
+        assert!(markdown.contains(heading), "{heading} missing:\n{markdown}");
+    }
+    for row in [
+        "Single Service",
+        "Two Services",
+        "Three Services",
+        "Ten Services + Redis",
+    ] {
+        assert!(
+            markdown.contains(&format!("| {row} (")),
+            "no {row} row:\n{markdown}"
+        );
+    }
+    for fault in [
+        "kill one instance",
+        "kill half the instances",
+        "stop Redis",
+        "restart PostgreSQL",
+        "all origins away",
+    ] {
+        assert!(markdown.contains(&format!("| {fault} |")), "no {fault} row");
+    }
+    assert!(markdown.contains("Git revision:") && markdown.contains("cores"));
+
+    let html = std::fs::read_to_string(report_dir.join("index.html")).unwrap();
+    // capacity, latency, percentiles, and two per fault: all inline.
+    assert!(
+        html.matches("<svg").count() >= 3 + 2 * 5,
+        "too few charts inline"
+    );
+    assert!(
+        !html.contains("<script"),
+        "the report must open without scripts"
+    );
+
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("results.json")).unwrap())
+            .unwrap();
+    let writes = &results["writes"];
+    assert!(writes["acknowledged"].as_u64().unwrap() > 0, "{writes}");
+    assert_eq!(writes["lost"].as_u64(), Some(0), "{writes}");
+    let scaling = results["scaling"].as_array().unwrap();
+    assert_eq!(scaling.len(), 5);
+    for size in scaling {
+        assert!(
+            size["capacity_rps"].as_f64().unwrap() > 0.0,
+            "no capacity found: {size}"
+        );
+    }
+    assert_eq!(results["faults"].as_array().unwrap().len(), 5);
+    assert_eq!(results["tiers"].as_array().unwrap().len(), 4);
+    assert!(
+        std::fs::read_dir(report_dir.join("runs")).unwrap().count() > 10,
+        "per-run results missing"
+    );
+}
