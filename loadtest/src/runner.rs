@@ -194,7 +194,7 @@ async fn run_open(
             let mut state = SlotState::new(seed.wrapping_mul(1_000_003).wrapping_add(slot as u64));
             let shard = &shared.shards[slot % shared.shards.len()];
             while let Some(intended) = receiver.recv().await {
-                execute(&shared, shard, &mut connection, &mut state, intended).await;
+                execute(&shared, shard, &mut connection, &mut state, intended, None).await;
                 idle.lock().expect("idle lock").push(slot);
             }
         }));
@@ -243,11 +243,8 @@ async fn run_closed(shared: &Arc<Shared>, connections: usize, duration: Duration
                     if now >= end {
                         break;
                     }
-                    shard
-                        .lock()
-                        .expect("recorder lock")
-                        .offered(now - shared.start, false);
-                    execute(&shared, shard, &mut connection, &mut state, now).await;
+                    let offered_at = Some(now - shared.start);
+                    execute(&shared, shard, &mut connection, &mut state, now, offered_at).await;
                 }
             })
         })
@@ -261,10 +258,14 @@ fn build_request(target: &Target, planned: &PlannedRequest) -> Request<Full<Byte
     let mut builder = Request::builder()
         .method(planned.method.clone())
         .header(header::HOST, &target.host_header);
-    builder = if target.base_path.is_empty() {
-        builder.uri(planned.path.as_str())
-    } else {
-        builder.uri(format!("{}{}", target.base_path, planned.path))
+    let path = planned
+        .uri
+        .as_ref()
+        .map_or(planned.path.as_str(), |uri| uri.path());
+    builder = match (&planned.uri, target.base_path.is_empty()) {
+        (Some(uri), true) => builder.uri(uri.clone()),
+        (None, true) => builder.uri(path),
+        (_, false) => builder.uri(format!("{}{path}", target.base_path)),
     };
     if !planned.body.is_empty() {
         builder = builder.header(header::CONTENT_TYPE, "application/json");
@@ -330,6 +331,7 @@ async fn execute(
     connection: &mut Option<Connection>,
     state: &mut SlotState,
     intended: Instant,
+    offered_at: Option<Duration>,
 ) {
     let planned = shared.workload.plan(state);
     shared.live.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -369,6 +371,10 @@ async fn execute(
     let latency = done.saturating_duration_since(intended);
     {
         let mut record = shard.lock().expect("recorder lock");
+        // The closed loop counts its iterations here, under the same lock.
+        if let Some(offered_at) = offered_at {
+            record.offered(offered_at, false);
+        }
         record.completed(
             planned.endpoint,
             done - shared.start,

@@ -62,7 +62,8 @@ pub fn mint_token(secret: &str, user_id: u64, lifetime_s: u64) -> Result<String,
 pub struct Workload {
     pub endpoint_names: Vec<String>,
     kinds: Vec<RequestKind>,
-    paths: Vec<Option<String>>,
+    /// Pre-parsed URIs of fixed-path entries (kind `get`): no parsing per request.
+    fixed_uris: Vec<Option<http::Uri>>,
     choice: WeightedIndex<u32>,
     songs: Zipf<f64>,
     /// Bearer header values for user ids 1..=len.
@@ -79,6 +80,8 @@ pub struct PlannedRequest {
     pub kind: RequestKind,
     pub method: Method,
     pub path: String,
+    /// Set instead of `path` for fixed-path entries.
+    pub uri: Option<http::Uri>,
     pub body: Bytes,
     pub authorization: Option<http::HeaderValue>,
     /// For writes: the user acting, and the comment touched.
@@ -137,7 +140,15 @@ impl Workload {
         Ok(Self {
             endpoint_names: entries.iter().map(|entry| entry.label()).collect(),
             kinds: entries.iter().map(|entry| entry.kind).collect(),
-            paths: entries.iter().map(|entry| entry.path.clone()).collect(),
+            fixed_uris: entries
+                .iter()
+                .map(|entry| {
+                    entry
+                        .path
+                        .as_deref()
+                        .and_then(|path| http::Uri::try_from(path).ok())
+                })
+                .collect(),
             choice,
             songs: Zipf::new(scenario.data.songs as f64, scenario.data.zipf_exponent)
                 .map_err(WorkloadError::Zipf)?,
@@ -187,6 +198,7 @@ impl Workload {
             kind,
             method: Method::GET,
             path: String::new(),
+            uri: None,
             body: Bytes::new(),
             authorization: None,
             user: 0,
@@ -199,7 +211,8 @@ impl Workload {
             }
             RequestKind::GetFeed => planned.path = format!("/api/songs/{}/feed", self.song(rng)),
             RequestKind::Get => {
-                planned.path = self.paths[endpoint].clone().unwrap_or_else(|| "/".into())
+                let uri = self.fixed_uris[endpoint].clone();
+                planned.uri = Some(uri.unwrap_or_else(|| http::Uri::from_static("/")));
             }
             RequestKind::PostComment => {
                 let song = self.song(rng);

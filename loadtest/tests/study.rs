@@ -4,8 +4,18 @@
 
 use std::process::Command;
 
+use stack::binaries::{self, Binary};
+
 #[test]
 fn quick_study_writes_a_complete_report() {
+    // The stack runs the real origin and edge-host executables: build them if absent.
+    let missing: Vec<Binary> = [Binary::Origin, Binary::EdgeHost]
+        .into_iter()
+        .filter(|binary| binaries::find(*binary).is_err())
+        .collect();
+    if !missing.is_empty() {
+        binaries::build(&missing, false).expect("building the stack's executables");
+    }
     let out = tempfile::tempdir().unwrap();
     let report_dir = out.path().join("report");
     let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
