@@ -224,7 +224,8 @@ fn calibrate_blocking(
         .stdout(Stdio::null())
         .output()
         .map_err(|source| CalibrateError::Spawn("loadtest", source))?;
-    if !generator.status.success() {
+    // 99 only says the built-in scenario's thresholds failed; the rate is what counts here.
+    if !matches!(generator.status.code(), Some(0 | 99)) {
         return Err(CalibrateError::Generator(
             String::from_utf8_lossy(&generator.stderr).into_owned(),
         ));

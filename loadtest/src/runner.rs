@@ -14,14 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, header};
-use http_body_util::Full;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::client::{Answer, Connection, Target, read_answer};
+use crate::client::{Answer, Connection, Target};
 use crate::recorder::{AckedWrite, ErrorClass, Recorder};
 use crate::results::{EndpointResults, RunResults, ratio};
 use crate::scenario::RequestKind;
@@ -254,56 +251,26 @@ async fn run_closed(shared: &Arc<Shared>, connections: usize, duration: Duration
     }
 }
 
-fn build_request(target: &Target, planned: &PlannedRequest) -> Request<Full<Bytes>> {
-    let mut builder = Request::builder()
-        .method(planned.method.clone())
-        .header(header::HOST, &target.host_header);
-    let path = planned
-        .uri
-        .as_ref()
-        .map_or(planned.path.as_str(), |uri| uri.path());
-    builder = match (&planned.uri, target.base_path.is_empty()) {
-        (Some(uri), true) => builder.uri(uri.clone()),
-        (None, true) => builder.uri(path),
-        (_, false) => builder.uri(format!("{}{path}", target.base_path)),
-    };
-    if !planned.body.is_empty() {
-        builder = builder.header(header::CONTENT_TYPE, "application/json");
-    }
-    if let Some(authorization) = &planned.authorization {
-        builder = builder.header(header::AUTHORIZATION, authorization);
-    }
-    builder
-        .body(Full::new(planned.body.clone()))
-        .expect("paths and headers we build are valid")
-}
-
 /// Sends the request on the slot's connection, opening one when needed. A
-/// request that was never sent (the idle connection had been closed by the
-/// peer) is retried once on a fresh connection; nothing else is retried.
+/// request that was never seen by the server (an idle connection it had
+/// closed) is retried once on a fresh connection; nothing else is retried.
 async fn exchange(
     target: &Target,
     connection: &mut Option<Connection>,
     planned: &PlannedRequest,
 ) -> Result<Answer, ErrorClass> {
+    let keep_body = planned.kind == RequestKind::PostComment;
     for attempt in 0..2 {
         if !connection.as_ref().is_some_and(Connection::is_usable) {
             *connection = Some(Connection::open(target).await?);
         }
         let open = connection.as_mut().expect("opened above");
-        match open.send(build_request(target, planned)).await {
-            Ok(response) => {
-                let keep_body = planned.kind == RequestKind::PostComment;
-                let answer = read_answer(response, keep_body).await;
-                if answer.is_err() {
-                    *connection = None;
-                }
-                return answer;
-            }
-            Err(never_sent) => {
+        match open.exchange(target, planned, keep_body).await {
+            Ok(answer) => return Ok(answer),
+            Err(failure) => {
                 *connection = None;
-                if !never_sent || attempt == 1 {
-                    return Err(ErrorClass::Connection);
+                if !failure.retry_safe || attempt == 1 {
+                    return Err(failure.class);
                 }
             }
         }
@@ -312,11 +279,7 @@ async fn exchange(
 }
 
 fn created_comment_id(answer: &Answer) -> Option<Uuid> {
-    let from_location = answer
-        .location
-        .as_ref()
-        .and_then(|value| value.to_str().ok())
-        .and_then(comment_id_in_path);
+    let from_location = answer.location.as_deref().and_then(comment_id_in_path);
     from_location.or_else(|| {
         let body: serde_json::Value = serde_json::from_slice(answer.body.as_deref()?).ok()?;
         body.get("id")?
