@@ -192,10 +192,7 @@ impl CapacitySearch {
             (Some(pass), None) if pass < self.max => Some((pass * 2.0).min(self.max)),
             (Some(_), None) => None,
             // Even the first rate failed: halve until something passes.
-            (None, Some(fail)) if fail > 10.0 && self.bisections_left > 0 => {
-                self.bisections_left -= 1;
-                Some((fail / 2.0).floor())
-            }
+            (None, Some(fail)) if fail > 25.0 => Some((fail / 2.0).floor()),
             (Some(pass), Some(fail)) if self.bisections_left > 0 && fail - pass > pass * 0.02 => {
                 self.bisections_left -= 1;
                 Some(((pass + fail) / 2.0).round())
