@@ -541,3 +541,145 @@ pub fn write(dir: &Path, study: &StudyResults) -> std::io::Result<()> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::Second;
+    use crate::study::model::{
+        FaultRun, FixedRun, Meta, ORIGINAL_SUMMARY, RunSummary, ScalingResult, TierRun, WriteCheck,
+    };
+
+    fn summary(rate: f64, p99_ms: f64, errors: u64) -> RunSummary {
+        RunSummary {
+            offered_rate: rate,
+            requests: (rate * 2.0) as u64,
+            errors,
+            error_rate: errors as f64 / (rate * 2.0),
+            dropped: 0,
+            dropped_rate: 0.0,
+            mean_ms: p99_ms / 4.0,
+            p50_ms: p99_ms / 5.0,
+            p90_ms: p99_ms / 2.0,
+            p99_ms,
+            p999_ms: p99_ms * 1.5,
+            max_ms: p99_ms * 2.0,
+            throughput: rate,
+            duration_s: 2.0,
+        }
+    }
+
+    fn study() -> StudyResults {
+        let scaling = [(1, 800.0), (2, 1500.0), (4, 2600.0)]
+            .into_iter()
+            .map(|(instances, capacity_rps)| ScalingResult {
+                instances,
+                capacity_rps,
+                steps: vec![
+                    summary(capacity_rps / 2.0, 5.0, 0),
+                    summary(capacity_rps, 60.0, 0),
+                    summary(capacity_rps * 1.5, 900.0, 40),
+                ],
+            })
+            .collect();
+        let timeline = (0..9)
+            .map(|second| Second {
+                completed: 100,
+                errors: u64::from(second == 3) * 7,
+                ..Second::default()
+            })
+            .collect();
+        StudyResults {
+            meta: Meta {
+                date: "2026-11-24T00:00:00Z".into(),
+                git_revision: "abc123".into(),
+                cores: 2,
+                memory_gib: 23.4,
+                cpu_model: "test cpu".into(),
+                profile: "quick".into(),
+                slo_ms: 100.0,
+                configuration: vec![("seed scale".into(), "tiny".into())],
+            },
+            scaling,
+            fixed: ORIGINAL_SUMMARY
+                .iter()
+                .map(|original| FixedRun {
+                    original: *original,
+                    ours: summary(400.0, 12.0, 0),
+                })
+                .collect(),
+            tiers: vec![TierRun {
+                edge_cache: true,
+                redis: false,
+                rate: 500.0,
+                summary: summary(500.0, 3.0, 0),
+            }],
+            faults: vec![FaultRun {
+                name: "kill one instance".into(),
+                description: "SIGKILL".into(),
+                rate: 500.0,
+                fault_at_s: 3.0,
+                repair_at_s: 6.0,
+                summary: summary(500.0, 40.0, 7),
+                recovery_s: Some(1),
+                timeline,
+            }],
+            writes: WriteCheck {
+                acknowledged: 120,
+                deleted_by_the_run: 3,
+                checked: 117,
+                lost: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn markdown_has_the_original_shape_and_our_figures() {
+        let md = markdown(&study());
+        let summary_rows: Vec<&str> = md
+            .lines()
+            .filter(|line| line.contains("Services") || line.contains("Single Service"))
+            .collect();
+        assert_eq!(summary_rows.len(), 4, "{md}");
+        assert!(
+            summary_rows[0].starts_with(
+                "| Single Service (1 instance + nginx + Redis) | 800 | 0.000% | 2.40 ms | 12.00 ms"
+            ),
+            "{}",
+            summary_rows[0]
+        );
+        assert!(summary_rows[3].contains("| 60000 | ~2.2% | Sub-100ms |"));
+        // Ideal line from one instance: 4 x 800 = 3200, efficiency 81 %.
+        assert!(md.contains("| 4 | 2600/s | 3200/s | 81% |"), "{md}");
+        assert!(
+            md.contains("| kill one instance | 500/s | 1000 | 7 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 1 s |"));
+        assert!(md.contains("**lost: 0**"));
+    }
+
+    #[test]
+    fn html_inlines_every_chart_and_needs_no_server() {
+        let page = html(&study());
+        assert_eq!(page.matches("<svg").count(), 3 + 2);
+        assert!(!page.contains("<script") && !page.contains("src=\"http"));
+        assert!(page.contains("<th>Original: avg latency</th>"));
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &study()).unwrap();
+        for file in [
+            "index.html",
+            "report.md",
+            "results.json",
+            "charts/capacity.svg",
+            "charts/fault-0-rate.svg",
+        ] {
+            assert!(dir.path().join(file).is_file(), "{file} missing");
+        }
+        let results: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("results.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(results["writes"]["lost"], 0);
+    }
+}
