@@ -50,6 +50,9 @@ pub struct StudyArgs {
     /// Seed scale of the database (tiny, small, medium, full).
     #[arg(long)]
     pub seed_scale: Option<String>,
+    /// Run without the edge (faults then go through nginx; no edge-cache tiers).
+    #[arg(long)]
+    pub no_edge: bool,
 }
 
 fn step(text: &str, started: Instant) {
@@ -147,6 +150,7 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     };
     config.seed_scale = seed_scale.clone();
     config.instances = 1;
+    config.edge = !args.no_edge;
     let (songs, users) = data_shape(&seed_scale);
     let mut scenario = Scenario::read_heavy(songs, users);
     scenario.max_in_flight = 1024;
@@ -261,9 +265,14 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     let fault_rate = model::fault_rate(&scaling, fault_instances);
     let mut faults = Vec::new();
     for fault in model::Fault::ALL {
+        let through = if stack.edge_url().is_some() {
+            "the edge"
+        } else {
+            "nginx (no edge)"
+        };
         step(
             &format!(
-                "fault '{}' during {fault_rate:.0}/s through the edge",
+                "fault '{}' during {fault_rate:.0}/s through {through}",
                 fault.name()
             ),
             started,
@@ -298,8 +307,11 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
         if !redis {
             stack.stop_redis().await?;
         }
-        let edge_url = stack.edge_url().context("the stack runs without an edge")?;
-        for (edge_cache, url) in [(true, edge_url.clone()), (false, stack.nginx_url())] {
+        let mut targets = vec![(false, stack.nginx_url())];
+        if let Some(edge_url) = stack.edge_url() {
+            targets.insert(0, (true, edge_url));
+        }
+        for (edge_cache, url) in targets {
             step(
                 &format!(
                     "cache tier: edge cache {}, Redis {} at {tier_rate:.0}/s",
@@ -379,7 +391,7 @@ async fn run_fault(
     duration: Duration,
     instances: usize,
 ) -> anyhow::Result<FaultRun> {
-    let edge = stack.edge_url().context("the stack runs without an edge")?;
+    let edge = stack.edge_url().unwrap_or_else(|| stack.nginx_url());
     let fault_at = duration / 3;
     let repair_at = duration * 2 / 3;
     let label = format!("fault-{}", fault.name());
