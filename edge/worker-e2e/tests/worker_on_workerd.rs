@@ -1,7 +1,7 @@
 //! The edge Worker under local workerd, in front of scripted origins on loopback:
 //! misses and hits, Age, failover when the first origin is down, no retry of a
 //! POST, invalidation after a write, stale-while-revalidate through wait_until,
-//! and what happens when workerd has no Cache API backend.
+//! concurrent misses, and what happens when workerd has no Cache API backend.
 //!
 //! Needs worker-build, wasm-bindgen, esbuild and workerd (edge/worker/README.md).
 //! Without them every test prints a `SKIPPED:` line and passes, unless
@@ -155,6 +155,15 @@ async fn respond(
             "public, max-age=2, stale-while-revalidate=30",
             format!("{{\"version\":{current}}}"),
         ),
+        ("GET", "/api/songs/3/comments") => {
+            // Slow enough that concurrent misses overlap at the edge.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            reply(
+                200,
+                "public, max-age=60",
+                format!("{{\"version\":{current}}}"),
+            )
+        }
         ("GET", "/api/users/me") => reply(200, "no-store", "{\"user\":1}".to_owned()),
         ("POST", "/api/songs/1/comments") => {
             *version.lock().expect("version") += 1;
@@ -502,4 +511,71 @@ async fn without_a_cache_backend_local_workerd_never_hits() {
         2,
         "bare workerd's Cache API stores nothing"
     );
+}
+
+/// workers-rs cannot collapse concurrent misses (see edge/worker/README.md): each
+/// must fetch for itself and, above all, each must get its own good response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_each_reach_the_origin_and_all_succeed() {
+    let Some((toolchain, build)) = built_worker() else {
+        return;
+    };
+    let origin = Origin::start(Script::Normal).await;
+    let cache = CacheService::start().await.expect("cache service");
+    let edge = start_edge(&toolchain, &build, &origin.url(), Some(&cache));
+    let client = client();
+    let url = format!("{}/api/songs/3/comments", edge.url());
+    let replies = futures_join_all((0..6).map(|_| send(&client, "GET", &url, ""))).await;
+    for reply in &replies {
+        assert_eq!(
+            (reply.status, reply.header("x-cache"), reply.body.as_str()),
+            (200, "MISS", "{\"version\":0}"),
+            "{}",
+            edge.log()
+        );
+    }
+    assert_eq!(
+        origin.count("GET /api/songs/3/comments"),
+        6,
+        "no collapsing on Workers"
+    );
+    let after = send(&client, "GET", &url, "").await;
+    assert_eq!(after.header("x-cache"), "HIT", "{}", edge.log());
+    assert!(
+        !edge.log().contains("different request"),
+        "no response crossed request contexts: {}",
+        edge.log()
+    );
+}
+
+/// Runs the futures concurrently on this task and returns their outputs in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs = Vec::new();
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all_done = true;
+        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(output) => {
+                        *result = Some(output);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all_done = false,
+                }
+            }
+        }
+        if all_done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.extend(results.into_iter().flatten());
+    outputs
 }

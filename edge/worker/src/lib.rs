@@ -6,7 +6,6 @@
 //! - [`convert`]: `worker` request/response/header types to and from edge-core's.
 //! - [`store`]: the Cache API as the record store (records, song generations).
 //! - [`upstream`]: attempts at the origin group, with edge-core's failover rules.
-//! - [`collapse`]: one origin fetch per cache key at a time, within this isolate.
 //! - [`clock`]: the Workers clock.
 //!
 //! Per-isolate state (configuration from Worker vars and the origins' passive
@@ -15,7 +14,6 @@
 //! centres, so health is learned separately in each.
 
 pub mod clock;
-pub mod collapse;
 pub mod convert;
 pub mod store;
 pub mod upstream;
@@ -195,14 +193,11 @@ async fn fetch_and_store(
         body: None,
     };
     let request_time = now_secs();
-    let result = if previous.is_none() && conditional.is_empty() {
-        collapse::fetch_once(key.as_str(), edge.config.collapse_wait_ms, || {
-            upstream::send(&outbound, &edge.config, &edge.health)
-        })
-        .await
-    } else {
-        upstream::send(&outbound, &edge.config, &edge.health).await
-    };
+    // No request collapsing: workers-rs polls every request's futures on one
+    // wasm-bindgen-futures queue, so a request woken by another's answer resumes
+    // in that request's I/O context and workerd refuses its response ("Cannot
+    // perform I/O on behalf of a different request"). Each miss fetches itself.
+    let result = upstream::send(&outbound, &edge.config, &edge.health).await;
     let answer = match result {
         Ok(answer) if is_origin_error_status(answer.status) => return Fetched::Failed(Ok(answer)),
         Ok(answer) => answer,
