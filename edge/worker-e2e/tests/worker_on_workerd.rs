@@ -164,6 +164,11 @@ async fn respond(
                 format!("{{\"version\":{current}}}"),
             )
         }
+        ("GET", "/api/songs/4/comments") => reply(
+            200,
+            "public, max-age=1, stale-if-error=60",
+            format!("{{\"version\":{current}}}"),
+        ),
         ("GET", "/api/users/me") => reply(200, "no-store", "{\"user\":1}".to_owned()),
         ("POST", "/api/songs/1/comments") => {
             *version.lock().expect("version") += 1;
@@ -194,9 +199,22 @@ async fn send(
     url: &str,
     body: &str,
 ) -> Reply {
-    let request = Request::builder()
-        .method(method)
-        .uri(url)
+    send_as(client, None, method, url, body).await
+}
+
+/// `send` with the `Host` a client of the zone would send, so two local edges share cache keys.
+async fn send_as(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    host: Option<&str>,
+    method: &str,
+    url: &str,
+    body: &str,
+) -> Reply {
+    let mut request = Request::builder().method(method).uri(url);
+    if let Some(host) = host {
+        request = request.header("host", host);
+    }
+    let request = request
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_owned())))
         .expect("request");
@@ -578,4 +596,80 @@ async fn futures_join_all<F: std::future::Future>(
     .await;
     outputs.extend(results.into_iter().flatten());
     outputs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_if_error_serves_the_stored_copy_when_every_origin_fails() {
+    let Some((toolchain, build)) = built_worker() else {
+        return;
+    };
+    let origin = Origin::start(Script::Normal).await;
+    let cache = CacheService::start().await.expect("cache service");
+    // Two Worker deployments on one zone's cache: one reaches the origin, one has only dead origins.
+    let healthy = start_edge(&toolchain, &build, &origin.url(), Some(&cache));
+    let cut_off = start_edge(
+        &toolchain,
+        &build,
+        &format!("{},{}", dead_origin(), dead_origin()),
+        Some(&cache),
+    );
+    let client = client();
+    let zone = Some("edge.test");
+    let path = "/api/songs/4/comments";
+
+    let fresh = send_as(
+        &client,
+        zone,
+        "GET",
+        &format!("{}{path}", healthy.url()),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (fresh.status, fresh.header("x-cache")),
+        (200, "MISS"),
+        "{}",
+        healthy.log()
+    );
+    // max-age=1: after two seconds the copy is stale, but inside stale-if-error=60.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let rescued = send_as(
+        &client,
+        zone,
+        "GET",
+        &format!("{}{path}", cut_off.url()),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (
+            rescued.status,
+            rescued.header("x-cache"),
+            rescued.body.as_str()
+        ),
+        (200, "STALE", fresh.body.as_str()),
+        "{}",
+        cut_off.log()
+    );
+    assert!(
+        rescued
+            .header("age")
+            .parse::<u64>()
+            .is_ok_and(|age| age >= 2),
+        "Age {:?}",
+        rescued.header("age")
+    );
+
+    let never_stored = send_as(
+        &client,
+        zone,
+        "GET",
+        &format!("{}/api/songs/5/comments", cut_off.url()),
+        "",
+    )
+    .await;
+    assert_eq!(
+        never_stored.status, 502,
+        "nothing stored: the edge's own JSON 502"
+    );
 }
