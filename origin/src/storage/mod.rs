@@ -7,6 +7,8 @@ use crate::domain::{
     Comment, CommentBody, CommentId, Cursor, Feed, NewComment, Page, Song, SongId, UserId,
 };
 
+pub mod postgres;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What went wrong below the API. Callers map these to status codes in one place:
@@ -22,6 +24,10 @@ pub enum StorageError {
     /// The database answered with an error we did not expect.
     #[error("database error")]
     Backend(#[source] BoxError),
+    /// A write named a user that does not exist (a token for an unknown user).
+    /// Backends without foreign keys may store the write instead.
+    #[error("user {0} does not exist")]
+    UnknownUser(UserId),
 }
 
 /// The outcome of an edit or delete, which only the author may make.
@@ -72,4 +78,20 @@ pub trait Storage: Send + Sync + 'static {
         id: CommentId,
         author: UserId,
     ) -> Result<Mutation<Comment>, StorageError>;
+
+    /// Connection pool figures for `/metrics`, where the backend has a pool.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+}
+
+/// A snapshot of a connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    /// Connections open now (idle plus in use).
+    pub size: usize,
+    pub available: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
 }

@@ -1,0 +1,135 @@
+//! Command line and environment: `origin serve` and `origin migrate` flags,
+//! each with an environment twin, turned into the settings the app runs with.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "origin", version, about = "The song-comments origin service")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (runs migrations first).
+    Serve(ServeArgs),
+    /// Apply the schema migrations to the database and exit.
+    Migrate(MigrateArgs),
+    /// Load the deterministic data set (owned by the data generator).
+    Seed(crate::datagen::SeedArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    Postgres,
+    Scylla,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to bind; port 0 picks a free port (printed on start).
+    #[arg(long, env = "ORIGIN_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// PostgreSQL URL (required for the postgres backend).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Redis URL for the read cache; absent means no cache.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// HS256 secret that signs the bearer tokens.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    #[arg(long, env = "ORIGIN_BACKEND", value_enum, default_value_t = Backend::Postgres)]
+    pub backend: Backend,
+    /// ScyllaDB contact point (host:port) for the scylla backend.
+    #[arg(long, env = "SCYLLA_URI")]
+    pub scylla_uri: Option<String>,
+    /// Tokio worker threads; default is one per core.
+    #[arg(long, env = "ORIGIN_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
+    /// Database connections per instance.
+    #[arg(long, env = "ORIGIN_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: usize,
+    /// Requests served at once; more are answered 503 at once (shed, not queued).
+    #[arg(long, env = "ORIGIN_MAX_CONCURRENCY", default_value_t = 1024)]
+    pub max_concurrency: usize,
+    /// Longest a request may take before it is answered 503.
+    #[arg(long, env = "ORIGIN_REQUEST_TIMEOUT_MS", default_value_t = 2000)]
+    pub request_timeout_ms: u64,
+    /// Longest a database connect or query may take.
+    #[arg(long, env = "ORIGIN_DB_TIMEOUT_MS", default_value_t = 1000)]
+    pub db_timeout_ms: u64,
+    /// Longest a Redis command may take before the cache is bypassed.
+    #[arg(long, env = "ORIGIN_REDIS_TIMEOUT_MS", default_value_t = 50)]
+    pub redis_timeout_ms: u64,
+    /// How long Redis keeps a cached song, page or feed (a write invalidates sooner).
+    #[arg(long, env = "ORIGIN_CACHE_TTL_SECS", default_value_t = 300)]
+    pub cache_ttl_secs: u64,
+    /// `max-age` sent to browsers on cacheable reads.
+    #[arg(long, env = "ORIGIN_HTTP_MAX_AGE_SECS", default_value_t = 5)]
+    pub http_max_age_secs: u32,
+    /// `s-maxage` sent to shared caches (the edge) on cacheable reads.
+    #[arg(long, env = "ORIGIN_HTTP_S_MAXAGE_SECS", default_value_t = 10)]
+    pub http_s_maxage_secs: u32,
+    /// `stale-while-revalidate` on cacheable reads.
+    #[arg(long, env = "ORIGIN_HTTP_SWR_SECS", default_value_t = 30)]
+    pub http_stale_while_revalidate_secs: u32,
+    /// `stale-if-error` on cacheable reads.
+    #[arg(long, env = "ORIGIN_HTTP_SIE_SECS", default_value_t = 300)]
+    pub http_stale_if_error_secs: u32,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "ORIGIN_BODY_LIMIT_BYTES", default_value_t = 16 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Longest graceful shutdown waits for in-flight requests.
+    #[arg(long, env = "ORIGIN_SHUTDOWN_GRACE_MS", default_value_t = 5000)]
+    pub shutdown_grace_ms: u64,
+}
+
+impl ServeArgs {
+    /// Settings for tests and benchmarks: everything default, on 127.0.0.1:0.
+    pub fn for_tests(database_url: String, redis_url: Option<String>, jwt_secret: &str) -> Self {
+        let mut args = Cli::parse_from([
+            "origin",
+            "serve",
+            "--jwt-secret",
+            jwt_secret,
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        let Command::Serve(ref mut serve) = args.command else {
+            unreachable!("parsed serve")
+        };
+        serve.database_url = Some(database_url);
+        serve.redis_url = redis_url;
+        // Environment twins must not leak from the developer's shell into tests.
+        serve.backend = Backend::Postgres;
+        serve.scylla_uri = None;
+        serve.clone()
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn db_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_timeout_ms)
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}

@@ -1,0 +1,80 @@
+//! One comment: read it, and edit or delete it (its author alone).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::input;
+use crate::auth::Author;
+use crate::cache::CacheKey;
+use crate::domain::{Comment, CommentBody};
+use crate::error::ApiError;
+use crate::http_cache::{cacheable_json, uncacheable_json};
+use crate::startup::AppState;
+use crate::storage::Mutation;
+
+#[derive(Debug, Deserialize)]
+pub struct EditRequest {
+    body: String,
+}
+
+pub async fn comment(
+    State(state): State<Arc<AppState>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = input::comment_id(&raw_id)?;
+    let storage = Arc::clone(&state.storage);
+    let load = move || async move {
+        Ok(storage
+            .comment(id)
+            .await?
+            .map(|comment| Bytes::from(serde_json::to_vec(&comment).expect("records serialise"))))
+    };
+    let body = state
+        .cache
+        .fetch(CacheKey::Comment(id), load)
+        .await
+        .map_err(ApiError::Storage)?
+        .ok_or(ApiError::NotFound("comment"))?;
+    Ok(cacheable_json(&headers, body, &state.http_cache))
+}
+
+pub async fn edit_comment(
+    State(state): State<Arc<AppState>>,
+    Author(author): Author,
+    Path(raw_id): Path<String>,
+    request: Result<Json<EditRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let id = input::comment_id(&raw_id)?;
+    let body = CommentBody::parse(input::json_body(request)?.body)?;
+    let comment = settle(state.storage.update_comment(id, author, body).await?)?;
+    state.cache.invalidate(comment.song_id, Some(id)).await;
+    let json = Bytes::from(serde_json::to_vec(&comment).expect("records serialise"));
+    Ok(uncacheable_json(StatusCode::OK, json))
+}
+
+pub async fn delete_comment(
+    State(state): State<Arc<AppState>>,
+    Author(author): Author,
+    Path(raw_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = input::comment_id(&raw_id)?;
+    let comment = settle(state.storage.delete_comment(id, author).await?)?;
+    state.cache.invalidate(comment.song_id, Some(id)).await;
+    Ok(uncacheable_json(StatusCode::NO_CONTENT, Bytes::new()))
+}
+
+fn settle(mutation: Mutation<Comment>) -> Result<Comment, ApiError> {
+    match mutation {
+        Mutation::Done(comment) => Ok(comment),
+        Mutation::NotFound => Err(ApiError::NotFound("comment")),
+        Mutation::Forbidden => Err(ApiError::Forbidden),
+    }
+}

@@ -1,0 +1,358 @@
+//! Test harness: real PostgreSQL and Redis through the `stack` launchers, the
+//! real app in-process on port 0, a fixture data set, and a small HTTP client.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{HeaderMap, Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use origin::auth::JwtKeys;
+use origin::configuration::ServeArgs;
+use origin::domain::{
+    Comment, CommentBody, CommentId, Cursor, Feed, NewComment, Page, Song, SongId, UserId,
+};
+use origin::startup::{AppState, Application};
+use origin::storage::{Mutation, PoolStatus, Storage, StorageError};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub const JWT_SECRET: &str = "test-secret-for-the-origin";
+/// Bounds every request a test makes: a request that takes longer has hung.
+pub const HANG_LIMIT: Duration = Duration::from_secs(10);
+
+/// (id, title, artist, duration_ms). Song 3 is short and has no comments.
+pub const FIXTURE_SONGS: [(SongId, &str, &str, i32); 3] = [
+    (1, "Blue Hour", "Ada Lane", 180_000),
+    (2, "Night Drive", "The Pines", 240_000),
+    (3, "Short Cut", "Ada Lane", 1_000),
+];
+/// (id, name, avatar_url).
+pub const FIXTURE_USERS: [(UserId, &str, &str); 3] = [
+    (1, "alice", "https://img.example/alice.png"),
+    (2, "bob", "https://img.example/bob.png"),
+    (3, "carol", "https://img.example/carol.png"),
+];
+
+/// Loads the fixture into a migrated PostgreSQL database.
+pub async fn seed_postgres_fixture(database_url: &str) {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for (id, title, artist, duration) in FIXTURE_SONGS {
+        client
+            .execute(
+                "INSERT INTO songs (id, title, artist, duration_ms) VALUES ($1, $2, $3, $4)",
+                &[&id, &title, &artist, &duration],
+            )
+            .await
+            .unwrap();
+    }
+    for (id, name, avatar) in FIXTURE_USERS {
+        client
+            .execute(
+                "INSERT INTO users (id, name, avatar_url, location) VALUES ($1, $2, $3, 'here')",
+                &[&id, &name, &avatar],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// A fresh migrated and seeded database on `server`.
+pub async fn fresh_postgres_database(server: &stack::postgres::PostgresServer) -> String {
+    let url = server
+        .create_random_database()
+        .await
+        .expect("create database");
+    origin::storage::postgres::migrate(&url)
+        .await
+        .expect("migrate");
+    seed_postgres_fixture(&url).await;
+    url
+}
+
+pub fn test_args(database_url: &str, redis_url: Option<String>) -> ServeArgs {
+    ServeArgs::for_tests(database_url.to_string(), redis_url, JWT_SECRET)
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub state: Arc<AppState>,
+    pub jwt: JwtKeys,
+    shutdown: CancellationToken,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    }
+
+    /// The error message of a JSON error body (4xx/5xx).
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error field in {:?}", self.json()))
+            .to_string()
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, String::from_utf8_lossy(&self.body))
+    }
+}
+
+/// Starts the real app in-process on port 0 with PostgreSQL storage.
+pub async fn spawn_app(args: ServeArgs) -> TestApp {
+    let app = Application::build(args).await.expect("build app");
+    run(app)
+}
+
+/// Starts the app over a storage the test made (any backend, or a wrapper).
+pub async fn spawn_app_with_storage(args: ServeArgs, storage: Arc<dyn Storage>) -> TestApp {
+    let app = Application::build_with_storage(args, storage)
+        .await
+        .expect("build app");
+    run(app)
+}
+
+fn run(app: Application) -> TestApp {
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let shutdown = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    TestApp {
+        address,
+        state,
+        jwt: JwtKeys::new(JWT_SECRET.as_bytes()),
+        shutdown,
+        client,
+    }
+}
+
+impl TestApp {
+    pub fn token(&self, user: UserId) -> String {
+        self.jwt.issue(user, 3600)
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{path}", self.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .unwrap();
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .expect("request failed at the HTTP level");
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.expect("read body").to_bytes();
+            Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            }
+        };
+        tokio::time::timeout(HANG_LIMIT, exchange)
+            .await
+            .unwrap_or_else(|_| panic!("{method} {path} hung for {HANG_LIMIT:?}"))
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], None).await
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send(Method::GET, path, headers, None).await
+    }
+
+    /// Sends `body` as JSON with `Authorization: Bearer token` when given.
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Reply {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(bearer) = &bearer {
+            headers.push(("authorization", bearer));
+        }
+        self.send(
+            method,
+            path,
+            &headers,
+            Some(serde_json::to_vec(body).unwrap()),
+        )
+        .await
+    }
+
+    /// Posts a comment as `user` and returns the created comment.
+    pub async fn post_comment(
+        &self,
+        song: SongId,
+        user: UserId,
+        body: &str,
+        track_ms: i64,
+    ) -> Value {
+        let token = self.token(user);
+        let reply = self
+            .json(
+                Method::POST,
+                &format!("/api/songs/{song}/comments"),
+                Some(&token),
+                &serde_json::json!({ "body": body, "track_ms": track_ms }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        reply.json()
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("authorization", b.as_str()))
+            .collect();
+        self.send(Method::DELETE, path, &headers, None).await
+    }
+
+    /// Every comment of a song, following `next` cursors.
+    pub async fn all_comments(&self, song: SongId) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut path = format!("/api/songs/{song}/comments?limit=200");
+        loop {
+            let reply = self.get(&path).await;
+            assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+            let page = reply.json();
+            all.extend(page["comments"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => path = format!("/api/songs/{song}/comments?limit=200&after={next}"),
+                None => return all,
+            }
+        }
+    }
+}
+
+/// A real storage with instruments: counts page reads and can slow every
+/// read down, to make overlaps (single flight, shedding) certain in tests.
+pub struct InstrumentedStorage {
+    pub inner: Arc<dyn Storage>,
+    pub page_reads: AtomicUsize,
+    pub delay: Duration,
+}
+
+impl InstrumentedStorage {
+    pub fn new(inner: Arc<dyn Storage>, delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            page_reads: AtomicUsize::new(0),
+            delay,
+        })
+    }
+
+    pub fn page_reads(&self) -> usize {
+        self.page_reads.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Storage for InstrumentedStorage {
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.inner.ping().await
+    }
+
+    async fn song(&self, id: SongId) -> Result<Option<Song>, StorageError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.song(id).await
+    }
+
+    async fn comments(
+        &self,
+        song: SongId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page<Comment>, StorageError> {
+        self.page_reads.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.inner.comments(song, after, limit).await
+    }
+
+    async fn feed(&self, song: SongId, limit: u32) -> Result<Option<Feed>, StorageError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.feed(song, limit).await
+    }
+
+    async fn comment(&self, id: CommentId) -> Result<Option<Comment>, StorageError> {
+        self.inner.comment(id).await
+    }
+
+    async fn insert_comment(&self, comment: NewComment) -> Result<Comment, StorageError> {
+        self.inner.insert_comment(comment).await
+    }
+
+    async fn update_comment(
+        &self,
+        id: CommentId,
+        author: UserId,
+        body: CommentBody,
+    ) -> Result<Mutation<Comment>, StorageError> {
+        self.inner.update_comment(id, author, body).await
+    }
+
+    async fn delete_comment(
+        &self,
+        id: CommentId,
+        author: UserId,
+    ) -> Result<Mutation<Comment>, StorageError> {
+        self.inner.delete_comment(id, author).await
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        self.inner.pool_status()
+    }
+}

@@ -1,0 +1,327 @@
+//! Failures and load against real servers: Redis killed mid-test, PostgreSQL
+//! restarted mid-test, concurrent misses sharing one read, overload shed with
+//! 503, and the real binary's start line and graceful shutdown.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{HANG_LIMIT, InstrumentedStorage};
+use hyper::StatusCode;
+use origin::metrics::CacheOutcome;
+use origin::storage::Storage;
+use origin::storage::postgres::{PostgresOptions as PoolOptions, PostgresStorage};
+use stack::postgres::{PostgresOptions, PostgresServer};
+use stack::redis::{RedisOptions, RedisServer};
+
+/// Polls `probe` until it returns true or `limit` passes.
+async fn eventually(limit: Duration, mut probe: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if probe().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_mid_test_is_bypassed_then_used_again() {
+    let pg = PostgresServer::start(PostgresOptions::for_tests())
+        .await
+        .unwrap();
+    let mut redis = RedisServer::start(RedisOptions::default()).await.unwrap();
+    let url = common::fresh_postgres_database(&pg).await;
+    let app = common::spawn_app(common::test_args(&url, Some(redis.url()))).await;
+    let metrics = Arc::clone(&app.state.metrics);
+
+    app.post_comment(1, 1, "before the crash", 1_000).await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.get("/api/songs/1/comments").await.status,
+            StatusCode::OK
+        );
+    }
+    let hits_before = metrics.cache_count("comments", CacheOutcome::Hit);
+    assert!(hits_before >= 2, "warm cache serves hits ({hits_before})");
+
+    redis.kill().await;
+    for n in 0..20 {
+        let reply = app.get("/api/songs/1/comments").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "request {n} with Redis dead: {reply:?}"
+        );
+        assert_eq!(
+            reply.json()["comments"].as_array().unwrap().len(),
+            1 + usize::from(n >= 10)
+        );
+        if n == 9 {
+            // A write while Redis is dead: stored, and readable at once.
+            app.post_comment(1, 2, "during the crash", 2_000).await;
+        }
+    }
+    for path in ["/api/songs/1", "/api/songs/1/feed", "/readyz"] {
+        assert_eq!(
+            app.get(path).await.status,
+            StatusCode::OK,
+            "{path} with Redis dead"
+        );
+    }
+    assert!(
+        metrics.cache_count("comments", CacheOutcome::Bypass) >= 1,
+        "lookups bypassed the dead cache"
+    );
+
+    redis.start_again().await.unwrap();
+    let hits_at_restart = metrics.cache_count("comments", CacheOutcome::Hit);
+    let recovered = eventually(Duration::from_secs(10), async || {
+        assert_eq!(
+            app.get("/api/songs/1/comments").await.status,
+            StatusCode::OK
+        );
+        metrics.cache_count("comments", CacheOutcome::Hit) > hits_at_restart
+    })
+    .await;
+    assert!(recovered, "the cache is used again once Redis is back");
+    app.post_comment(1, 3, "after the crash", 3_000).await;
+    assert_eq!(
+        app.all_comments(1).await.len(),
+        3,
+        "own write visible through the recovered cache"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_mid_test_fails_fast_with_503_then_recovers() {
+    let mut pg = PostgresServer::start(PostgresOptions::for_tests())
+        .await
+        .unwrap();
+    let url = common::fresh_postgres_database(&pg).await;
+    let app = common::spawn_app(common::test_args(&url, None)).await;
+    app.post_comment(1, 1, "before", 1_000).await;
+    assert_eq!(
+        app.get("/api/songs/1/comments").await.status,
+        StatusCode::OK
+    );
+
+    pg.stop().await.unwrap();
+    for path in [
+        "/api/songs/1/comments",
+        "/api/songs/2",
+        "/api/songs/1/feed",
+        "/readyz",
+    ] {
+        let started = Instant::now();
+        let reply = app.get(path).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path} while PostgreSQL is down: {reply:?}"
+        );
+        assert_eq!(reply.header("retry-after"), "1");
+        assert_eq!(reply.json()["code"], "unavailable");
+        eprintln!(
+            "{path} answered 503 in {:?} with the database down",
+            started.elapsed()
+        );
+    }
+    let token = app.token(1);
+    let reply = app
+        .json(
+            hyper::Method::POST,
+            "/api/songs/1/comments",
+            Some(&token),
+            &serde_json::json!({"body": "gap", "track_ms": 5}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+
+    pg.start_again().await.unwrap();
+    let recovered = eventually(HANG_LIMIT, async || {
+        app.get("/api/songs/1/comments").await.status == StatusCode::OK
+    })
+    .await;
+    assert!(recovered, "the pool reconnects after the restart");
+    assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
+    app.post_comment(1, 2, "after", 2_000).await;
+    let bodies: Vec<String> = app
+        .all_comments(1)
+        .await
+        .iter()
+        .map(|c| c["body"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        bodies,
+        ["before", "after"],
+        "the write in the gap left nothing behind"
+    );
+}
+
+async fn instrumented_app(
+    pg: &PostgresServer,
+    redis_url: Option<String>,
+    delay: Duration,
+    tweak: impl FnOnce(&mut origin::configuration::ServeArgs),
+) -> (common::TestApp, Arc<InstrumentedStorage>) {
+    let url = common::fresh_postgres_database(pg).await;
+    let real: Arc<dyn Storage> =
+        Arc::new(PostgresStorage::connect(&url, &PoolOptions::default()).unwrap());
+    let storage = InstrumentedStorage::new(real, delay);
+    let mut args = common::test_args(&url, redis_url);
+    tweak(&mut args);
+    (
+        common::spawn_app_with_storage(args, storage.clone()).await,
+        storage,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_for_one_key_do_one_database_read() {
+    let pg = PostgresServer::start(PostgresOptions::for_tests())
+        .await
+        .unwrap();
+    let redis = RedisServer::start(RedisOptions::default()).await.unwrap();
+    for redis_url in [Some(redis.url()), None] {
+        let (app, storage) =
+            instrumented_app(&pg, redis_url.clone(), Duration::from_millis(300), |_| {}).await;
+        app.post_comment(1, 1, "popular", 1_000).await;
+        let app = Arc::new(app);
+        let readers: Vec<_> = (0..40)
+            .map(|_| {
+                let app = Arc::clone(&app);
+                tokio::spawn(async move { app.get("/api/songs/1/comments").await })
+            })
+            .collect();
+        let mut bodies = Vec::new();
+        for reader in readers {
+            let reply = reader.await.unwrap();
+            assert_eq!(reply.status, StatusCode::OK);
+            bodies.push(reply.body);
+        }
+        assert!(
+            bodies.windows(2).all(|w| w[0] == w[1]),
+            "everyone got the same page"
+        );
+        assert_eq!(
+            storage.page_reads(),
+            1,
+            "40 concurrent misses, one database read (redis: {redis_url:?})"
+        );
+        assert!(app.state.metrics.coalesced_count() >= 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_with_503_not_queued() {
+    let pg = PostgresServer::start(PostgresOptions::for_tests())
+        .await
+        .unwrap();
+    let (app, _) = instrumented_app(&pg, None, Duration::from_millis(500), |args| {
+        args.max_concurrency = 2
+    })
+    .await;
+    let app = Arc::new(app);
+    let requests: Vec<_> = (1..=6)
+        .map(|n| {
+            let app = Arc::clone(&app);
+            // Different pages, so single flight does not merge them.
+            tokio::spawn(async move { app.get(&format!("/api/songs/1/comments?limit={n}")).await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut shed = 0;
+    for request in requests {
+        let reply = request.await.unwrap();
+        match reply.status {
+            StatusCode::OK => ok += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(reply.header("retry-after"), "1");
+                assert_eq!(reply.json()["code"], "overloaded");
+                shed += 1;
+            }
+            other => panic!("unexpected {other}: {reply:?}"),
+        }
+    }
+    assert_eq!(ok + shed, 6);
+    assert!(
+        ok >= 1 && shed >= 1,
+        "some served, the excess shed ({ok} ok, {shed} shed)"
+    );
+    assert_eq!(
+        app.get("/metrics").await.status,
+        StatusCode::OK,
+        "metrics are never shed"
+    );
+    assert!(
+        String::from_utf8_lossy(&app.get("/metrics").await.body)
+            .contains("origin_shed_requests_total")
+    );
+
+    let (slow, _) = instrumented_app(&pg, None, Duration::from_millis(800), |args| {
+        args.request_timeout_ms = 100
+    })
+    .await;
+    let reply = slow.get("/api/songs/2/feed").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    assert_eq!(reply.json()["code"], "timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_prints_its_address_serves_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt as _;
+    let pg = PostgresServer::start(PostgresOptions::for_tests())
+        .await
+        .unwrap();
+    let url = pg.create_random_database().await.unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_origin"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+            "--jwt-secret",
+            common::JWT_SECRET,
+        ])
+        .env_remove("REDIS_URL")
+        .env_remove("ORIGIN_BACKEND")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(HANG_LIMIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let address = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {line:?}"));
+    assert!(address.starts_with("http://127.0.0.1:"), "{address}");
+    common::seed_postgres_fixture(&url).await; // `serve` ran the migrations
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let reply = client
+        .get(format!("{address}/api/songs/1").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(HANG_LIMIT, child.wait())
+        .await
+        .expect("stops after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "graceful exit: {status}");
+    assert!(
+        lines.next_line().await.unwrap().is_none(),
+        "nothing else on stdout"
+    );
+}
