@@ -1,1 +1,3 @@
 //! Placeholder until this crate lands.
+pub mod postgres;
+pub mod redis;
