@@ -463,7 +463,7 @@ async fn copy_table(
 }
 
 fn tick(progress: &ProgressBar, done: u64) {
-    if done % ROWS_PER_TICK == 0 {
+    if done.is_multiple_of(ROWS_PER_TICK) {
         progress.inc(ROWS_PER_TICK);
     }
 }
