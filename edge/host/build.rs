@@ -1,0 +1,63 @@
+//! Builds the edge component (edge/spin) for wasm32-wasip2 in release and hands its
+//! path to the host crate, so `edge-host` and its tests always run the guest built
+//! from the current source. The nested cargo uses its own target directory: on the
+//! shared one it would wait forever for the lock the outer build holds.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root exists");
+    for path in [
+        "edge/spin/src",
+        "edge/spin/Cargo.toml",
+        "edge/core/src",
+        "edge/core/Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", workspace.join(path).display());
+    }
+    let guest_target = workspace.join("target/wasm-guest");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&workspace)
+        .args([
+            "build",
+            "-p",
+            "edge-spin",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&guest_target);
+    for (name, _) in std::env::vars() {
+        let inherited_build_setting = name.starts_with("CARGO_")
+            && name != "CARGO_HOME"
+            && !name.starts_with("CARGO_NET")
+            && !name.starts_with("CARGO_HTTP")
+            && !name.starts_with("CARGO_REGISTRIES");
+        if inherited_build_setting
+            || name == "RUSTFLAGS"
+            || name == "RUSTC_WRAPPER"
+            || name == "RUSTC_WORKSPACE_WRAPPER"
+        {
+            command.env_remove(name);
+        }
+    }
+    let status = command.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "building edge-spin for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
+    );
+    let wasm = guest_target.join("wasm32-wasip2/release/edge_spin.wasm");
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("edge_spin.wasm");
+    std::fs::copy(&wasm, &out).expect("copy the built component");
+}

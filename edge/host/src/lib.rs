@@ -1,0 +1,492 @@
+//! `edge-host`: serves the edge component (a `wasi:http/handler@0.3.0` Spin
+//! component) on a loopback port with wasmtime, the way `spin up` or
+//! `wasmtime serve` would, and provides the host side of its imports.
+//!
+//! - [`EdgeHost`]: one engine, the pooling allocator, one pre-instantiation,
+//!   instance reuse through `wasmtime_wasi_http::handler::ProxyHandler`, a
+//!   per-request time limit, epoch interruption, graceful shutdown.
+//! - [`outbound`]: the pooled keep-alive HTTP client the guest's outbound
+//!   requests go through, restricted to the configured origins.
+//! - [`spin`]: Spin key-value and variables; [`kv`]: their storage.
+//!
+//! Instances and collapsing: the component collapses concurrent misses with
+//! state inside one instance. `--max-instances N` caps how many instances
+//! exist at once; with 1, every request runs in the same instance (concurrently,
+//! while others wait on I/O) and collapsing is global for the host.
+
+pub mod kv;
+pub mod outbound;
+pub mod spin;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreContextMut,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, InstantiationError, Proxy, ProxyHandler, ShouldAccept,
+    WorkerExpiration, WorkerState, WorkerStatus,
+};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::kv::KvBackend;
+use crate::outbound::OriginClient;
+use crate::spin::{SpinShared, SpinView};
+
+/// The edge component built from this workspace's `edge/spin` by build.rs.
+pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/edge_spin.wasm"));
+
+/// Where the component's key-value data lives.
+#[derive(Debug, Clone)]
+pub enum KvConfig {
+    /// In process, LRU-evicted beyond this many bytes of keys and values.
+    Memory { max_bytes: usize },
+    /// A Redis server, e.g. `redis://127.0.0.1:16379`.
+    Redis { url: String },
+}
+
+/// Everything `edge-host` is started with.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    pub listen: SocketAddr,
+    /// A component file; `None` serves [`EMBEDDED_COMPONENT`].
+    pub component: Option<PathBuf>,
+    /// Spin variables, e.g. `origins`.
+    pub variables: Vec<(String, String)>,
+    pub kv: KvConfig,
+    /// Time a request may take before the host answers 504 for it.
+    pub request_timeout: Duration,
+    /// Most component instances alive at once.
+    pub max_instances: usize,
+    /// Most requests one instance handles concurrently.
+    pub max_concurrent_per_instance: usize,
+    /// How long an idle instance is kept for reuse.
+    pub idle_timeout: Duration,
+}
+
+impl HostOptions {
+    pub fn new(listen: SocketAddr, variables: Vec<(String, String)>) -> Self {
+        Self {
+            listen,
+            component: None,
+            variables,
+            kv: KvConfig::Memory {
+                max_bytes: 256 * 1024 * 1024,
+            },
+            request_timeout: Duration::from_secs(30),
+            max_instances: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_concurrent_per_instance: 64,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Per-store data: WASI, wasi:http, and the Spin host state.
+pub struct StoreData {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: OriginClient,
+    spin: Arc<SpinShared>,
+}
+
+impl WasiView for StoreData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreData {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+fn spin_view(data: &mut StoreData) -> SpinView<'_> {
+    SpinView {
+        table: &mut data.table,
+        shared: &data.spin,
+    }
+}
+
+fn http_view(data: &mut StoreData) -> WasiHttpCtxView<'_> {
+    data.http()
+}
+
+/// One engine per process: compiling the component takes seconds, and tests
+/// start many hosts.
+fn engine() -> anyhow::Result<&'static Engine> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(engine) = ENGINE.get() {
+        return Ok(engine);
+    }
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.wasm_component_model_async(true);
+    config.epoch_interruption(true);
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling.total_component_instances(256);
+    pooling.total_core_instances(2048);
+    pooling.total_memories(1024);
+    pooling.total_tables(1024);
+    pooling.max_memory_size(256 * 1024 * 1024);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let engine = ENGINE.get_or_init(|| engine);
+    // Epoch ticks let a busy guest yield to other tasks and be interrupted.
+    let ticker = engine.weak();
+    std::thread::Builder::new()
+        .name("edge-host-epoch".to_owned())
+        .spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+        .context("start the epoch thread")?;
+    Ok(engine)
+}
+
+fn compile(engine: &Engine, path: Option<&PathBuf>) -> anyhow::Result<Component> {
+    static EMBEDDED: OnceLock<Component> = OnceLock::new();
+    match path {
+        Some(path) => Component::from_file(engine, path)
+            .map_err(|e| anyhow::anyhow!("compile {}: {e}", path.display())),
+        None => {
+            if let Some(component) = EMBEDDED.get() {
+                return Ok(component.clone());
+            }
+            let component = Component::new(engine, EMBEDDED_COMPONENT)
+                .map_err(|e| anyhow::anyhow!("compile the embedded component: {e}"))?;
+            Ok(EMBEDDED.get_or_init(|| component).clone())
+        }
+    }
+}
+
+struct HostState {
+    engine: Engine,
+    pre: ServicePre<StoreData>,
+    spin: Arc<SpinShared>,
+    client: OriginClient,
+    instance_slots: Arc<Semaphore>,
+    options: HostOptions,
+}
+
+impl HandlerState for HostState {
+    type StoreData = StoreData;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Worker;
+
+    fn instantiate(
+        &self,
+    ) -> impl Future<Output = wasmtime::Result<Instance<StoreData, Expiration, Worker>>> + Send
+    {
+        async move {
+            let permit = self
+                .instance_slots
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| {
+                    wasmtime::format_err!("all {} instances are busy", self.options.max_instances)
+                })?;
+            let data = StoreData {
+                wasi: WasiCtx::builder().inherit_stderr().build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                hooks: self.client.clone(),
+                spin: self.spin.clone(),
+            };
+            let mut store = Store::new(&self.engine, data);
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_async_yield_and_update(1);
+            let proxy = self.pre.instantiate_async(&mut store).await?;
+            Ok(Instance {
+                store,
+                proxy: Proxy::P3(proxy),
+                view: http_view,
+                expiration: Expiration::new(
+                    self.options.idle_timeout,
+                    self.options.request_timeout,
+                ),
+                state: Worker {
+                    _slot: permit,
+                    max_concurrent: self.options.max_concurrent_per_instance,
+                    request_timeout: self.options.request_timeout,
+                },
+            })
+        }
+    }
+}
+
+/// Keeps an instance slot for as long as the instance lives.
+struct Worker {
+    _slot: OwnedSemaphorePermit,
+    max_concurrent: usize,
+    request_timeout: Duration,
+}
+
+impl WorkerState for Worker {
+    type StoreData = StoreData;
+    type RequestData = ();
+
+    fn should_accept_request(&self, concurrent_count: usize, _total_count: usize) -> ShouldAccept {
+        if concurrent_count >= self.max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, StoreData>,
+        _data: (),
+        _task: wasmtime::component::GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + 'static + Send + Sync>> {
+        Box::pin(tokio::time::sleep(self.request_timeout))
+    }
+
+    fn drop(&self, _store: Store<StoreData>, result: wasmtime::Result<()>) {
+        if let Err(error) = result {
+            tracing::warn!("edge component instance ended with an error: {error:?}");
+        }
+    }
+}
+
+/// Ends an instance that stayed idle too long, or whose requests overran the
+/// time limit (the second line of defence that `WorkerState` asks for).
+struct Expiration {
+    timer: Pin<Box<tokio::time::Sleep>>,
+    idle: Duration,
+    request: Duration,
+}
+
+impl Expiration {
+    fn new(idle: Duration, request: Duration) -> Self {
+        Self {
+            timer: Box::pin(tokio::time::sleep(idle)),
+            idle,
+            request,
+        }
+    }
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        state: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let this = self.get_mut();
+        let limit = match state {
+            WorkerStatus::Idle => this.idle,
+            WorkerStatus::Requests => this.request + Duration::from_secs(1),
+            WorkerStatus::PostReturn => this.request,
+        };
+        let deadline = tokio::time::Instant::from_std(start + limit);
+        if this.timer.deadline() != deadline {
+            this.timer.as_mut().reset(deadline);
+        }
+        this.timer.as_mut().poll(cx)
+    }
+}
+
+/// A bound listener with a ready component; [`EdgeHost::run`] serves it.
+pub struct EdgeHost {
+    listener: TcpListener,
+    handler: ProxyHandler<HostState>,
+    request_timeout: Duration,
+}
+
+impl EdgeHost {
+    /// Compiles (or reuses) the component, links the imports, and binds the port.
+    pub async fn bind(options: HostOptions) -> anyhow::Result<Self> {
+        let engine = engine()?.clone();
+        let component = compile(&engine, options.component.as_ref())?;
+        let mut linker = Linker::<StoreData>::new(&engine);
+        let wasm = |e: wasmtime::Error| anyhow::anyhow!("{e}");
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(wasm)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(wasm)?;
+        spin::add_to_linker(&mut linker, spin_view).map_err(wasm)?;
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(wasm)?;
+        let pre =
+            ServicePre::new(linker.instantiate_pre(&component).map_err(wasm)?).map_err(wasm)?;
+
+        let variables: HashMap<String, String> = options.variables.iter().cloned().collect();
+        let origins = variables
+            .get("origins")
+            .map(String::as_str)
+            .unwrap_or_default();
+        let client = OriginClient::new(origins)?;
+        let kv = match &options.kv {
+            KvConfig::Memory { max_bytes } => KvBackend::memory(*max_bytes),
+            KvConfig::Redis { url } => KvBackend::redis(url)
+                .await
+                .with_context(|| format!("connect to key-value Redis at {url}"))?,
+        };
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .with_context(|| format!("bind {}", options.listen))?;
+        let state = HostState {
+            engine,
+            pre,
+            spin: Arc::new(SpinShared { variables, kv }),
+            client,
+            instance_slots: Arc::new(Semaphore::new(options.max_instances.max(1))),
+            options: options.clone(),
+        };
+        Ok(Self {
+            listener,
+            handler: ProxyHandler::new(state),
+            request_timeout: options.request_timeout,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets open
+    /// requests finish (at most the request time limit).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(4096));
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (stream, _) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!("accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let Ok(permit) = connections.clone().acquire_owned().await else {
+                break;
+            };
+            let handler = self.handler.clone();
+            let timeout = self.request_timeout;
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let handler = handler.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(dispatch(&handler, request, timeout).await)
+                }
+            });
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                let _ = connection.await;
+                drop(permit);
+            });
+        }
+        drop(self.listener);
+        let _ = tokio::time::timeout(self.request_timeout, graceful.shutdown()).await;
+        Ok(())
+    }
+}
+
+type HostResponse = hyper::Response<WasiBody>;
+
+fn host_error(status: u16, code: &str, message: &str) -> HostResponse {
+    let body = format!("{{\"error\":\"{code}\",\"message\":\"{message}\"}}");
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-cache", "BYPASS")
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .unwrap_or_else(|_| {
+            hyper::Response::new(
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+        })
+}
+
+/// Hands a request to an instance; when the instance cap is reached the request
+/// comes back and is queued again until an instance takes it or time runs out.
+async fn dispatch(
+    handler: &ProxyHandler<HostState>,
+    request: hyper::Request<hyper::body::Incoming>,
+    timeout: Duration,
+) -> HostResponse {
+    let started = Instant::now();
+    let mut request =
+        request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+    loop {
+        let result = tokio::time::timeout(
+            timeout.saturating_sub(started.elapsed()),
+            handler.handle((), request),
+        )
+        .await;
+        match result {
+            Err(_) => {
+                return host_error(
+                    504,
+                    "edge_timeout",
+                    "the edge component did not answer in time",
+                );
+            }
+            Ok(Ok(response)) => return response,
+            Ok(Err(error)) => match error.downcast::<InstantiationError<()>>() {
+                Ok(refused) if started.elapsed() < timeout => {
+                    request = refused
+                        .request
+                        .into_inner()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Ok(_) => {
+                    return host_error(503, "edge_busy", "no edge instance became free in time");
+                }
+                Err(error) => {
+                    tracing::warn!("edge component failed: {error:?}");
+                    return host_error(500, "edge_failed", "the edge component failed");
+                }
+            },
+        }
+    }
+}
