@@ -1,3 +1,27 @@
-//! Placeholder until this crate lands.
+//! Real processes on loopback for tests and the local stack: PostgreSQL, Redis, origin
+//! instances as resource-limited nodes, nginx as their load balancer, and the edge in front.
+//!
+//! Layout:
+//! - [`stack`]: the whole stack as one value ([`Stack::up`], scaling, fault injection, `down`).
+//! - [`postgres`], [`redis`]: launchers of private database and cache servers.
+//! - [`nginx`]: configuration from `infra/nginx/nginx.conf.template`, start, reload, stop.
+//! - [`cgroup`]: CPU quota and memory limit per instance (cgroup v1 or v2).
+//! - [`process`]: children with logs in files, stopped on drop; [`ports`], [`probe`]: ports and readiness.
+//! - [`binaries`], [`packages`]: finding `origin`/`edge-host` and the Debian packages.
+//! - [`control`]: the state file and socket through which `stack` commands reach a running `stack up`.
+//! - [`bench`]: `stack bench-scaling`, requests/s of 1, 2 and 4 quota-limited instances.
 pub mod postgres;
 pub mod redis;
+
+pub mod bench;
+pub mod binaries;
+pub mod cgroup;
+pub mod control;
+pub mod nginx;
+pub mod packages;
+pub mod ports;
+pub mod probe;
+pub mod process;
+pub mod stack;
+
+pub use stack::{PortPlan, Stack, StackConfig, StackError, StackState};

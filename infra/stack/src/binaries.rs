@@ -1,0 +1,141 @@
+//! Finds the `origin` and `edge-host` executables the stack runs, building them with cargo when asked to.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Why a binary could not be found or built.
+#[derive(Debug, thiserror::Error)]
+pub enum BinaryError {
+    #[error(
+        "`{name}` not found (looked in {searched}); build it with `cargo build --release -p {package}` or set {env}"
+    )]
+    NotFound {
+        name: &'static str,
+        package: &'static str,
+        env: &'static str,
+        searched: String,
+    },
+    #[error("cannot run cargo")]
+    Cargo(#[source] std::io::Error),
+    #[error("`cargo build -p {0}` failed; see its output above")]
+    BuildFailed(String),
+}
+
+/// One of the executables the stack runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    Origin,
+    EdgeHost,
+}
+
+impl Binary {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Origin => "origin",
+            Self::EdgeHost => "edge-host",
+        }
+    }
+
+    pub fn package(self) -> &'static str {
+        match self {
+            Self::Origin => "origin",
+            Self::EdgeHost => "edge-host",
+        }
+    }
+
+    /// Environment variable that overrides the search.
+    pub fn env_override(self) -> &'static str {
+        match self {
+            Self::Origin => "ORIGIN_BIN",
+            Self::EdgeHost => "EDGE_HOST_BIN",
+        }
+    }
+}
+
+/// The workspace root, known at compile time (the stack crate lives in `infra/stack`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map_or_else(|| PathBuf::from("."), Path::to_owned)
+}
+
+/// Where to look, best first: the override, beside the running executable (so a release
+/// `stack` runs release instances), then the workspace's release and debug outputs.
+pub fn candidates(binary: Binary) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Some(path) = std::env::var_os(binary.env_override()) {
+        found.push(PathBuf::from(path));
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        // Test executables live in target/<profile>/deps.
+        let dir = if dir.ends_with("deps") {
+            dir.parent().unwrap_or(dir)
+        } else {
+            dir
+        };
+        found.push(dir.join(binary.file_name()));
+    }
+    let target = workspace_root().join("target");
+    found.push(target.join("release").join(binary.file_name()));
+    found.push(target.join("debug").join(binary.file_name()));
+    found
+}
+
+/// The first existing candidate.
+pub fn find(binary: Binary) -> Result<PathBuf, BinaryError> {
+    let candidates = candidates(binary);
+    candidates
+        .iter()
+        .find(|path| path.is_file())
+        .cloned()
+        .ok_or_else(|| BinaryError::NotFound {
+            name: binary.file_name(),
+            package: binary.package(),
+            env: binary.env_override(),
+            searched: candidates
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Runs `cargo build` for the binaries (release or debug), so tests and the bench always
+/// run code built from the current source; cargo makes this a no-op when nothing changed.
+pub fn build(binaries: &[Binary], release: bool) -> Result<Vec<PathBuf>, BinaryError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.arg("build").current_dir(workspace_root());
+    if release {
+        command.arg("--release");
+    }
+    for binary in binaries {
+        command.arg("-p").arg(binary.package());
+    }
+    let packages = binaries
+        .iter()
+        .map(|binary| binary.package())
+        .collect::<Vec<_>>()
+        .join(" -p ");
+    eprintln!(
+        "[stack] building {packages} ({})",
+        if release { "release" } else { "debug" }
+    );
+    let status = command.status().map_err(BinaryError::Cargo)?;
+    if !status.success() {
+        return Err(BinaryError::BuildFailed(packages));
+    }
+    let profile = if release { "release" } else { "debug" };
+    Ok(binaries
+        .iter()
+        .map(|binary| {
+            workspace_root()
+                .join("target")
+                .join(profile)
+                .join(binary.file_name())
+        })
+        .collect())
+}

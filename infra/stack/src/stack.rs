@@ -1,0 +1,782 @@
+//! The whole local stack as one value: PostgreSQL, Redis, N origin instances in cgroups, nginx and the edge, with the faults the study injects.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::binaries::{self, Binary, BinaryError};
+use crate::cgroup::{Cgroup, CgroupError, Hierarchy, Limits};
+use crate::nginx::{Nginx, NginxError, NginxSettings};
+use crate::packages::{self, PackageError};
+use crate::ports;
+use crate::postgres::{PostgresError, PostgresOptions, PostgresServer};
+use crate::probe::{self, ProbeError};
+use crate::process::{ManagedProcess, ProcessError};
+use crate::redis::{RedisError, RedisOptions, RedisServer};
+
+/// The most origin instances a stack runs.
+pub const MAX_INSTANCES: usize = 10;
+
+/// CPU share per instance, chosen by measurement (see the crate docs and `stack bench-scaling`):
+/// one instance saturates far below the machine's two cores, and ten (2.0 CPU in all)
+/// just fit, so the pool's throughput grows with its size instead of with idle cores.
+pub const DEFAULT_CPU_PER_INSTANCE: f64 = 0.2;
+
+/// Memory ceiling per instance: generous for a single-threaded origin, small for a node.
+pub const DEFAULT_MEMORY_PER_INSTANCE: u64 = 256 << 20;
+
+/// Name of the database the stack creates, migrates and seeds.
+pub const DATABASE_NAME: &str = "capstone";
+
+const READY_PATIENCE: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the stack could not be brought up or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("instances must be between 1 and {MAX_INSTANCES}, got {0}")]
+    InstanceCount(usize),
+    #[error(
+        "instance {index} does not exist (the pool has {count}; instances are numbered from 1)"
+    )]
+    NoSuchInstance { index: usize, count: usize },
+    #[error("redis is off in this stack's configuration")]
+    RedisDisabled,
+    #[error("cannot create {path}")]
+    RunDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot pick a free port")]
+    Port(#[source] std::io::Error),
+    #[error("`{step}` failed ({status}); see {log}")]
+    Step {
+        step: String,
+        status: std::process::ExitStatus,
+        log: PathBuf,
+    },
+    #[error("cannot run `{step}`")]
+    StepSpawn {
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Packages(#[from] PackageError),
+    #[error(transparent)]
+    Binary(#[from] BinaryError),
+    #[error("PostgreSQL")]
+    Postgres(#[from] PostgresError),
+    #[error("Redis")]
+    Redis(#[from] RedisError),
+    #[error("nginx")]
+    Nginx(#[from] NginxError),
+    #[error("cgroup for instance {index}")]
+    Cgroup {
+        index: usize,
+        #[source]
+        source: CgroupError,
+    },
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    NotReady(#[from] ProbeError),
+    #[error("database setup")]
+    Database(#[source] tokio_postgres::Error),
+}
+
+/// The loopback ports of every part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortPlan {
+    pub edge: u16,
+    pub nginx: u16,
+    /// One port per possible instance; instance `i` (from 1) uses `instances[i - 1]`.
+    pub instances: Vec<u16>,
+    pub postgres: u16,
+    pub redis: u16,
+}
+
+impl PortPlan {
+    /// The documented local ports: edge 8000, nginx 8100, instances 8101..=8110,
+    /// PostgreSQL 15432, Redis 16379.
+    pub fn fixed() -> Self {
+        Self {
+            edge: ports::EDGE_PORT,
+            nginx: ports::NGINX_PORT,
+            instances: (0..MAX_INSTANCES as u16)
+                .map(|offset| ports::FIRST_INSTANCE_PORT + offset)
+                .collect(),
+            postgres: ports::POSTGRES_PORT,
+            redis: ports::REDIS_PORT,
+        }
+    }
+
+    /// Free ports chosen now, for tests and benches that run beside a local stack.
+    pub fn ephemeral() -> std::io::Result<Self> {
+        let mut instances = Vec::with_capacity(MAX_INSTANCES);
+        for _ in 0..MAX_INSTANCES {
+            instances.push(ports::free_port()?);
+        }
+        Ok(Self {
+            edge: ports::free_port()?,
+            nginx: ports::free_port()?,
+            instances,
+            postgres: ports::free_port()?,
+            redis: ports::free_port()?,
+        })
+    }
+}
+
+/// Everything `Stack::up` needs to know.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Origin instances at start, 1 to 10.
+    pub instances: usize,
+    /// CPU share per instance (1.0 = one core); `None` runs instances without a CPU quota.
+    pub cpu_per_instance: Option<f64>,
+    /// Memory ceiling per instance in bytes; `None` for no limit.
+    pub memory_per_instance: Option<u64>,
+    /// Tokio worker threads per instance: one, as on a small node.
+    pub worker_threads: usize,
+    /// Database connections per instance.
+    pub db_pool_size: usize,
+    /// Start Redis and point the origins at it.
+    pub redis: bool,
+    /// Start the edge in front of nginx.
+    pub edge: bool,
+    /// Let the edge cache; off makes it a pure proxy, for the study's comparisons.
+    pub edge_cache: bool,
+    /// Root of all runs: `pgdata/` (kept across runs) and `<timestamp>/` with each run's logs.
+    pub run_dir: PathBuf,
+    pub ports: PortPlan,
+    /// `origin seed --scale` (tiny, small, medium, full).
+    pub seed_scale: String,
+    pub jwt_secret: String,
+    /// `None` finds the binary (see [`binaries::find`]).
+    pub origin_bin: Option<PathBuf>,
+    pub edge_host_bin: Option<PathBuf>,
+    /// Print one progress line per step on stderr.
+    pub progress: bool,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        Self {
+            instances: 2,
+            cpu_per_instance: Some(DEFAULT_CPU_PER_INSTANCE),
+            memory_per_instance: Some(DEFAULT_MEMORY_PER_INSTANCE),
+            worker_threads: 1,
+            db_pool_size: 8,
+            redis: true,
+            edge: true,
+            edge_cache: true,
+            run_dir: binaries::workspace_root().join("run"),
+            ports: PortPlan::fixed(),
+            seed_scale: "small".to_owned(),
+            jwt_secret: "local-stack-secret-change-me".to_owned(),
+            origin_bin: None,
+            edge_host_bin: None,
+            progress: true,
+        }
+    }
+}
+
+impl StackConfig {
+    /// A stack for tests: every port free, everything under `run_dir`, the smallest seed.
+    pub fn for_tests(run_dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        Ok(Self {
+            run_dir: run_dir.into(),
+            ports: PortPlan::ephemeral()?,
+            seed_scale: "tiny".to_owned(),
+            ..Self::default()
+        })
+    }
+}
+
+/// An origin instance's slot: its port is fixed, the process comes and goes.
+struct InstanceSlot {
+    index: usize,
+    port: u16,
+    /// `None` after `kill_instance` until `restart_instance`.
+    process: Option<ManagedProcess>,
+    /// Declared after the process so the process is stopped before the group is removed.
+    cgroup: Option<Cgroup>,
+}
+
+/// Process ids and places of a running stack, written to a state file so that another
+/// terminal can stop it (see the `stack` binary).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackState {
+    pub run_dir: PathBuf,
+    pub edge_url: Option<String>,
+    pub nginx_url: String,
+    pub instance_urls: Vec<String>,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    /// (name, pid) of every process the stack started and that runs now.
+    pub processes: Vec<(String, u32)>,
+    pub cgroups: Vec<PathBuf>,
+    pub ports: Vec<u16>,
+}
+
+/// A running stack. Dropping it stops everything (use [`Stack::down`] to stop in order
+/// and wait); no process, port or cgroup is left behind either way.
+pub struct Stack {
+    // Field order is drop order: front to back, the database last.
+    edge: Option<ManagedProcess>,
+    nginx: Option<Nginx>,
+    slots: Vec<InstanceSlot>,
+    redis: Option<RedisServer>,
+    postgres: Option<PostgresServer>,
+    config: StackConfig,
+    run_dir: PathBuf,
+    hierarchy: Option<Hierarchy>,
+    origin_bin: PathBuf,
+    database_url: String,
+    started: Instant,
+}
+
+impl Stack {
+    /// Starts every part and waits until each answers its readiness check.
+    pub async fn up(config: StackConfig) -> Result<Self, StackError> {
+        if !(1..=MAX_INSTANCES).contains(&config.instances) {
+            return Err(StackError::InstanceCount(config.instances));
+        }
+        let started = Instant::now();
+        packages::ensure_installed()?;
+        let origin_bin = match &config.origin_bin {
+            Some(path) => path.clone(),
+            None => binaries::find(Binary::Origin)?,
+        };
+        let edge_bin = match (&config.edge_host_bin, config.edge) {
+            (Some(path), true) => Some(path.clone()),
+            (None, true) => Some(binaries::find(Binary::EdgeHost)?),
+            (_, false) => None,
+        };
+        prepare_root(&config.run_dir)?;
+        let run_dir = new_run_dir(&config.run_dir)?;
+        let hierarchy = cgroup_hierarchy(&config);
+
+        let mut stack = Self {
+            edge: None,
+            nginx: None,
+            slots: Vec::new(),
+            redis: None,
+            postgres: None,
+            hierarchy,
+            origin_bin,
+            database_url: String::new(),
+            run_dir,
+            config,
+            started,
+        };
+        stack.progress(&format!("run directory {}", stack.run_dir.display()));
+
+        stack.start_postgres().await?;
+        if stack.config.redis {
+            stack.progress("starting Redis");
+            let options = RedisOptions::default()
+                .port(stack.config.ports.redis)
+                .dir(stack.run_dir.join("redis"))
+                .max_memory_bytes(512 << 20);
+            stack.redis = Some(RedisServer::start(options).await?);
+        }
+
+        for index in 1..=stack.config.instances {
+            let slot = stack.start_instance(index)?;
+            stack.slots.push(slot);
+        }
+        for index in 1..=stack.config.instances {
+            stack.wait_instance_ready(index).await?;
+        }
+        stack.progress(&format!("{} origin instance(s) ready", stack.slots.len()));
+
+        stack.progress("starting nginx");
+        let settings = NginxSettings::new(
+            stack.run_dir.join("nginx"),
+            stack.config.ports.nginx,
+            stack.pool_ports(),
+        );
+        stack.nginx = Some(Nginx::start(settings).await?);
+
+        if let Some(edge_bin) = edge_bin {
+            stack.progress("starting the edge");
+            stack.start_edge(&edge_bin).await?;
+        }
+        stack.progress(&format!(
+            "stack up in {:.1}s",
+            stack.started.elapsed().as_secs_f64()
+        ));
+        Ok(stack)
+    }
+
+    pub fn config(&self) -> &StackConfig {
+        &self.config
+    }
+
+    /// This run's directory, with every part's log.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The edge's URL; `None` when the stack runs without an edge.
+    pub fn edge_url(&self) -> Option<String> {
+        self.edge
+            .as_ref()
+            .map(|_| format!("http://127.0.0.1:{}", self.config.ports.edge))
+    }
+
+    pub fn nginx_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.config.ports.nginx)
+    }
+
+    /// URLs of the instances in the pool (killed ones included), instance 1 first.
+    pub fn instance_urls(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .map(|slot| format!("http://127.0.0.1:{}", slot.port))
+            .collect()
+    }
+
+    pub fn instance_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    /// The Redis URL when the stack has Redis (also while it is stopped).
+    pub fn redis_url(&self) -> Option<String> {
+        self.redis.as_ref().map(RedisServer::url)
+    }
+
+    pub fn jwt_secret(&self) -> &str {
+        &self.config.jwt_secret
+    }
+
+    /// Grows or shrinks the pool to `count` instances without dropping a request: new
+    /// instances join nginx only once ready; leaving ones are taken out of nginx first,
+    /// then stopped after nginx's old workers have finished with them.
+    pub async fn scale_to(&mut self, count: usize) -> Result<(), StackError> {
+        if !(1..=MAX_INSTANCES).contains(&count) {
+            return Err(StackError::InstanceCount(count));
+        }
+        let current = self.slots.len();
+        if count > current {
+            self.progress(&format!("scaling {current} -> {count}"));
+            for index in current + 1..=count {
+                let slot = self.start_instance(index)?;
+                self.slots.push(slot);
+            }
+            for index in current + 1..=count {
+                self.wait_instance_ready(index).await?;
+            }
+            self.reload_nginx().await?;
+        } else if count < current {
+            self.progress(&format!("scaling {current} -> {count}"));
+            let leaving = self.slots.split_off(count);
+            self.reload_nginx().await?;
+            // Old nginx workers may still be sending requests to the leaving instances.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            for slot in leaving {
+                if let Some(process) = slot.process {
+                    process.stop(STOP_GRACE);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGKILL one instance (numbered from 1), as a crash would; it stays in nginx's pool,
+    /// whose passive health check and retries take over.
+    pub fn kill_instance(&mut self, index: usize) -> Result<(), StackError> {
+        let slot = self.slot_mut(index)?;
+        if let Some(process) = slot.process.take() {
+            process.kill();
+        }
+        self.progress(&format!("killed instance {index}"));
+        Ok(())
+    }
+
+    /// Starts an instance again on its port (stopping it first if it runs) and waits until ready.
+    pub async fn restart_instance(&mut self, index: usize) -> Result<(), StackError> {
+        let slot = self.slot_mut(index)?;
+        if let Some(process) = slot.process.take() {
+            process.stop(STOP_GRACE);
+        }
+        let fresh = self.start_instance(index)?;
+        self.slots[index - 1] = fresh;
+        self.wait_instance_ready(index).await?;
+        self.progress(&format!("instance {index} restarted"));
+        Ok(())
+    }
+
+    /// Stops Redis (the origins must keep answering from PostgreSQL).
+    pub async fn stop_redis(&mut self) -> Result<(), StackError> {
+        let redis = self.redis.as_mut().ok_or(StackError::RedisDisabled)?;
+        redis.stop().await;
+        self.progress("Redis stopped");
+        Ok(())
+    }
+
+    pub async fn start_redis(&mut self) -> Result<(), StackError> {
+        let redis = self.redis.as_mut().ok_or(StackError::RedisDisabled)?;
+        redis.start_again().await?;
+        self.progress("Redis started");
+        Ok(())
+    }
+
+    /// Restarts PostgreSQL on the same port and data (the origins' pools must recover).
+    pub async fn restart_postgres(&mut self) -> Result<(), StackError> {
+        if let Some(postgres) = self.postgres.as_mut() {
+            postgres.restart().await?;
+        }
+        self.progress("PostgreSQL restarted");
+        Ok(())
+    }
+
+    /// Process ids and places, for the state file.
+    pub fn state(&mut self) -> StackState {
+        let mut processes = Vec::new();
+        if let Some(edge) = &self.edge {
+            processes.push(("edge".to_owned(), edge.pid()));
+        }
+        if let Some(nginx) = &self.nginx {
+            processes.push(("nginx".to_owned(), nginx.pid()));
+        }
+        for slot in &self.slots {
+            if let Some(process) = &slot.process {
+                processes.push((process.name().to_owned(), process.pid()));
+            }
+        }
+        if let Some(postgres) = &self.postgres
+            && let Some(pid) = postmaster_pid(postgres.data_dir())
+        {
+            processes.push(("postgres".to_owned(), pid));
+        }
+        if let Some(redis) = self.redis.as_mut()
+            && redis.is_running()
+            && let Some(pid) = crate::process::pid_listening_on(redis.port())
+        {
+            processes.push(("redis".to_owned(), pid));
+        }
+        let mut ports = vec![self.config.ports.nginx, self.config.ports.postgres];
+        if self.edge.is_some() {
+            ports.push(self.config.ports.edge);
+        }
+        if self.redis.is_some() {
+            ports.push(self.config.ports.redis);
+        }
+        ports.extend(self.slots.iter().map(|slot| slot.port));
+        StackState {
+            run_dir: self.run_dir.clone(),
+            edge_url: self.edge_url(),
+            nginx_url: self.nginx_url(),
+            instance_urls: self.instance_urls(),
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url(),
+            processes,
+            cgroups: self
+                .slots
+                .iter()
+                .filter_map(|slot| slot.cgroup.as_ref())
+                .flat_map(|group| group.directories().to_vec())
+                .collect(),
+            ports,
+        }
+    }
+
+    /// Stops everything in order (front to back) and waits for each part to exit.
+    pub async fn down(mut self) {
+        self.progress("stopping");
+        if let Some(edge) = self.edge.take() {
+            edge.stop(STOP_GRACE);
+        }
+        if let Some(nginx) = self.nginx.take() {
+            nginx.stop();
+        }
+        for slot in self.slots.drain(..) {
+            if let Some(process) = slot.process {
+                process.stop(STOP_GRACE);
+            }
+        }
+        if let Some(mut redis) = self.redis.take() {
+            redis.stop().await;
+        }
+        if let Some(mut postgres) = self.postgres.take() {
+            let _ = postgres.stop().await;
+        }
+        self.progress("stopped");
+    }
+
+    async fn start_postgres(&mut self) -> Result<(), StackError> {
+        let data_dir = self.config.run_dir.join("pgdata");
+        self.progress(&format!(
+            "starting PostgreSQL on port {} (data in {})",
+            self.config.ports.postgres,
+            data_dir.display()
+        ));
+        let options = PostgresOptions::default()
+            .port(self.config.ports.postgres)
+            .data_dir(&data_dir)
+            // Ten instances with their pools, plus seeding and the study's own clients.
+            .max_connections(300)
+            .setting("shared_buffers", "256MB");
+        let postgres = PostgresServer::start(options).await?;
+        let _ = std::os::unix::fs::symlink(postgres.log_path(), self.run_dir.join("postgres.log"));
+        self.database_url = ensure_database(&postgres).await?;
+        self.postgres = Some(postgres);
+
+        self.run_origin_step(
+            "migrate",
+            &["migrate", "--database-url", &self.database_url.clone()],
+        )?;
+        let marker = data_dir.join(format!("seeded-{DATABASE_NAME}"));
+        let seeded = std::fs::read_to_string(&marker).unwrap_or_default();
+        if seeded.trim() == self.config.seed_scale {
+            self.progress(&format!(
+                "data already seeded at scale {}",
+                self.config.seed_scale
+            ));
+        } else {
+            let scale = self.config.seed_scale.clone();
+            self.progress(&format!("seeding at scale {scale} (first use only)"));
+            let url = self.database_url.clone();
+            self.run_origin_step(
+                "seed",
+                &["seed", "--database-url", &url, "--scale", &scale, "--force"],
+            )?;
+            std::fs::write(&marker, &scale).map_err(|source| StackError::RunDir {
+                path: marker.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs `origin <args>` to completion with its output in `<step>.log`.
+    fn run_origin_step(&self, step: &str, args: &[&str]) -> Result<(), StackError> {
+        self.progress(&format!("origin {step}"));
+        let log = self.run_dir.join(format!("origin-{step}.log"));
+        let file = std::fs::File::create(&log).map_err(|source| StackError::RunDir {
+            path: log.clone(),
+            source,
+        })?;
+        let stderr = file.try_clone().map_err(|source| StackError::RunDir {
+            path: log.clone(),
+            source,
+        })?;
+        let status = Command::new(&self.origin_bin)
+            .args(args)
+            .stdout(file)
+            .stderr(stderr)
+            .status()
+            .map_err(|source| StackError::StepSpawn {
+                step: format!("origin {step}"),
+                source,
+            })?;
+        if !status.success() {
+            return Err(StackError::Step {
+                step: format!("origin {step}"),
+                status,
+                log,
+            });
+        }
+        Ok(())
+    }
+
+    fn start_instance(&self, index: usize) -> Result<InstanceSlot, StackError> {
+        let port = self.config.ports.instances[index - 1];
+        let name = format!("origin-{index}");
+        let mut command = Command::new(&self.origin_bin);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--database-url")
+            .arg(&self.database_url)
+            .arg("--jwt-secret")
+            .arg(&self.config.jwt_secret)
+            .arg("--worker-threads")
+            .arg(self.config.worker_threads.to_string())
+            .arg("--db-pool-size")
+            .arg(self.config.db_pool_size.to_string())
+            .env("RUST_LOG", "warn");
+        if let Some(redis) = &self.redis {
+            command.arg("--redis-url").arg(redis.url());
+        }
+        let cgroup = match &self.hierarchy {
+            Some(hierarchy) => {
+                let limits = Limits {
+                    cpu: self.config.cpu_per_instance,
+                    memory_bytes: self.config.memory_per_instance,
+                };
+                let group_name = format!("stack-{}-{name}", std::process::id());
+                Some(
+                    Cgroup::create(hierarchy, &group_name, limits)
+                        .map_err(|source| StackError::Cgroup { index, source })?,
+                )
+            }
+            None => None,
+        };
+        let process =
+            ManagedProcess::spawn(&name, command, &self.run_dir.join(format!("{name}.log")))?;
+        if let Some(group) = &cgroup {
+            // Before the instance takes traffic: writing the pid moves every thread.
+            group
+                .add_process(process.pid())
+                .map_err(|source| StackError::Cgroup { index, source })?;
+        }
+        self.progress(&format!(
+            "started {name} on port {port} (pid {})",
+            process.pid()
+        ));
+        Ok(InstanceSlot {
+            index,
+            port,
+            process: Some(process),
+            cgroup,
+        })
+    }
+
+    async fn wait_instance_ready(&mut self, index: usize) -> Result<(), StackError> {
+        let slot = self.slot_mut(index)?;
+        let url = format!("http://127.0.0.1:{}/readyz", slot.port);
+        let what = format!("origin-{}", slot.index);
+        let process = slot.process.as_mut();
+        let mut process = process;
+        probe::wait_until_ready(&what, &url, READY_PATIENCE, || {
+            process.as_mut().is_some_and(|process| process.is_running())
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn start_edge(&mut self, edge_bin: &Path) -> Result<(), StackError> {
+        let mut command = Command::new(edge_bin);
+        command
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.config.ports.edge))
+            .arg("--var")
+            .arg(format!("origins={}", self.nginx_url()));
+        if !self.config.edge_cache {
+            command.arg("--var").arg("cache=off");
+        }
+        let mut process = ManagedProcess::spawn("edge", command, &self.run_dir.join("edge.log"))?;
+        let url = format!("http://127.0.0.1:{}/healthz", self.config.ports.edge);
+        probe::wait_until_ready("edge", &url, READY_PATIENCE, || process.is_running()).await?;
+        self.edge = Some(process);
+        Ok(())
+    }
+
+    async fn reload_nginx(&mut self) -> Result<(), StackError> {
+        let ports = self.pool_ports();
+        if let Some(nginx) = self.nginx.as_mut() {
+            nginx.reload(ports).await?;
+        }
+        Ok(())
+    }
+
+    fn pool_ports(&self) -> Vec<u16> {
+        self.slots.iter().map(|slot| slot.port).collect()
+    }
+
+    fn slot_mut(&mut self, index: usize) -> Result<&mut InstanceSlot, StackError> {
+        let count = self.slots.len();
+        index
+            .checked_sub(1)
+            .and_then(|position| self.slots.get_mut(position))
+            .ok_or(StackError::NoSuchInstance { index, count })
+    }
+
+    fn progress(&self, message: &str) {
+        if self.config.progress {
+            eprintln!(
+                "[stack {:>6.1}s] {message}",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Creates the root of runs, traversable by others: as root, PostgreSQL runs as the
+/// `postgres` user and must reach its data directory inside (a test's temporary
+/// directory is private by default).
+fn prepare_root(root: &Path) -> Result<(), StackError> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |source| StackError::RunDir {
+        path: root.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(root).map_err(failed)?;
+    if nix::unistd::geteuid().is_root() {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// A fresh `run_dir/<UTC timestamp>` directory for this run's logs.
+fn new_run_dir(root: &Path) -> Result<PathBuf, StackError> {
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f").to_string();
+    let dir = root.join(stamp);
+    std::fs::create_dir_all(&dir).map_err(|source| StackError::RunDir {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+/// The machine's cgroup hierarchy when limits are asked for; otherwise, or when none is
+/// writable, `None` with a warning, and instances run unlimited.
+fn cgroup_hierarchy(config: &StackConfig) -> Option<Hierarchy> {
+    if config.cpu_per_instance.is_none() && config.memory_per_instance.is_none() {
+        return None;
+    }
+    match Hierarchy::detect() {
+        Ok(hierarchy) => Some(hierarchy),
+        Err(error) => {
+            eprintln!(
+                "[stack] WARNING: {error}. Origin instances run WITHOUT CPU and memory limits, so they share every core and scaling results do not model separate nodes. Run as root (or with a delegated cgroup) to enable limits."
+            );
+            None
+        }
+    }
+}
+
+/// Creates the stack's database if it does not exist yet and returns its URL.
+async fn ensure_database(postgres: &PostgresServer) -> Result<String, StackError> {
+    let (client, connection) = tokio_postgres::connect(&postgres.url(), tokio_postgres::NoTls)
+        .await
+        .map_err(StackError::Database)?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[&DATABASE_NAME],
+        )
+        .await
+        .map_err(StackError::Database)?
+        .is_some();
+    if exists {
+        Ok(postgres.database_url(DATABASE_NAME))
+    } else {
+        Ok(postgres.create_database(DATABASE_NAME).await?)
+    }
+}
+
+/// The postmaster's pid from its lock file (first line of `postmaster.pid`).
+fn postmaster_pid(data_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
