@@ -331,14 +331,11 @@ impl EdgeHost {
         let engine = engine()?.clone();
         let component = compile(&engine, options.component.as_ref())?;
         let mut linker = Linker::<StoreData>::new(&engine);
-        let wasm = |e: wasmtime::Error| anyhow::anyhow!("{e}");
+        let wasm = |e: wasmtime::Error| anyhow::anyhow!("{e:?}");
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(wasm)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(wasm)?;
         spin::add_to_linker(&mut linker, spin_view).map_err(wasm)?;
-        linker
-            .define_unknown_imports_as_traps(&component)
-            .map_err(wasm)?;
         let pre =
             ServicePre::new(linker.instantiate_pre(&component).map_err(wasm)?).map_err(wasm)?;
 

@@ -24,7 +24,6 @@ use edge_core::{
     parse_generation, song_of_path, stale_if_error,
 };
 use fetch::{FetchError, Fetched, fetch};
-use futures::future::{Either, select};
 use http_body_util::{BodyExt, Full, Limited};
 use spin_sdk::http::Request;
 use spin_sdk::http_service;
@@ -336,16 +335,31 @@ async fn fetch_and_store(
     Ok((fetched, record))
 }
 
+/// How often a follower looks at its slot while the leader fetches.
+const FOLLOWER_POLL_NS: u64 = 1_000_000;
+
+/// Waits, at most `collapse_wait_ms`, for the leader's outcome to appear in `slot`.
+async fn wait_for_leader(slot: &state::Slot, config: &EdgeConfig) -> Option<Collapsed> {
+    let limit_ns = config.collapse_wait_ms.saturating_mul(1_000_000);
+    let mut waited_ns = 0;
+    loop {
+        if let Some(outcome) = slot.borrow_mut().take() {
+            return Some(outcome);
+        }
+        if waited_ns >= limit_ns {
+            return None;
+        }
+        spin_sdk::wasip3::clocks::monotonic_clock::wait_for(FOLLOWER_POLL_NS).await;
+        waited_ns += FOLLOWER_POLL_NS;
+    }
+}
+
 /// A miss: one request per key goes to the origin; concurrent misses for the same
 /// key in this instance wait for it, at most `collapse_wait_ms`, then fetch themselves.
 async fn miss(config: &EdgeConfig, head: &RequestHead, store: &Store, key: &CacheKey) -> Response {
     match state::join(key.as_str()) {
-        Join::Follower(receiver) => {
-            let timer = spin_sdk::wasip3::clocks::monotonic_clock::wait_for(
-                config.collapse_wait_ms.saturating_mul(1_000_000),
-            );
-            if let Either::Left((Ok(Collapsed::Stored(stored)), _)) =
-                select(receiver, Box::pin(timer)).await
+        Join::Follower(slot) => {
+            if let Some(Collapsed::Stored(stored)) = wait_for_leader(&slot, config).await
                 && stored.vary_matches(&head.headers)
             {
                 return serve_stored(&stored, CacheStatus::Miss, stored.age(unix_now()), head);

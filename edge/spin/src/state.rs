@@ -11,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use edge_core::{EdgeConfig, OriginHealth, StoredResponse};
-use futures::channel::oneshot;
 
 /// What a collapsed request receives from the leader of its key.
 #[derive(Debug, Clone)]
@@ -25,8 +24,8 @@ pub enum Collapsed {
 pub struct InstanceState {
     pub config: Option<Rc<EdgeConfig>>,
     pub health: OriginHealth,
-    /// Cache keys with an origin fetch in flight, and who waits for it.
-    pub in_flight: HashMap<String, Vec<oneshot::Sender<Collapsed>>>,
+    /// Cache keys with an origin fetch in flight, and the slots of those who wait for it.
+    pub in_flight: HashMap<String, Vec<Slot>>,
     /// Cache keys with a background refresh in flight.
     pub refreshing: HashSet<String>,
 }
@@ -52,18 +51,24 @@ pub struct Leader {
     released: bool,
 }
 
+/// Where a leader leaves its outcome for one follower. Followers poll their slot
+/// on their own timer instead of being woken by the leader: wit-bindgen, as
+/// spin-sdk 7 builds it, panics when one component task wakes another, and its
+/// `inter-task-wakeup` feature traps on wasmtime 48.
+pub type Slot = Rc<RefCell<Option<Collapsed>>>;
+
 /// Either leads the fetch for `key`, or waits as a follower.
 pub enum Join {
     Leader(Leader),
-    Follower(oneshot::Receiver<Collapsed>),
+    Follower(Slot),
 }
 
 pub fn join(key: &str) -> Join {
     with(|s| match s.in_flight.get_mut(key) {
         Some(waiters) => {
-            let (tx, rx) = oneshot::channel();
-            waiters.push(tx);
-            Join::Follower(rx)
+            let slot = Slot::default();
+            waiters.push(slot.clone());
+            Join::Follower(slot)
         }
         None => {
             s.in_flight.insert(key.to_owned(), Vec::new());
@@ -80,7 +85,7 @@ impl Leader {
         self.released = true;
         let waiters = with(|s| s.in_flight.remove(&self.key)).unwrap_or_default();
         for waiter in waiters {
-            let _ = waiter.send(outcome.clone());
+            *waiter.borrow_mut() = Some(outcome.clone());
         }
     }
 }
@@ -90,7 +95,7 @@ impl Drop for Leader {
         if !self.released {
             let waiters = with(|s| s.in_flight.remove(&self.key)).unwrap_or_default();
             for waiter in waiters {
-                let _ = waiter.send(Collapsed::FetchYourself);
+                *waiter.borrow_mut() = Some(Collapsed::FetchYourself);
             }
         }
     }
