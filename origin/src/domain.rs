@@ -63,7 +63,10 @@ pub fn check_track_position(track_ms: i64, duration_ms: i32) -> Result<i32, Inva
     if track_ms < 0 {
         Err(InvalidInput::NegativeTrackPosition)
     } else if track_ms > i64::from(duration_ms) {
-        Err(InvalidInput::TrackPositionPastEnd { track_ms, duration_ms })
+        Err(InvalidInput::TrackPositionPastEnd {
+            track_ms,
+            duration_ms,
+        })
     } else {
         Ok(track_ms as i32)
     }
@@ -138,7 +141,10 @@ pub struct Comment {
 
 impl Comment {
     pub fn cursor(&self) -> Cursor {
-        Cursor { track_ms: self.track_ms, id: self.id }
+        Cursor {
+            track_ms: self.track_ms,
+            id: self.id,
+        }
     }
 }
 
@@ -183,7 +189,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let cursor = Cursor { track_ms: 12_345, id: Uuid::now_v7() };
+        let cursor = Cursor {
+            track_ms: 12_345,
+            id: Uuid::now_v7(),
+        };
         assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
         for bad in ["", "abc", "!!!!", &"A".repeat(40)] {
             assert_eq!(Cursor::decode(bad), Err(InvalidInput::BadCursor), "{bad:?}");
@@ -192,17 +201,29 @@ mod tests {
 
     #[test]
     fn comment_body_limits() {
-        assert_eq!(CommentBody::parse(String::new()), Err(InvalidInput::EmptyBody));
-        assert_eq!(CommentBody::parse("  \n".into()), Err(InvalidInput::EmptyBody));
+        assert_eq!(
+            CommentBody::parse(String::new()),
+            Err(InvalidInput::EmptyBody)
+        );
+        assert_eq!(
+            CommentBody::parse("  \n".into()),
+            Err(InvalidInput::EmptyBody)
+        );
         assert!(CommentBody::parse("é".repeat(1000)).is_ok());
-        assert_eq!(CommentBody::parse("é".repeat(1001)), Err(InvalidInput::BodyTooLong(1001)));
+        assert_eq!(
+            CommentBody::parse("é".repeat(1001)),
+            Err(InvalidInput::BodyTooLong(1001))
+        );
     }
 
     #[test]
     fn track_position_and_limit() {
         assert_eq!(check_track_position(0, 1000), Ok(0));
         assert_eq!(check_track_position(1000, 1000), Ok(1000));
-        assert_eq!(check_track_position(-1, 1000), Err(InvalidInput::NegativeTrackPosition));
+        assert_eq!(
+            check_track_position(-1, 1000),
+            Err(InvalidInput::NegativeTrackPosition)
+        );
         assert!(check_track_position(1001, 1000).is_err());
         assert_eq!(page_limit(None), Ok(DEFAULT_PAGE_LIMIT));
         assert_eq!(page_limit(Some(200)), Ok(200));

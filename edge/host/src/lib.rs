@@ -203,44 +203,36 @@ impl HandlerState for HostState {
     type WorkerExpiration = Expiration;
     type WorkerState = Worker;
 
-    fn instantiate(
-        &self,
-    ) -> impl Future<Output = wasmtime::Result<Instance<StoreData, Expiration, Worker>>> + Send
-    {
-        async move {
-            let permit = self
-                .instance_slots
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| {
-                    wasmtime::format_err!("all {} instances are busy", self.options.max_instances)
-                })?;
-            let data = StoreData {
-                wasi: WasiCtx::builder().inherit_stderr().build(),
-                http: WasiHttpCtx::new(),
-                table: ResourceTable::new(),
-                hooks: self.client.clone(),
-                spin: self.spin.clone(),
-            };
-            let mut store = Store::new(&self.engine, data);
-            store.set_epoch_deadline(1);
-            store.epoch_deadline_async_yield_and_update(1);
-            let proxy = self.pre.instantiate_async(&mut store).await?;
-            Ok(Instance {
-                store,
-                proxy: Proxy::P3(proxy),
-                view: http_view,
-                expiration: Expiration::new(
-                    self.options.idle_timeout,
-                    self.options.request_timeout,
-                ),
-                state: Worker {
-                    _slot: permit,
-                    max_concurrent: self.options.max_concurrent_per_instance,
-                    request_timeout: self.options.request_timeout,
-                },
-            })
-        }
+    async fn instantiate(&self) -> wasmtime::Result<Instance<StoreData, Expiration, Worker>> {
+        let permit = self
+            .instance_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                wasmtime::format_err!("all {} instances are busy", self.options.max_instances)
+            })?;
+        let data = StoreData {
+            wasi: WasiCtx::builder().inherit_stderr().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: self.client.clone(),
+            spin: self.spin.clone(),
+        };
+        let mut store = Store::new(&self.engine, data);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance {
+            store,
+            proxy: Proxy::P3(proxy),
+            view: http_view,
+            expiration: Expiration::new(self.options.idle_timeout, self.options.request_timeout),
+            state: Worker {
+                _slot: permit,
+                max_concurrent: self.options.max_concurrent_per_instance,
+                request_timeout: self.options.request_timeout,
+            },
+        })
     }
 }
 

@@ -131,10 +131,19 @@ impl HttpClient {
 }
 
 /// True when the server closed a reused connection before any byte of the response.
+/// Whether the connection was closed, or reset, before any of the response came: an
+/// old nginx worker closing an idle keep-alive connection shows up either way,
+/// depending on whether our request was already on the wire.
 fn closed_before_response(error: &hyper_util::client::legacy::Error) -> bool {
-    std::error::Error::source(error)
-        .and_then(|source| source.downcast_ref::<hyper::Error>())
-        .is_some_and(hyper::Error::is_incomplete_message)
+    let Some(error) =
+        std::error::Error::source(error).and_then(|source| source.downcast_ref::<hyper::Error>())
+    else {
+        return false;
+    };
+    let reset = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset);
+    error.is_incomplete_message() || reset
 }
 
 /// Polls `url` until it answers 200 or `patience` runs out.

@@ -58,9 +58,11 @@ async fn nginx_reload_under_load_drops_no_request() {
 
     let base = nginx.url();
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The stop signal ends the stream after the reloads; the count is only a safety
+    // bound, set so that a fast machine cannot finish before the last reload.
     let stream = spawn_get_stream(
         8,
-        5_000,
+        100_000,
         Arc::new(move |n| format!("{base}/api/songs/{}/comments", n % 100 + 1)),
         stopped,
     );
@@ -77,7 +79,8 @@ async fn nginx_reload_under_load_drops_no_request() {
             .unwrap_or_else(|error| panic!("reload {round} down: {error}"));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.send(true).unwrap();
+    // An error here only means the stream already reached its count bound.
+    let _ = stop.send(true);
     let report = stream.await.unwrap();
     assert!(report.ok > 100, "only {} requests completed", report.ok);
     assert!(
