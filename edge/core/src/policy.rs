@@ -115,22 +115,36 @@ pub fn freshness_lifetime(
     lifetime.min(config.max_ttl_secs)
 }
 
-/// The age a response already had when it arrived (RFC 9111 section 4.2.3,
-/// `corrected_initial_age`), from its `Date` and `Age` and the times the request
-/// left and the response arrived.
-pub fn initial_age(response_headers: &Headers, request_time: u64, response_time: u64) -> u64 {
-    let date = response_headers
+/// The age a response already had when it arrived, in milliseconds (RFC 9111
+/// section 4.2.3, `corrected_initial_age`), from its `Date` and `Age` and the
+/// times (Unix milliseconds) the request left and the response arrived.
+///
+/// `Date` has a resolution of one second; it is read as the last millisecond of
+/// the second it names, so truncation alone never ages a response (otherwise a
+/// `max-age=1` response would arrive up to a second old, and already stale).
+pub fn initial_age_ms(
+    response_headers: &Headers,
+    request_time_ms: u64,
+    response_time_ms: u64,
+) -> u64 {
+    let apparent_age_ms = response_headers
         .get("date")
         .and_then(parse_http_date)
-        .unwrap_or(response_time);
-    let apparent_age = response_time.saturating_sub(date);
-    let age_value = response_headers
+        .map_or(0, |date| {
+            response_time_ms.saturating_sub(secs_to_ms(date).saturating_add(999))
+        });
+    let age_value_ms = response_headers
         .get("age")
         .and_then(|a| a.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    let response_delay = response_time.saturating_sub(request_time);
-    let corrected_age_value = age_value.saturating_add(response_delay);
-    apparent_age.max(corrected_age_value)
+        .map_or(0, secs_to_ms);
+    let response_delay_ms = response_time_ms.saturating_sub(request_time_ms);
+    let corrected_age_value_ms = age_value_ms.saturating_add(response_delay_ms);
+    apparent_age_ms.max(corrected_age_value_ms)
+}
+
+/// Seconds to milliseconds, saturating.
+pub fn secs_to_ms(secs: u64) -> u64 {
+    secs.saturating_mul(1000)
 }
 
 /// Parses an HTTP-date into Unix seconds.
@@ -344,23 +358,41 @@ mod tests {
 
     #[test]
     fn initial_age_is_corrected() {
-        fn check(response: &[(&str, &str)], request_time: u64, response_time: u64, expected: u64) {
+        fn check(response: &[(&str, &str)], request_ms: u64, response_ms: u64, expected_ms: u64) {
             assert_eq!(
-                initial_age(&h(response), request_time, response_time),
-                expected,
-                "{response:?}"
+                initial_age_ms(&h(response), request_ms, response_ms),
+                expected_ms,
+                "{response:?} {request_ms} {response_ms}"
             );
         }
-        check(&[], T0, T0, 0);
-        check(&[("date", DATE_0)], T0, T0, 0);
-        check(&[("date", DATE_0)], T0, T0 + 10, 10);
-        check(&[("date", DATE_0_PLUS_60)], T0, T0, 0);
-        check(&[("age", "30")], T0, T0, 30);
-        check(&[("age", "30")], T0, T0 + 2, 32);
-        check(&[("age", "30"), ("date", DATE_0)], T0 + 40, T0 + 40, 40);
-        check(&[("age", "50"), ("date", DATE_0)], T0 + 40, T0 + 40, 50);
-        check(&[("age", "5"), ("date", DATE_0)], T0 + 40, T0 + 40, 40);
-        check(&[("age", "x")], T0, T0, 0);
+        let t0 = secs_to_ms(T0);
+        check(&[], t0, t0, 0);
+        check(&[], t0, t0 + 37, 37);
+        check(&[("date", DATE_0)], t0, t0, 0);
+        check(&[("date", DATE_0)], t0 + 998, t0 + 999, 1);
+        check(&[("date", DATE_0)], t0 + 10_000, t0 + 10_000, 9_001);
+        check(&[("date", DATE_0_PLUS_60)], t0, t0, 0);
+        check(&[("age", "30")], t0, t0, 30_000);
+        check(&[("age", "30")], t0, t0 + 2_000, 32_000);
+        check(
+            &[("age", "30"), ("date", DATE_0)],
+            t0 + 40_000,
+            t0 + 40_000,
+            39_001,
+        );
+        check(
+            &[("age", "50"), ("date", DATE_0)],
+            t0 + 40_000,
+            t0 + 40_000,
+            50_000,
+        );
+        check(
+            &[("age", "5"), ("date", DATE_0)],
+            t0 + 40_000,
+            t0 + 40_000,
+            39_001,
+        );
+        check(&[("age", "x")], t0, t0, 0);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::cache_control::CacheControl;
 use crate::headers::Headers;
+use crate::policy::secs_to_ms;
 use crate::stored::StoredResponse;
 
 /// What the edge did for a response; sent as `X-Cache`.
@@ -49,9 +50,9 @@ pub enum Lookup {
     Revalidate { conditional: Headers },
 }
 
-/// Decides how to answer a cacheable request at time `now` (Unix seconds).
+/// Decides how to answer a cacheable request at `now_ms` (Unix milliseconds).
 /// A request's `no-cache` or `max-age=0` forces revalidation (RFC 9111 section 5.2.1).
-pub fn lookup(stored: Option<&StoredResponse>, request_headers: &Headers, now: u64) -> Lookup {
+pub fn lookup(stored: Option<&StoredResponse>, request_headers: &Headers, now_ms: u64) -> Lookup {
     let Some(stored) = stored else {
         return Lookup::Miss;
     };
@@ -59,15 +60,16 @@ pub fn lookup(stored: Option<&StoredResponse>, request_headers: &Headers, now: u
         return Lookup::Miss;
     }
     let request_cc = CacheControl::from_headers(request_headers);
-    let age = stored.age(now);
+    let age_ms = stored.age_ms(now_ms);
+    let age = age_ms / 1000;
     let client_wants_validation =
         request_cc.no_cache || request_cc.max_age.is_some_and(|max| age > max);
     if !client_wants_validation {
-        if age < stored.freshness_lifetime {
+        let lifetime_ms = secs_to_ms(stored.freshness_lifetime);
+        if age_ms < lifetime_ms {
             return Lookup::Hit { age };
         }
-        let stale_for = age - stored.freshness_lifetime;
-        if stale_for < stored.stale_while_revalidate {
+        if age_ms - lifetime_ms < secs_to_ms(stored.stale_while_revalidate) {
             return Lookup::StaleWhileRevalidate { age };
         }
     }
@@ -77,12 +79,14 @@ pub fn lookup(stored: Option<&StoredResponse>, request_headers: &Headers, now: u
 }
 
 /// Whether a stored response may stand in for an origin failure (every origin
-/// refused, timed out or answered 5xx) at time `now` (RFC 5861 section 4).
-pub fn stale_if_error(stored: &StoredResponse, now: u64) -> bool {
-    let age = stored.age(now);
-    age < stored
-        .freshness_lifetime
-        .saturating_add(stored.stale_if_error)
+/// refused, timed out or answered 5xx) at `now_ms` (RFC 5861 section 4).
+pub fn stale_if_error(stored: &StoredResponse, now_ms: u64) -> bool {
+    stored.age_ms(now_ms)
+        < secs_to_ms(
+            stored
+                .freshness_lifetime
+                .saturating_add(stored.stale_if_error),
+        )
 }
 
 /// Whether an origin's answer counts as a failure for `stale-if-error`.
@@ -121,8 +125,12 @@ mod tests {
         fields.iter().copied().collect()
     }
 
-    /// A response stored at t=1000 with the given Cache-Control and an ETag.
+    /// A response stored at t=1000 s with the given Cache-Control and an ETag.
     fn stored(cache_control: &str) -> StoredResponse {
+        stored_at_ms(cache_control, 1_000_000)
+    }
+
+    fn stored_at_ms(cache_control: &str, at_ms: u64) -> StoredResponse {
         let config = EdgeConfig {
             default_ttl_secs: 5,
             ..EdgeConfig::default()
@@ -136,8 +144,8 @@ mod tests {
                 ("vary", "accept"),
             ]),
             b"x".to_vec(),
-            1000,
-            1000,
+            at_ms,
+            at_ms,
             &config,
         )
         .unwrap()
@@ -157,7 +165,7 @@ mod tests {
                 request.push(("accept", "a"));
             }
             assert_eq!(
-                lookup(Some(&stored(cache_control)), &h(&request), now),
+                lookup(Some(&stored(cache_control)), &h(&request), now * 1000),
                 expected,
                 "{cache_control} {request:?} now={now}"
             );
@@ -229,6 +237,32 @@ mod tests {
     }
 
     #[test]
+    fn freshness_is_counted_in_milliseconds_not_clock_ticks() {
+        let a = h(&[("accept", "a")]);
+        let late_in_a_second = stored_at_ms("max-age=1, stale-while-revalidate=5", 1_000_900);
+        assert_eq!(
+            lookup(Some(&late_in_a_second), &a, 1_001_100),
+            Lookup::Hit { age: 0 }
+        );
+        assert_eq!(
+            lookup(Some(&late_in_a_second), &a, 1_001_899),
+            Lookup::Hit { age: 0 }
+        );
+        assert_eq!(
+            lookup(Some(&late_in_a_second), &a, 1_001_900),
+            Lookup::StaleWhileRevalidate { age: 1 }
+        );
+        assert_eq!(
+            lookup(Some(&late_in_a_second), &a, 1_006_899),
+            Lookup::StaleWhileRevalidate { age: 5 }
+        );
+        assert_eq!(lookup(Some(&late_in_a_second), &a, 1_006_900), revalidate());
+        let with_error_window = stored_at_ms("max-age=1, stale-if-error=2", 1_000_500);
+        assert!(stale_if_error(&with_error_window, 1_003_499));
+        assert!(!stale_if_error(&with_error_window, 1_003_500));
+    }
+
+    #[test]
     fn nothing_stored_is_a_miss() {
         assert_eq!(lookup(None, &h(&[]), 0), Lookup::Miss);
     }
@@ -237,7 +271,7 @@ mod tests {
     fn stale_if_error_window() {
         fn check(cache_control: &str, now: u64, expected: bool) {
             assert_eq!(
-                stale_if_error(&stored(cache_control), now),
+                stale_if_error(&stored(cache_control), now * 1000),
                 expected,
                 "{cache_control} now={now}"
             );

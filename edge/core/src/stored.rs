@@ -6,20 +6,23 @@ use thiserror::Error;
 use crate::cache_control::CacheControl;
 use crate::config::EdgeConfig;
 use crate::headers::Headers;
-use crate::policy::{self, NotStorable};
+use crate::policy::{self, NotStorable, secs_to_ms};
 
 /// One cached response with everything needed to decide later whether it may be
-/// served: times are Unix seconds.
+/// served. Instants and ages are Unix milliseconds, so that a one-second lifetime
+/// lasts a second and not "until the clock's next tick"; lifetimes are whole
+/// seconds, as HTTP states them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
     pub status: u16,
     /// End-to-end headers as received, without hop-by-hop fields and `Age`.
     pub headers: Headers,
     pub body: Vec<u8>,
-    /// When the response arrived (the RFC's `response_time`).
-    pub stored_at: u64,
-    /// Its corrected age on arrival (see [`policy::initial_age`]).
-    pub initial_age: u64,
+    /// When the response arrived (the RFC's `response_time`), Unix milliseconds.
+    pub stored_at_ms: u64,
+    /// Its corrected age on arrival in milliseconds (see [`policy::initial_age_ms`]).
+    pub initial_age_ms: u64,
+    /// Seconds.
     pub freshness_lifetime: u64,
     /// Seconds past freshness during which it may be served while refreshing.
     pub stale_while_revalidate: u64,
@@ -37,21 +40,21 @@ impl StoredResponse {
         status: u16,
         response_headers: &Headers,
         body: Vec<u8>,
-        request_time: u64,
-        response_time: u64,
+        request_time_ms: u64,
+        response_time_ms: u64,
         config: &EdgeConfig,
     ) -> Result<Self, NotStorable> {
         policy::storability("GET", request_headers, status, response_headers)?;
         let mut headers = response_headers.clone();
         headers.remove_hop_by_hop();
-        let initial_age = policy::initial_age(&headers, request_time, response_time);
+        let initial_age_ms = policy::initial_age_ms(&headers, request_time_ms, response_time_ms);
         headers.remove("age");
         let mut stored = Self {
             status,
             headers,
             body,
-            stored_at: response_time,
-            initial_age,
+            stored_at_ms: response_time_ms,
+            initial_age_ms,
             freshness_lifetime: 0,
             stale_while_revalidate: 0,
             stale_if_error: 0,
@@ -64,7 +67,7 @@ impl StoredResponse {
                 (name, value)
             })
             .collect();
-        stored.refresh_lifetimes(response_time, config);
+        stored.refresh_lifetimes(response_time_ms, config);
         let has_validator =
             stored.headers.contains("etag") || stored.headers.contains("last-modified");
         if stored.freshness_lifetime == 0 && !has_validator && stored.stale_if_error == 0 {
@@ -73,9 +76,10 @@ impl StoredResponse {
         Ok(stored)
     }
 
-    fn refresh_lifetimes(&mut self, response_time: u64, config: &EdgeConfig) {
+    fn refresh_lifetimes(&mut self, response_time_ms: u64, config: &EdgeConfig) {
         let cc = CacheControl::from_headers(&self.headers);
-        self.freshness_lifetime = policy::freshness_lifetime(&self.headers, response_time, config);
+        self.freshness_lifetime =
+            policy::freshness_lifetime(&self.headers, response_time_ms / 1000, config);
         let (swr, sie) = if cc.forbids_stale() {
             (0, 0)
         } else {
@@ -94,14 +98,14 @@ impl StoredResponse {
     pub fn revalidated(
         &self,
         not_modified_headers: &Headers,
-        request_time: u64,
-        response_time: u64,
+        request_time_ms: u64,
+        response_time_ms: u64,
         config: &EdgeConfig,
     ) -> Self {
         let mut fresh = self.clone();
         let mut update = not_modified_headers.clone();
         update.remove_hop_by_hop();
-        let initial_age = policy::initial_age(&update, request_time, response_time);
+        let initial_age_ms = policy::initial_age_ms(&update, request_time_ms, response_time_ms);
         for name in [
             "content-length",
             "age",
@@ -120,21 +124,26 @@ impl StoredResponse {
                 fresh.headers.append(name, value);
             }
         }
-        fresh.stored_at = response_time;
-        fresh.initial_age = initial_age;
-        fresh.refresh_lifetimes(response_time, config);
+        fresh.stored_at_ms = response_time_ms;
+        fresh.initial_age_ms = initial_age_ms;
+        fresh.refresh_lifetimes(response_time_ms, config);
         fresh
     }
 
-    /// Current age in seconds (RFC 9111 section 4.2.3).
-    pub fn age(&self, now: u64) -> u64 {
-        self.initial_age
-            .saturating_add(now.saturating_sub(self.stored_at))
+    /// Current age in milliseconds at `now_ms` (RFC 9111 section 4.2.3).
+    pub fn age_ms(&self, now_ms: u64) -> u64 {
+        self.initial_age_ms
+            .saturating_add(now_ms.saturating_sub(self.stored_at_ms))
+    }
+
+    /// Current age in whole seconds, as the `Age` header states it.
+    pub fn age(&self, now_ms: u64) -> u64 {
+        self.age_ms(now_ms) / 1000
     }
 
     /// Whether the age is still within the freshness lifetime.
-    pub fn is_fresh(&self, now: u64) -> bool {
-        self.age(now) < self.freshness_lifetime
+    pub fn is_fresh(&self, now_ms: u64) -> bool {
+        self.age_ms(now_ms) < secs_to_ms(self.freshness_lifetime)
     }
 
     /// Whether this response was selected by the same `Vary` header values as `request_headers` carries.
@@ -163,8 +172,8 @@ impl StoredResponse {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.status.to_le_bytes());
         for n in [
-            self.stored_at,
-            self.initial_age,
+            self.stored_at_ms,
+            self.initial_age_ms,
             self.freshness_lifetime,
             self.stale_while_revalidate,
             self.stale_if_error,
@@ -203,8 +212,8 @@ impl StoredResponse {
             *n = u64::from_le_bytes(reader.array()?);
         }
         let [
-            stored_at,
-            initial_age,
+            stored_at_ms,
+            initial_age_ms,
             freshness_lifetime,
             stale_while_revalidate,
             stale_if_error,
@@ -235,8 +244,8 @@ impl StoredResponse {
             status,
             headers,
             body,
-            stored_at,
-            initial_age,
+            stored_at_ms,
+            initial_age_ms,
             freshness_lifetime,
             stale_while_revalidate,
             stale_if_error,
@@ -257,7 +266,9 @@ fn vary_value(request_headers: &Headers, name: &str) -> Option<String> {
     })
 }
 
-const MAGIC: &[u8] = b"EDGE1";
+/// The record's format and version: `EDGE2` keeps instants in milliseconds
+/// (`EDGE1` kept seconds and is no longer read; such records count as misses).
+const MAGIC: &[u8] = b"EDGE2";
 
 /// A stored value that is not a record this version wrote; the adapter treats it as a miss.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -335,8 +346,8 @@ mod tests {
             200,
             &h(response),
             b"body".to_vec(),
-            1000,
-            1000,
+            1_000_000,
+            1_000_000,
             &config(),
         )
     }
@@ -361,9 +372,9 @@ mod tests {
                 r.freshness_lifetime,
                 r.stale_while_revalidate,
                 r.stale_if_error,
-                r.initial_age
+                r.initial_age_ms
             ),
-            (60, 30, 300, 4)
+            (60, 30, 300, 4000)
         );
         assert_eq!(
             r.headers,
@@ -425,13 +436,18 @@ mod tests {
     #[test]
     fn age_and_freshness_follow_the_clock() {
         let r = stored(&[], &[("cache-control", "max-age=10"), ("age", "3")]).unwrap();
-        fn check(r: &StoredResponse, now: u64, age: u64, fresh: bool) {
-            assert_eq!((r.age(now), r.is_fresh(now)), (age, fresh), "now {now}");
+        fn check(r: &StoredResponse, now_ms: u64, age: u64, fresh: bool) {
+            assert_eq!(
+                (r.age(now_ms), r.is_fresh(now_ms)),
+                (age, fresh),
+                "now {now_ms}"
+            );
         }
-        check(&r, 1000, 3, true);
-        check(&r, 1006, 9, true);
-        check(&r, 1007, 10, false);
-        check(&r, 999, 3, true);
+        check(&r, 1_000_000, 3, true);
+        check(&r, 1_006_000, 9, true);
+        check(&r, 1_006_999, 9, true);
+        check(&r, 1_007_000, 10, false);
+        check(&r, 999_000, 3, true);
     }
 
     #[test]
@@ -509,13 +525,13 @@ mod tests {
                 ("content-type", "text/plain"),
                 ("connection", "close"),
             ]),
-            2000,
-            2001,
+            2_000_000,
+            2_001_250,
             &config(),
         );
         assert_eq!(fresh.freshness_lifetime, 20);
-        assert_eq!(fresh.stored_at, 2001);
-        assert_eq!(fresh.initial_age, 1);
+        assert_eq!(fresh.stored_at_ms, 2_001_250);
+        assert_eq!(fresh.initial_age_ms, 1250);
         assert_eq!(fresh.body, b"body");
         assert_eq!(fresh.headers.get("content-type"), Some("application/json"));
         assert_eq!(fresh.headers.get("x-old"), Some("1"));

@@ -20,8 +20,8 @@ pub struct Fetched {
     pub headers: Headers,
     pub body: Bytes,
     /// Unix seconds when the request left and the response arrived.
-    pub request_time: u64,
-    pub response_time: u64,
+    pub request_time_ms: u64,
+    pub response_time_ms: u64,
 }
 
 /// No origin produced a response.
@@ -41,7 +41,7 @@ pub async fn fetch(
     body: Bytes,
 ) -> Result<Fetched, FetchError> {
     let started = Instant::now();
-    let request_time = crate::unix_now();
+    let request_time_ms = crate::unix_now_ms();
     let order = state::with(|s| s.health.attempt_order(crate::unix_now_ms()));
     let mut last_error = FetchError::Unavailable("no origin configured".to_owned());
     for (attempts_before, &index) in order.iter().enumerate() {
@@ -76,8 +76,8 @@ pub async fn fetch(
                         status,
                         headers,
                         body,
-                        request_time,
-                        response_time: crate::unix_now(),
+                        request_time_ms,
+                        response_time_ms: crate::unix_now_ms(),
                     });
                 }
                 last_error = FetchError::Unavailable(format!(

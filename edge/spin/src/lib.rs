@@ -32,13 +32,6 @@ use state::{Collapsed, Join};
 
 type Response = http::Response<Full<Bytes>>;
 
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs()
-}
-
 pub(crate) fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -217,7 +210,7 @@ async fn cacheable(config: &Rc<EdgeConfig>, head: &RequestHead) -> Response {
         Ok(Some(bytes)) => StoredResponse::decode(&bytes).ok(),
         _ => None,
     };
-    let now = unix_now();
+    let now = unix_now_ms();
     match lookup(stored.as_ref(), &head.headers, now) {
         Lookup::Hit { age } => stored.map_or_else(
             || json_response(&Rejection::bad_gateway("cache")),
@@ -272,25 +265,25 @@ async fn revalidate(
         Ok(fetched) if fetched.status == 304 => {
             let fresh = stored.revalidated(
                 &fetched.headers,
-                fetched.request_time,
-                fetched.response_time,
+                fetched.request_time_ms,
+                fetched.response_time_ms,
                 config,
             );
             let _ = store.set(key.as_str(), fresh.encode()).await;
-            let age = fresh.age(unix_now());
+            let age = fresh.age(unix_now_ms());
             serve_stored(&fresh, CacheStatus::Revalidated, age, head)
         }
         Ok(fetched)
-            if is_origin_error_status(fetched.status) && stale_if_error(&stored, unix_now()) =>
+            if is_origin_error_status(fetched.status) && stale_if_error(&stored, unix_now_ms()) =>
         {
-            serve_stored(&stored, CacheStatus::Stale, stored.age(unix_now()), head)
+            serve_stored(&stored, CacheStatus::Stale, stored.age(unix_now_ms()), head)
         }
         Ok(fetched) => {
             store_fetched(config, head, store, key, &fetched).await;
             serve_fetched(&fetched, CacheStatus::Miss, head)
         }
-        Err(_) if stale_if_error(&stored, unix_now()) => {
-            serve_stored(&stored, CacheStatus::Stale, stored.age(unix_now()), head)
+        Err(_) if stale_if_error(&stored, unix_now_ms()) => {
+            serve_stored(&stored, CacheStatus::Stale, stored.age(unix_now_ms()), head)
         }
         Err(error) => error_response(&error),
     }
@@ -308,8 +301,8 @@ async fn store_fetched(
         fetched.status,
         &fetched.headers,
         fetched.body.to_vec(),
-        fetched.request_time,
-        fetched.response_time,
+        fetched.request_time_ms,
+        fetched.response_time_ms,
         config,
     )
     .ok()?;
@@ -362,7 +355,7 @@ async fn miss(config: &EdgeConfig, head: &RequestHead, store: &Store, key: &Cach
             if let Some(Collapsed::Stored(stored)) = wait_for_leader(&slot, config).await
                 && stored.vary_matches(&head.headers)
             {
-                return serve_stored(&stored, CacheStatus::Miss, stored.age(unix_now()), head);
+                return serve_stored(&stored, CacheStatus::Miss, stored.age(unix_now_ms()), head);
             }
             match fetch_and_store(config, head, store, key).await {
                 Ok((fetched, _)) => serve_fetched(&fetched, CacheStatus::Miss, head),

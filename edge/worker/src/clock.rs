@@ -1,12 +1,7 @@
 //! The Worker's clock. Workers freeze `Date.now()` while code runs and advance it
 //! only at I/O, so durations measured here are as coarse as the I/O between them.
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch, the unit of every cache decision.
 pub fn now_ms() -> u64 {
     worker::Date::now().as_millis()
-}
-
-/// Seconds since the Unix epoch, the unit of every cache decision.
-pub fn now_secs() -> u64 {
-    now_ms() / 1000
 }

@@ -29,7 +29,7 @@ use edge_core::{
 };
 use worker::{Context, Env, Request, Response, event};
 
-use crate::clock::{now_ms, now_secs};
+use crate::clock::now_ms;
 use crate::store::Store;
 use crate::upstream::{OriginAnswer, Outbound};
 
@@ -117,7 +117,7 @@ async fn serve_cacheable(
     let head_request = head.method == "HEAD";
     let key = current_key(&store, &head.key_host(), &head.path_and_query).await;
     let stored = store.get(&key).await;
-    match (lookup(stored.as_ref(), &head.headers, now_secs()), stored) {
+    match (lookup(stored.as_ref(), &head.headers, now_ms()), stored) {
         (Lookup::Hit { age }, Some(stored)) => {
             serve_stored(&stored, CacheStatus::Hit, age, head_request)
         }
@@ -136,14 +136,14 @@ async fn serve_cacheable(
                 Fetched::Revalidated(fresh) => serve_stored(
                     &fresh,
                     CacheStatus::Revalidated,
-                    fresh.age(now_secs()),
+                    fresh.age(now_ms()),
                     head_request,
                 ),
                 Fetched::Answer(answer) => serve_answer(&answer, CacheStatus::Miss, head_request),
-                Fetched::Failed(_) if stale_if_error(&stored, now_secs()) => serve_stored(
+                Fetched::Failed(_) if stale_if_error(&stored, now_ms()) => serve_stored(
                     &stored,
                     CacheStatus::Stale,
-                    stored.age(now_secs()),
+                    stored.age(now_ms()),
                     head_request,
                 ),
                 Fetched::Failed(failure) => serve_failure(failure, head_request),
@@ -153,12 +153,9 @@ async fn serve_cacheable(
             Fetched::Answer(answer) | Fetched::Failed(Ok(answer)) => {
                 serve_answer(&answer, CacheStatus::Miss, head_request)
             }
-            Fetched::Revalidated(fresh) => serve_stored(
-                &fresh,
-                CacheStatus::Miss,
-                fresh.age(now_secs()),
-                head_request,
-            ),
+            Fetched::Revalidated(fresh) => {
+                serve_stored(&fresh, CacheStatus::Miss, fresh.age(now_ms()), head_request)
+            }
             Fetched::Failed(Err(rejection)) => convert::rejection(&rejection),
         },
     }
@@ -192,7 +189,7 @@ async fn fetch_and_store(
         headers: &headers,
         body: None,
     };
-    let request_time = now_secs();
+    let request_time_ms = now_ms();
     // No request collapsing: workers-rs polls every request's futures on one
     // wasm-bindgen-futures queue, so a request woken by another's answer resumes
     // in that request's I/O context and workerd refuses its response ("Cannot
@@ -203,10 +200,14 @@ async fn fetch_and_store(
         Ok(answer) => answer,
         Err(rejection) => return Fetched::Failed(Err(rejection)),
     };
-    let response_time = now_secs();
+    let response_time_ms = now_ms();
     if let (304, Some(previous)) = (answer.status, previous) {
-        let fresh =
-            previous.revalidated(&answer.headers, request_time, response_time, &edge.config);
+        let fresh = previous.revalidated(
+            &answer.headers,
+            request_time_ms,
+            response_time_ms,
+            &edge.config,
+        );
         store.put(key, &fresh, &edge.config).await;
         return Fetched::Revalidated(fresh);
     }
@@ -215,8 +216,8 @@ async fn fetch_and_store(
         answer.status,
         &answer.headers,
         answer.body.clone(),
-        request_time,
-        response_time,
+        request_time_ms,
+        response_time_ms,
         &edge.config,
     );
     if let Ok(record) = record {

@@ -123,7 +123,7 @@ pub fn retention_secs(record: &StoredResponse, config: &EdgeConfig) -> u64 {
     } else {
         usable
     };
-    keep.saturating_sub(record.initial_age).max(1)
+    keep.saturating_sub(record.initial_age_ms / 1000).max(1)
 }
 
 fn hex(bytes: &[u8]) -> String {
