@@ -1,10 +1,14 @@
-//! Command line and environment: `origin serve` and `origin migrate` flags,
-//! each with an environment twin, turned into the settings the app runs with.
+//! Command line and environment: `origin serve`, `migrate`, `seed` and
+//! `bench-queries` flags, each with an environment twin, turned into the
+//! settings the app runs with.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use scylla::statement::Consistency;
+
+use crate::storage::scylla::{DEFAULT_KEYSPACE, DEFAULT_REPLICATION, ScyllaOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "origin", version, about = "The song-comments origin service")]
@@ -21,6 +25,9 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Load the deterministic data set (owned by the data generator).
     Seed(crate::datagen::SeedArgs),
+    /// Measure the song read, comments query and feed on a loaded database:
+    /// through the storage layer and through the HTTP API with and without Redis.
+    BenchQueries(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -31,8 +38,89 @@ pub enum Backend {
 
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
+    #[arg(long, env = "ORIGIN_BACKEND", value_enum, default_value_t = Backend::Postgres)]
+    pub backend: Backend,
+    /// PostgreSQL URL (required for the postgres backend).
     #[arg(long, env = "DATABASE_URL")]
-    pub database_url: String,
+    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub scylla: ScyllaArgs,
+}
+
+/// Where the ScyllaDB/Cassandra backend is and how it reads and writes.
+#[derive(Debug, Clone, Args)]
+pub struct ScyllaArgs {
+    /// ScyllaDB/Cassandra contact points, `host:port`, comma-separated.
+    #[arg(long = "scylla-uri", env = "SCYLLA_URI")]
+    pub uri: Option<String>,
+    /// Keyspace holding the tables (letters, digits and `_`).
+    #[arg(long = "scylla-keyspace", env = "SCYLLA_KEYSPACE", default_value = DEFAULT_KEYSPACE)]
+    pub keyspace: String,
+    /// Consistency level of every read and write (ONE, LOCAL_ONE, QUORUM, LOCAL_QUORUM, ALL, ...).
+    #[arg(
+        long = "scylla-consistency",
+        env = "SCYLLA_CONSISTENCY",
+        default_value = "LOCAL_QUORUM",
+        value_parser = parse_consistency
+    )]
+    pub consistency: Consistency,
+    /// Replication of the keyspace when the schema creates it (a CQL map).
+    #[arg(long = "scylla-replication", env = "SCYLLA_REPLICATION", default_value = DEFAULT_REPLICATION)]
+    pub replication: String,
+}
+
+impl Default for ScyllaArgs {
+    fn default() -> Self {
+        Self {
+            uri: None,
+            keyspace: DEFAULT_KEYSPACE.to_owned(),
+            consistency: Consistency::LocalQuorum,
+            replication: DEFAULT_REPLICATION.to_owned(),
+        }
+    }
+}
+
+impl ScyllaArgs {
+    /// The driver options, or `None` when no contact point is given.
+    pub fn options(&self, timeout: Duration) -> Option<ScyllaOptions> {
+        let uri = self.uri.as_deref()?;
+        Some(ScyllaOptions {
+            known_nodes: uri
+                .split(',')
+                .map(str::trim)
+                .filter(|node| !node.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            keyspace: self.keyspace.clone(),
+            consistency: self.consistency,
+            replication: self.replication.clone(),
+            timeout,
+        })
+    }
+}
+
+/// Accepts the CQL names in any case, with `_` or `-`: `LOCAL_QUORUM`, `local-quorum`.
+pub fn parse_consistency(text: &str) -> Result<Consistency, String> {
+    let consistency = match text.trim().to_ascii_uppercase().replace('-', "_").as_str() {
+        "ANY" => Consistency::Any,
+        "ONE" => Consistency::One,
+        "TWO" => Consistency::Two,
+        "THREE" => Consistency::Three,
+        "QUORUM" => Consistency::Quorum,
+        "ALL" => Consistency::All,
+        "LOCAL_QUORUM" => Consistency::LocalQuorum,
+        "EACH_QUORUM" => Consistency::EachQuorum,
+        "LOCAL_ONE" => Consistency::LocalOne,
+        "SERIAL" => Consistency::Serial,
+        "LOCAL_SERIAL" => Consistency::LocalSerial,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a consistency level; use one of ANY, ONE, TWO, THREE, QUORUM, ALL, \
+                 LOCAL_QUORUM, EACH_QUORUM, LOCAL_ONE, SERIAL, LOCAL_SERIAL"
+            ));
+        }
+    };
+    Ok(consistency)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -51,9 +139,9 @@ pub struct ServeArgs {
     pub jwt_secret: String,
     #[arg(long, env = "ORIGIN_BACKEND", value_enum, default_value_t = Backend::Postgres)]
     pub backend: Backend,
-    /// ScyllaDB contact point (host:port) for the scylla backend.
-    #[arg(long, env = "SCYLLA_URI")]
-    pub scylla_uri: Option<String>,
+    /// ScyllaDB/Cassandra for the scylla backend.
+    #[command(flatten)]
+    pub scylla: ScyllaArgs,
     /// Tokio worker threads; default is one per core.
     #[arg(long, env = "ORIGIN_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -113,7 +201,7 @@ impl ServeArgs {
         serve.redis_url = redis_url;
         // Environment twins must not leak from the developer's shell into tests.
         serve.backend = Backend::Postgres;
-        serve.scylla_uri = None;
+        serve.scylla = ScyllaArgs::default();
         serve.clone()
     }
 
@@ -131,5 +219,42 @@ impl ServeArgs {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consistency_levels_parse_in_either_spelling() {
+        assert_eq!(
+            parse_consistency("LOCAL_QUORUM"),
+            Ok(Consistency::LocalQuorum)
+        );
+        assert_eq!(parse_consistency("local-one"), Ok(Consistency::LocalOne));
+        assert_eq!(parse_consistency(" quorum "), Ok(Consistency::Quorum));
+        assert!(
+            parse_consistency("most")
+                .unwrap_err()
+                .contains("LOCAL_QUORUM")
+        );
+    }
+
+    #[test]
+    fn scylla_contact_points_split_on_commas() {
+        let args = ScyllaArgs {
+            uri: Some("10.0.0.1:9042, 10.0.0.2:9042,".into()),
+            ..ScyllaArgs::default()
+        };
+        let options = args.options(Duration::from_secs(1)).unwrap();
+        assert_eq!(options.known_nodes, ["10.0.0.1:9042", "10.0.0.2:9042"]);
+        assert_eq!(options.keyspace, DEFAULT_KEYSPACE);
+        assert_eq!(options.consistency, Consistency::LocalQuorum);
+        assert!(
+            ScyllaArgs::default()
+                .options(Duration::from_secs(1))
+                .is_none()
+        );
     }
 }

@@ -12,7 +12,10 @@
 //!   [`error`]: every failure mapped to a status and JSON body in one place;
 //!   [`metrics`]: Prometheus text; [`telemetry`]: tracing to stderr.
 //! - [`datagen`]: `origin seed`, the deterministic data set and its bulk loaders.
+//! - [`bench`]: `origin bench-queries`, the query benchmark (storage and HTTP,
+//!   with and without Redis) beside the original study's figures.
 pub mod auth;
+pub mod bench;
 pub mod cache;
 pub mod configuration;
 pub mod datagen;

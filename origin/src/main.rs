@@ -3,7 +3,7 @@
 use std::io::Write as _;
 
 use clap::Parser as _;
-use origin::configuration::{Cli, Command};
+use origin::configuration::{Backend, Cli, Command};
 use origin::startup::Application;
 
 fn main() -> anyhow::Result<()> {
@@ -30,11 +30,31 @@ fn main() -> anyhow::Result<()> {
                 app.run_until_stopped().await?;
                 tracing::info!("stopped");
             }
-            Command::Migrate(args) => {
-                let applied = origin::storage::postgres::migrate(&args.database_url).await?;
-                tracing::info!(?applied, "migrations applied");
-            }
+            Command::Migrate(args) => match args.backend {
+                Backend::Postgres => {
+                    let url = args.database_url.as_deref().ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--database-url (DATABASE_URL) is required for the postgres backend"
+                        )
+                    })?;
+                    let applied = origin::storage::postgres::migrate(url).await?;
+                    tracing::info!(?applied, "migrations applied");
+                }
+                Backend::Scylla => {
+                    let options = args
+                        .scylla
+                        .options(std::time::Duration::from_secs(10))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--scylla-uri (SCYLLA_URI) is required for the scylla backend"
+                            )
+                        })?;
+                    let session = origin::storage::scylla::session(&options).await?;
+                    origin::storage::scylla::migrate(&session, &options).await?;
+                }
+            },
             Command::Seed(args) => origin::datagen::run(args).await?,
+            Command::BenchQueries(args) => origin::bench::run_cli(args).await?,
         }
         Ok::<(), anyhow::Error>(())
     })

@@ -29,6 +29,7 @@ use crate::storage::Storage;
 use crate::storage::postgres::{
     self, ConnectError, MigrateError, PostgresOptions, PostgresStorage,
 };
+use crate::storage::scylla::{ScyllaError, ScyllaStorage};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -45,10 +46,10 @@ pub struct AppState {
 pub enum StartupError {
     #[error("--database-url (DATABASE_URL) is required for the postgres backend")]
     MissingDatabaseUrl,
-    #[error(
-        "the scylla backend is not wired into `origin serve` yet; use Application::build_with_storage"
-    )]
-    ScyllaNotWired,
+    #[error("--scylla-uri (SCYLLA_URI) is required for the scylla backend")]
+    MissingScyllaUri,
+    #[error("could not set up ScyllaDB")]
+    Scylla(#[source] ScyllaError),
     #[error("could not migrate the database")]
     Migrate(#[source] MigrateError),
     #[error("could not set up the database pool")]
@@ -71,7 +72,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Migrates, connects and binds according to `args`.
+    /// Migrates, connects and binds according to `args` (PostgreSQL or
+    /// ScyllaDB; the Redis cache sits in front of either).
     pub async fn build(args: ServeArgs) -> Result<Self, StartupError> {
         let storage: Arc<dyn Storage> = match args.backend {
             Backend::Postgres => {
@@ -88,7 +90,17 @@ impl Application {
                 };
                 Arc::new(PostgresStorage::connect(&url, &options).map_err(StartupError::Pool)?)
             }
-            Backend::Scylla => return Err(StartupError::ScyllaNotWired),
+            Backend::Scylla => {
+                let options = args
+                    .scylla
+                    .options(args.db_timeout())
+                    .ok_or(StartupError::MissingScyllaUri)?;
+                Arc::new(
+                    ScyllaStorage::connect_and_migrate(&options)
+                        .await
+                        .map_err(StartupError::Scylla)?,
+                )
+            }
         };
         Self::build_with_storage(args, storage).await
     }

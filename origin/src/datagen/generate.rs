@@ -109,6 +109,32 @@ impl Generator {
         (duration_ms, released)
     }
 
+    /// A song drawn by the data set's popularity law: the songs this returns
+    /// most often are the ones with the most comments (the query benchmark's
+    /// Zipf draw).
+    pub fn popular_song<R: Rng + ?Sized>(&self, rng: &mut R) -> i64 {
+        Self::song_by_popularity(
+            &self.popularity,
+            self.stride,
+            self.offset,
+            self.dataset.songs,
+            rng,
+        )
+    }
+
+    fn song_by_popularity<R: Rng + ?Sized>(
+        popularity: &Zipf<f64>,
+        stride: u64,
+        offset: u64,
+        songs: u64,
+        rng: &mut R,
+    ) -> i64 {
+        let rank = (popularity.sample(rng) as u64).clamp(1, songs);
+        ((u128::from(rank - 1) * u128::from(stride) + u128::from(offset)) % u128::from(songs))
+            as i64
+            + 1
+    }
+
     /// Song `id`, for ids 1..=songs.
     pub fn song(&mut self, id: i64) -> Song {
         let rng = &mut self.row_rng;
@@ -174,10 +200,13 @@ impl Generator {
     pub fn comment(&mut self, index: u64) -> Comment {
         let rng = &mut self.row_rng;
         Self::position(rng, Table::Comments, index);
-        let rank = (self.popularity.sample(rng) as u64).clamp(1, self.dataset.songs);
-        let song_id = ((u128::from(rank - 1) * u128::from(self.stride) + u128::from(self.offset))
-            % u128::from(self.dataset.songs)) as i64
-            + 1;
+        let song_id = Self::song_by_popularity(
+            &self.popularity,
+            self.stride,
+            self.offset,
+            self.dataset.songs,
+            rng,
+        );
         let (duration_ms, released) = Self::song_shape(&mut self.song_rng, song_id);
         let user_id = rng.random_range(1..=self.dataset.users as i64);
         let track_ms = rng.random_range(0..=duration_ms);

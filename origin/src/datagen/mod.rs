@@ -3,15 +3,20 @@
 //!
 //! - [`generate`]: the rows, a pure function of (seed, table, row number).
 //! - [`postgres`]: the COPY loader, resumable table by table.
+//! - [`scylla`]: prepared inserts with bounded concurrency, resumable from a
+//!   checkpoint.
 
 pub mod generate;
 pub mod postgres;
+pub mod scylla;
 mod words;
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::configuration::{Backend, ScyllaArgs};
 
 pub use generate::{Dataset, Generator};
 
@@ -42,9 +47,15 @@ impl Scale {
 /// Arguments of `origin seed`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SeedArgs {
-    /// PostgreSQL to load into.
+    /// Which database to load.
+    #[arg(long, env = "ORIGIN_BACKEND", value_enum, default_value_t = Backend::Postgres)]
+    pub backend: Backend,
+    /// PostgreSQL to load into (the postgres backend).
     #[arg(long, env = "DATABASE_URL")]
-    pub database_url: String,
+    pub database_url: Option<String>,
+    /// ScyllaDB to load into (the scylla backend).
+    #[command(flatten)]
+    pub scylla: ScyllaArgs,
     /// A named size; or give --songs, --users and --comments.
     #[arg(long, value_enum, required_unless_present_all = ["songs", "users", "comments"])]
     pub scale: Option<Scale>,
@@ -87,7 +98,7 @@ impl SeedArgs {
         }
     }
 
-    fn existing(&self) -> postgres::Existing {
+    pub fn existing(&self) -> postgres::Existing {
         if self.force {
             postgres::Existing::Replace
         } else if self.resume {
@@ -115,15 +126,38 @@ pub fn progress_bar() -> ProgressBar {
 pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     let dataset = args.dataset();
     Generator::new(dataset)?;
+    match args.backend {
+        Backend::Postgres => {
+            let url = args.database_url.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--database-url (DATABASE_URL) is required for the postgres backend"
+                )
+            })?;
+            run_postgres(&url, dataset, args.existing()).await
+        }
+        Backend::Scylla => {
+            let options = args.scylla.options(scylla::WRITE_TIMEOUT).ok_or_else(|| {
+                anyhow::anyhow!("--scylla-uri (SCYLLA_URI) is required for the scylla backend")
+            })?;
+            run_scylla(&options, dataset, args.existing()).await
+        }
+    }
+}
+
+async fn run_postgres(
+    url: &str,
+    dataset: Dataset,
+    existing: postgres::Existing,
+) -> anyhow::Result<()> {
     let progress = progress_bar();
-    let load = postgres::load(&args.database_url, dataset, args.existing(), &progress);
+    let load = postgres::load(url, dataset, existing, &progress);
     let outcome = tokio::select! {
         outcome = load => outcome,
         _ = tokio::signal::ctrl_c() => {
             progress.abandon_with_message("interrupted");
             // The loader's connections are gone; PostgreSQL rolls back what they had open.
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let remaining = postgres::remaining(&args.database_url).await.context("reading what the interrupted load left")?;
+            let remaining = postgres::remaining(url).await.context("reading what the interrupted load left")?;
             match remaining {
                 Some(remaining) => eprintln!(
                     "interrupted. Complete tables kept: {}; {} index/constraint statements still to run.\n\
@@ -148,6 +182,45 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         report.total_time,
         report.copy_time,
         report.index_time,
+    );
+    Ok(())
+}
+
+async fn run_scylla(
+    options: &crate::storage::scylla::ScyllaOptions,
+    dataset: Dataset,
+    existing: postgres::Existing,
+) -> anyhow::Result<()> {
+    let progress = progress_bar();
+    let load = scylla::load(options, dataset, existing, &progress);
+    let outcome = tokio::select! {
+        outcome = load => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            progress.abandon_with_message("interrupted");
+            let done = scylla::remaining(options).await.context("reading what the interrupted load left")?;
+            match done {
+                Some(done) => eprintln!(
+                    "interrupted. Rows recorded as loaded: {}.\n\
+                     Resume with the same command plus --resume, or start over with --force.",
+                    done.iter().map(|(table, rows)| format!("{table} {rows}")).collect::<Vec<_>>().join(", "),
+                ),
+                None => eprintln!("interrupted before the load started; nothing was changed."),
+            }
+            std::process::exit(130);
+        }
+    };
+    let report = outcome?;
+    progress.finish_with_message("done");
+    println!(
+        "loaded {} rows (seed {}: {} songs, {} users, {} comments) into keyspace {} in {:.1?} ({:.0} rows/s)",
+        report.rows,
+        dataset.seed,
+        dataset.songs,
+        dataset.users,
+        dataset.comments,
+        options.keyspace,
+        report.total_time,
+        report.rows as f64 / report.total_time.as_secs_f64().max(1e-9),
     );
     Ok(())
 }

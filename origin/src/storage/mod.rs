@@ -8,6 +8,7 @@ use crate::domain::{
 };
 
 pub mod postgres;
+pub mod scylla;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

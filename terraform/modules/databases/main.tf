@@ -149,6 +149,20 @@ locals {
     updated_at = "timestamp"
   }
 
+  # The per-song copy also carries the author's name and avatar, so the feed
+  # reads one partition and needs no join.
+  comments_by_song_columns = {
+    id                = "uuid"
+    song_id           = "bigint"
+    user_id           = "bigint"
+    body              = "text"
+    track_ms          = "int"
+    created_at        = "timestamp"
+    updated_at        = "timestamp"
+    author_name       = "text"
+    author_avatar_url = "text"
+  }
+
   keyspaces_tables = {
     songs = {
       columns = {
@@ -172,7 +186,7 @@ locals {
       clustering_key = []
     }
     comments_by_song = {
-      columns        = local.comment_columns
+      columns        = local.comments_by_song_columns
       partition_key  = ["song_id"]
       clustering_key = ["track_ms", "id"]
     }
