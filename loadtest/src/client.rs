@@ -4,26 +4,74 @@
 //! per connection, no channel, no per-request header map. (A hyper client
 //! connection costs two tasks and a channel hop per request, which kept the
 //! generator well below wrk on one core.)
+//!
+//! `https://` targets (a deployed CloudFront URL) go through rustls (ring
+//! provider, web PKI roots from `webpki-roots`, or a `--ca-file`, or no
+//! verification at all with `--insecure`); the handshake counts in the first
+//! request's latency on each connection, as the TCP connect does. Plain
+//! `http://` stays a bare `TcpStream`: one branch per read or write.
 
+use std::fmt;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::HeaderValue;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use crate::recorder::ErrorClass;
 use crate::workload::PlannedRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("target {0:?} must look like http://127.0.0.1:8000 (plain HTTP, host and port)")]
+    #[error(
+        "target {0:?} must look like http://127.0.0.1:8000 or https://d111111abcdef8.cloudfront.net (scheme, host, optional port and path)"
+    )]
     Shape(String),
     #[error("resolving target host {0:?}")]
     Resolve(String, #[source] std::io::Error),
     #[error("target host {0:?} resolved to no address")]
     NoAddress(String),
+    #[error("reading CA certificates from {0}")]
+    CaFile(String, #[source] rustls::pki_types::pem::Error),
+    #[error("{0} holds no usable CA certificate (expected PEM `BEGIN CERTIFICATE` blocks)")]
+    NoCaCertificate(String),
+    #[error("setting up TLS")]
+    Tls(#[source] rustls::Error),
+}
+
+/// How an `https://` target's certificate is checked.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// Trust only the CA certificates in this PEM file (instead of the web PKI roots).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (the handshake's signatures are still checked).
+    pub insecure: bool,
+}
+
+/// TLS settings of an `https://` target, shared by every connection.
+#[derive(Clone)]
+pub struct Tls {
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where requests go.
@@ -34,35 +82,191 @@ pub struct Target {
     pub host_header: HeaderValue,
     /// Path prefix prepended to every request path (usually empty).
     pub base_path: String,
+    /// Set for `https://` targets.
+    pub tls: Option<Tls>,
+}
+
+/// `host` and port of an authority (`example.com`, `127.0.0.1:8000`, `[::1]:8443`).
+fn split_authority(authority: &str, default_port: u16) -> Option<(&str, u16)> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(port) => port.parse().ok()?,
+        None => default_port,
+    };
+    (!host.is_empty()).then_some((host, port))
 }
 
 impl Target {
+    /// A target with the default TLS settings (web PKI roots) for `https://`.
     pub async fn resolve(url: &str) -> Result<Self, TargetError> {
+        Self::resolve_with(url, &TlsOptions::default()).await
+    }
+
+    pub async fn resolve_with(url: &str, tls: &TlsOptions) -> Result<Self, TargetError> {
         let shape = || TargetError::Shape(url.to_owned());
-        let rest = url.strip_prefix("http://").ok_or_else(shape)?;
+        let (rest, secure) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, false)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (rest, true)
+        } else {
+            return Err(shape());
+        };
         let (authority, base_path) = match rest.find('/') {
             Some(slash) => (&rest[..slash], rest[slash..].trim_end_matches('/')),
             None => (rest, ""),
         };
-        if authority.is_empty() {
-            return Err(shape());
-        }
-        let with_port = if authority.contains(':') {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
-        };
-        let addr = tokio::net::lookup_host(&with_port)
+        let (host, port) =
+            split_authority(authority, if secure { 443 } else { 80 }).ok_or_else(shape)?;
+        let addr = tokio::net::lookup_host((host, port))
             .await
             .map_err(|source| TargetError::Resolve(authority.to_owned(), source))?
             .next()
             .ok_or_else(|| TargetError::NoAddress(authority.to_owned()))?;
+        let tls = if secure {
+            Some(Tls {
+                connector: TlsConnector::from(client_config(tls)?),
+                server_name: ServerName::try_from(host.to_owned()).map_err(|_| shape())?,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
             addr,
             host_header: HeaderValue::from_str(authority).map_err(|_| shape())?,
             base_path: base_path.to_owned(),
+            tls,
         })
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads every certificate of a PEM file.
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TargetError> {
+    let failed = |source| TargetError::CaFile(path.display().to_string(), source);
+    CertificateDer::pem_file_iter(path)
+        .map_err(failed)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(failed)
+}
+
+fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, TargetError> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(TargetError::Tls)?;
+    let mut config = if options.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore::empty();
+        match &options.ca_file {
+            Some(path) => {
+                let (added, _) = roots.add_parsable_certificates(read_certificates(path)?);
+                if added == 0 {
+                    return Err(TargetError::NoCaCertificate(path.display().to_string()));
+                }
+            }
+            None => roots
+                .roots
+                .extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    // We speak HTTP/1.1 only; say so, or a CDN may pick h2.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// `--insecure`: any certificate for any name, but the handshake's signatures
+/// are still verified (a broken server still fails).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The socket under a connection.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.read(buffer).await,
+            Stream::Tls(stream) => stream.read(buffer).await,
+        }
+    }
+
+    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(stream) => stream.write_all(data).await,
+            Stream::Tls(stream) => {
+                stream.write_all(data).await?;
+                stream.flush().await
+            }
+        }
     }
 }
 
@@ -72,6 +276,8 @@ impl Target {
 pub struct Answer {
     pub status: u16,
     pub location: Option<String>,
+    /// The answer said when to retry (`Retry-After`), as a shed 503 does.
+    pub retry_after: bool,
     pub body: Option<Bytes>,
 }
 
@@ -89,7 +295,7 @@ const MAX_HEADERS: usize = 48;
 /// A keep-alive connection to the target.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     request: Vec<u8>,
     buffer: Vec<u8>,
     /// Bytes of `buffer` that hold data read from the socket.
@@ -102,12 +308,19 @@ pub struct Connection {
 
 impl Connection {
     pub async fn open(target: &Target) -> Result<Self, ErrorClass> {
-        let stream = TcpStream::connect(target.addr)
+        let tcp = TcpStream::connect(target.addr)
             .await
             .map_err(|_| ErrorClass::Connection)?;
-        stream
-            .set_nodelay(true)
-            .map_err(|_| ErrorClass::Connection)?;
+        tcp.set_nodelay(true).map_err(|_| ErrorClass::Connection)?;
+        let stream = match &target.tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => Stream::Tls(Box::new(
+                tls.connector
+                    .connect(tls.server_name.clone(), tcp)
+                    .await
+                    .map_err(|_| ErrorClass::Connection)?,
+            )),
+        };
         Ok(Self {
             stream,
             request: Vec::with_capacity(1024),
@@ -179,7 +392,7 @@ impl Connection {
             return Err(broken(reused));
         }
         // Head.
-        let (status, head_len, framing, location) = loop {
+        let (status, head_len, framing, location, retry_after) = loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut response = httparse::Response::new(&mut headers);
             match response.parse(&self.buffer[..self.filled]) {
@@ -187,6 +400,7 @@ impl Connection {
                     let status = response.code.unwrap_or(0);
                     let mut framing = Framing::UntilClose;
                     let mut location = None;
+                    let mut retry_after = false;
                     for header in response.headers.iter() {
                         let name = header.name;
                         if name.eq_ignore_ascii_case("content-length") {
@@ -208,6 +422,8 @@ impl Connection {
                             }
                         } else if name.eq_ignore_ascii_case("location") {
                             location = std::str::from_utf8(header.value).ok().map(str::to_owned);
+                        } else if name.eq_ignore_ascii_case("retry-after") {
+                            retry_after = true;
                         }
                     }
                     if matches!(status, 100..=199 | 204 | 304) {
@@ -218,7 +434,7 @@ impl Connection {
                         self.consume(head_len);
                         continue;
                     }
-                    break (status, head_len, framing, location);
+                    break (status, head_len, framing, location, retry_after);
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(_) => {
@@ -295,6 +511,7 @@ impl Connection {
         Ok(Answer {
             status,
             location,
+            retry_after,
             body: kept.map(Bytes::from),
         })
     }
@@ -311,4 +528,73 @@ enum Framing {
     Length(usize),
     Chunked,
     UntilClose,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities_split_into_host_and_port() {
+        assert_eq!(
+            split_authority("127.0.0.1:8000", 80),
+            Some(("127.0.0.1", 8000))
+        );
+        assert_eq!(
+            split_authority("d1.cloudfront.net", 443),
+            Some(("d1.cloudfront.net", 443))
+        );
+        assert_eq!(split_authority("[::1]:8443", 443), Some(("::1", 8443)));
+        assert_eq!(split_authority("[::1]", 80), Some(("::1", 80)));
+        assert_eq!(split_authority(":80", 80), None);
+        assert_eq!(split_authority("host:port", 80), None);
+        assert_eq!(split_authority("[::1]x", 80), None);
+    }
+
+    #[tokio::test]
+    async fn targets_keep_scheme_port_and_path() {
+        let plain = Target::resolve("http://127.0.0.1:8100/base/")
+            .await
+            .unwrap();
+        assert_eq!(plain.addr, "127.0.0.1:8100".parse().unwrap());
+        assert_eq!(plain.base_path, "/base");
+        assert_eq!(plain.url, "http://127.0.0.1:8100/base");
+        assert!(plain.tls.is_none());
+        let secure = Target::resolve("https://127.0.0.1").await.unwrap();
+        assert_eq!(secure.addr, "127.0.0.1:443".parse().unwrap());
+        assert_eq!(secure.host_header, "127.0.0.1");
+        assert!(secure.tls.is_some());
+        for bad in ["ftp://127.0.0.1", "127.0.0.1:80", "http://", "https://:443"] {
+            assert!(
+                matches!(Target::resolve(bad).await, Err(TargetError::Shape(_))),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ca_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let options = TlsOptions {
+            ca_file: Some(empty),
+            insecure: false,
+        };
+        let error = Target::resolve_with("https://127.0.0.1:1", &options)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, TargetError::NoCaCertificate(_)),
+            "{error:?}"
+        );
+        let missing = TlsOptions {
+            ca_file: Some(dir.path().join("missing.pem")),
+            insecure: false,
+        };
+        assert!(matches!(
+            Target::resolve_with("https://127.0.0.1:1", &missing).await,
+            Err(TargetError::CaFile(..))
+        ));
+    }
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use loadtest::client::Target;
+use loadtest::client::{Target, TlsOptions};
 use loadtest::results::RunResults;
 use loadtest::runner::{LoadModel, RunOptions};
 use loadtest::scenario::{MixEntry, RequestKind, Scenario, parse_duration};
-use loadtest::testserver::{Behaviour, TestServer};
+use loadtest::testserver::{Behaviour, TestServer, TlsFiles};
 use loadtest::threshold::Threshold;
 use loadtest::workload::Workload;
 
@@ -81,6 +81,12 @@ enum Command {
         /// Stop by itself after this long.
         #[arg(long, value_parser = parse_duration, default_value = "10m")]
         lifetime: Duration,
+        /// Serve HTTPS with this certificate chain (PEM; needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM, PKCS#8 or PKCS#1 or SEC1).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -88,9 +94,17 @@ enum Command {
 struct RunArgs {
     /// Scenario file (TOML); default: the built-in read-heavy mix.
     scenario: Option<PathBuf>,
-    /// Base URL, e.g. http://127.0.0.1:8000 (overrides the scenario's).
+    /// Base URL, e.g. http://127.0.0.1:8000 or https://d111111abcdef8.cloudfront.net
+    /// (overrides the scenario's).
     #[arg(long, env = "TARGET")]
     target: Option<String>,
+    /// For https targets: trust only the CA certificates in this PEM file
+    /// (default: the web PKI roots built in).
+    #[arg(long, conflicts_with = "insecure")]
+    ca_file: Option<PathBuf>,
+    /// For https targets: accept any certificate (testing only).
+    #[arg(long)]
+    insecure: bool,
     /// Constant arrival rate (overrides the scenario's schedule; needs --duration).
     #[arg(long)]
     rate: Option<f64>,
@@ -188,13 +202,19 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             stall_for,
             delay,
             lifetime,
+            tls_cert,
+            tls_key,
         } => {
-            let server = TestServer::start_on(
+            let tls = tls_cert
+                .zip(tls_key)
+                .map(|(certificate, key)| TlsFiles { certificate, key });
+            let server = TestServer::start_with(
                 listen,
                 Behaviour {
                     stall: stall_at.map(|at| (at, stall_for)),
                     delay,
                 },
+                tls.as_ref(),
             )
             .context("starting the test server")?;
             println!("listening on {}", server.url());
@@ -234,7 +254,14 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or(scenario.target.clone())
         .context("no target: pass --target or set it in the scenario")?;
-    let target = Target::resolve(&target_url).await?;
+    let target = Target::resolve_with(
+        &target_url,
+        &TlsOptions {
+            ca_file: args.ca_file.clone(),
+            insecure: args.insecure,
+        },
+    )
+    .await?;
     let secret = args.jwt_secret.clone().or(scenario.jwt_secret.clone());
     let workload = Arc::new(Workload::new(&scenario, secret.as_deref())?);
     let model = match args.closed {
@@ -295,6 +322,9 @@ fn print_summary(results: &RunResults) {
         results.overall.errors.status_4xx,
         results.overall.errors.status_5xx,
     );
+    if results.overall.errors.total() > 0 {
+        println!("errors by status: {}", results.overall.errors.describe());
+    }
     println!(
         "{:<16} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "endpoint", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "p99.9", "p99.99", "max ms"

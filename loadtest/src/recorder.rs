@@ -5,6 +5,7 @@
 //! Recorders are sharded (one per runtime thread) and merged at the end, so
 //! recording costs an uncontended lock and no allocation.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -20,23 +21,44 @@ pub fn new_histogram() -> Histogram<u64> {
         .expect("static histogram bounds are valid")
 }
 
+/// The per-second histograms of the timeline: two significant figures (1 %)
+/// is plenty for a chart and keeps each one about 21 KB.
+pub fn new_second_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_MICROS, 2)
+        .expect("static histogram bounds are valid")
+}
+
 /// Why a request did not succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// Connecting failed or the connection broke mid-request.
+    /// Connecting failed (TLS handshake included) or the connection broke mid-request.
     Connection,
     Timeout,
-    Client4xx,
-    Server5xx,
+    /// A 4xx or 5xx answer, and whether it carried `Retry-After`.
+    Status {
+        code: u16,
+        retry_after: bool,
+    },
 }
 
-/// Error counts by class.
+/// How often one error status came back, and how many of those answers said
+/// when to come back (`Retry-After`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCount {
+    pub count: u64,
+    pub retry_after: u64,
+}
+
+/// Error counts by class, and the error statuses one by one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorCounts {
     pub connection: u64,
     pub timeout: u64,
     pub status_4xx: u64,
     pub status_5xx: u64,
+    /// Every 4xx and 5xx status seen, e.g. 503 (with `Retry-After`) apart from 502.
+    #[serde(default)]
+    pub statuses: BTreeMap<u16, StatusCount>,
 }
 
 impl ErrorCounts {
@@ -48,8 +70,16 @@ impl ErrorCounts {
         match class {
             ErrorClass::Connection => self.connection += 1,
             ErrorClass::Timeout => self.timeout += 1,
-            ErrorClass::Client4xx => self.status_4xx += 1,
-            ErrorClass::Server5xx => self.status_5xx += 1,
+            ErrorClass::Status { code, retry_after } => {
+                if code < 500 {
+                    self.status_4xx += 1;
+                } else {
+                    self.status_5xx += 1;
+                }
+                let status = self.statuses.entry(code).or_default();
+                status.count += 1;
+                status.retry_after += u64::from(retry_after);
+            }
         }
     }
 
@@ -58,6 +88,53 @@ impl ErrorCounts {
         self.timeout += other.timeout;
         self.status_4xx += other.status_4xx;
         self.status_5xx += other.status_5xx;
+        for (code, theirs) in &other.statuses {
+            let mine = self.statuses.entry(*code).or_default();
+            mine.count += theirs.count;
+            mine.retry_after += theirs.retry_after;
+        }
+    }
+
+    /// The classes in words, most frequent status first:
+    /// `503 ×40 (40 with Retry-After), connection ×2`; `none` when empty.
+    pub fn describe(&self) -> String {
+        let mut statuses: Vec<(&u16, &StatusCount)> = self.statuses.iter().collect();
+        statuses.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
+        let mut parts: Vec<String> = statuses
+            .into_iter()
+            .map(|(code, status)| {
+                if status.retry_after == 0 {
+                    format!("{code} ×{}", status.count)
+                } else if status.retry_after == status.count {
+                    format!("{code} ×{} (all with Retry-After)", status.count)
+                } else {
+                    format!(
+                        "{code} ×{} ({} with Retry-After)",
+                        status.count, status.retry_after
+                    )
+                }
+            })
+            .collect();
+        // Files written before statuses were kept have only the class counts.
+        let listed_4xx: u64 = self.statuses.range(..500).map(|(_, s)| s.count).sum();
+        let listed_5xx: u64 = self.statuses.range(500..).map(|(_, s)| s.count).sum();
+        if self.status_4xx > listed_4xx {
+            parts.push(format!("4xx ×{}", self.status_4xx - listed_4xx));
+        }
+        if self.status_5xx > listed_5xx {
+            parts.push(format!("5xx ×{}", self.status_5xx - listed_5xx));
+        }
+        if self.connection > 0 {
+            parts.push(format!("connection ×{}", self.connection));
+        }
+        if self.timeout > 0 {
+            parts.push(format!("timeout ×{}", self.timeout));
+        }
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
     }
 }
 
@@ -71,19 +148,63 @@ pub struct Second {
     /// Requests that completed (successfully or not) in this second.
     pub completed: u64,
     pub errors: u64,
+    /// Of the completed requests, the writes (POST, PATCH, DELETE), and their errors.
+    #[serde(default)]
+    pub writes: u64,
+    #[serde(default)]
+    pub write_errors: u64,
     /// Sum of the completed requests' latencies, for the mean.
     pub latency_sum_us: u64,
     pub latency_max_us: u64,
+    /// Median and 99th percentile latency of the requests completed in this
+    /// second (from the per-second histograms, 1 % precision).
+    #[serde(default)]
+    pub p50_us: u64,
+    #[serde(default)]
+    pub p99_us: u64,
 }
 
 impl Second {
+    /// Adds the counts. The percentiles cannot be added: they are set from
+    /// the merged per-second histograms (see [`Recorder::finish_timeline`]);
+    /// without histograms the larger of the two stands in (an upper bound).
     pub fn add(&mut self, other: &Second) {
         self.offered += other.offered;
         self.dropped += other.dropped;
         self.completed += other.completed;
         self.errors += other.errors;
+        self.writes += other.writes;
+        self.write_errors += other.write_errors;
         self.latency_sum_us += other.latency_sum_us;
         self.latency_max_us = self.latency_max_us.max(other.latency_max_us);
+        self.p50_us = self.p50_us.max(other.p50_us);
+        self.p99_us = self.p99_us.max(other.p99_us);
+    }
+
+    pub fn reads(&self) -> u64 {
+        self.completed - self.writes
+    }
+
+    pub fn read_errors(&self) -> u64 {
+        self.errors - self.write_errors
+    }
+
+    pub fn p50_ms(&self) -> f64 {
+        self.p50_us as f64 / 1000.0
+    }
+
+    pub fn p99_ms(&self) -> f64 {
+        self.p99_us as f64 / 1000.0
+    }
+
+    /// Sets the percentiles from this second's latency histogram.
+    pub fn set_percentiles(&mut self, histogram: &Histogram<u64>) {
+        if histogram.is_empty() {
+            (self.p50_us, self.p99_us) = (0, 0);
+        } else {
+            self.p50_us = histogram.value_at_quantile(0.50);
+            self.p99_us = histogram.value_at_quantile(0.99);
+        }
     }
 
     pub fn mean_latency_ms(&self) -> f64 {
@@ -139,11 +260,28 @@ impl Default for EndpointRecorder {
     }
 }
 
+/// One finished request, as the runner reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct Completed {
+    pub endpoint: usize,
+    /// When it completed, from the run's start.
+    pub completed_at: Duration,
+    /// From the intended start.
+    pub latency: Duration,
+    /// From the actual send.
+    pub service: Duration,
+    pub error: Option<ErrorClass>,
+    /// A POST, PATCH or DELETE.
+    pub write: bool,
+}
+
 /// Everything one shard recorded.
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
     pub endpoints: Vec<EndpointRecorder>,
     pub timeline: Vec<Second>,
+    /// Latency of the requests completed in each second (the timeline's p50 and p99).
+    pub timeline_latency: Vec<Histogram<u64>>,
     pub writes: Vec<AckedWrite>,
     /// Comments a DELETE was sent for: they may be gone, so the lost-write
     /// check leaves them out.
@@ -174,29 +312,40 @@ impl Recorder {
 
     /// A finished request. `latency` runs from the intended start, `service`
     /// from the actual send; `completed_at` is relative to the run's start.
-    pub fn completed(
-        &mut self,
-        endpoint: usize,
-        completed_at: Duration,
-        latency: Duration,
-        service: Duration,
-        error: Option<ErrorClass>,
-    ) {
-        let latency_us = (latency.as_micros() as u64).max(1);
-        let stats = &mut self.endpoints[endpoint];
+    pub fn completed(&mut self, request: Completed) {
+        let latency_us = (request.latency.as_micros() as u64).max(1);
+        let stats = &mut self.endpoints[request.endpoint];
         stats.latency.saturating_record(latency_us);
         stats
             .service_time
-            .saturating_record((service.as_micros() as u64).max(1));
-        match error {
+            .saturating_record((request.service.as_micros() as u64).max(1));
+        match request.error {
             None => stats.ok += 1,
             Some(class) => stats.errors.count(class),
         }
-        let second = self.second(completed_at);
+        let failed = u64::from(request.error.is_some());
+        let second = self.second(request.completed_at);
         second.completed += 1;
-        second.errors += u64::from(error.is_some());
+        second.errors += failed;
+        if request.write {
+            second.writes += 1;
+            second.write_errors += failed;
+        }
         second.latency_sum_us += latency_us;
         second.latency_max_us = second.latency_max_us.max(latency_us);
+        let index = request.completed_at.as_secs() as usize;
+        if self.timeline_latency.len() <= index {
+            self.timeline_latency
+                .resize_with(index + 1, new_second_histogram);
+        }
+        self.timeline_latency[index].saturating_record(latency_us);
+    }
+
+    /// Sets each second's p50 and p99 from its histogram (after merging).
+    pub fn finish_timeline(&mut self) {
+        for (second, histogram) in self.timeline.iter_mut().zip(&self.timeline_latency) {
+            second.set_percentiles(histogram);
+        }
     }
 
     pub fn merge(&mut self, other: &Recorder) {
@@ -214,7 +363,114 @@ impl Recorder {
         for (mine, theirs) in self.timeline.iter_mut().zip(&other.timeline) {
             mine.add(theirs);
         }
+        if self.timeline_latency.len() < other.timeline_latency.len() {
+            self.timeline_latency
+                .resize_with(other.timeline_latency.len(), new_second_histogram);
+        }
+        for (mine, theirs) in self
+            .timeline_latency
+            .iter_mut()
+            .zip(&other.timeline_latency)
+        {
+            mine.add(theirs).expect("histograms share bounds");
+        }
         self.writes.extend_from_slice(&other.writes);
         self.deleted.extend_from_slice(&other.deleted);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(at_ms: u64, latency_ms: u64, error: Option<ErrorClass>, write: bool) -> Completed {
+        Completed {
+            endpoint: 0,
+            completed_at: Duration::from_millis(at_ms),
+            latency: Duration::from_millis(latency_ms),
+            service: Duration::from_millis(latency_ms),
+            error,
+            write,
+        }
+    }
+
+    #[test]
+    fn statuses_are_counted_with_retry_after_and_described() {
+        let mut counts = ErrorCounts::default();
+        for _ in 0..3 {
+            counts.count(ErrorClass::Status {
+                code: 503,
+                retry_after: true,
+            });
+        }
+        counts.count(ErrorClass::Status {
+            code: 503,
+            retry_after: false,
+        });
+        counts.count(ErrorClass::Status {
+            code: 502,
+            retry_after: false,
+        });
+        counts.count(ErrorClass::Status {
+            code: 404,
+            retry_after: false,
+        });
+        counts.count(ErrorClass::Connection);
+        assert_eq!(
+            (counts.status_5xx, counts.status_4xx, counts.total()),
+            (5, 1, 7)
+        );
+        assert_eq!(
+            counts.statuses[&503],
+            StatusCount {
+                count: 4,
+                retry_after: 3
+            }
+        );
+        assert_eq!(
+            counts.describe(),
+            "503 ×4 (3 with Retry-After), 404 ×1, 502 ×1, connection ×1"
+        );
+        let mut sum = counts.clone();
+        sum.add(&counts);
+        assert_eq!(sum.statuses[&503].retry_after, 6);
+        assert_eq!(sum.total(), 14);
+        assert_eq!(ErrorCounts::default().describe(), "none");
+        // A file from before statuses were kept: class counts only.
+        let old = ErrorCounts {
+            status_5xx: 2,
+            ..ErrorCounts::default()
+        };
+        assert_eq!(old.describe(), "5xx ×2");
+    }
+
+    #[test]
+    fn each_second_has_its_own_percentiles_and_read_write_split() {
+        let (mut a, mut b) = (Recorder::new(1), Recorder::new(1));
+        // Second 0: 98 fast reads, then two slow ones in the other shard.
+        for i in 0..98 {
+            a.completed(request(i, 2, None, false));
+        }
+        b.completed(request(500, 400, None, false));
+        b.completed(request(600, 400, None, false));
+        // Second 1: writes failing with 503, reads fine.
+        let unavailable = Some(ErrorClass::Status {
+            code: 503,
+            retry_after: true,
+        });
+        for i in 0..10 {
+            a.completed(request(1000 + i, 5, unavailable, true));
+            b.completed(request(1000 + i, 50, None, false));
+        }
+        a.merge(&b);
+        a.finish_timeline();
+        let [first, second] = [a.timeline[0], a.timeline[1]];
+        assert_eq!(first.completed, 100);
+        assert!((1.9..=2.1).contains(&first.p50_ms()), "{first:?}");
+        assert!((396.0..=404.0).contains(&first.p99_ms()), "{first:?}");
+        assert_eq!((second.writes, second.write_errors), (10, 10));
+        assert_eq!((second.reads(), second.read_errors()), (10, 0));
+        assert!((49.0..=51.0).contains(&second.p99_ms()), "{second:?}");
+        assert!((4.9..=5.1).contains(&second.p50_ms()), "{second:?}");
     }
 }

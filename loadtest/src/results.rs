@@ -11,7 +11,9 @@ use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::recorder::{AckedWrite, EndpointRecorder, ErrorCounts, Second, new_histogram};
+use crate::recorder::{
+    AckedWrite, EndpointRecorder, ErrorCounts, Second, new_histogram, new_second_histogram,
+};
 use crate::threshold::ThresholdOutcome;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,14 +80,18 @@ pub fn encode_histogram(histogram: &Histogram<u64>) -> String {
 }
 
 pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, ResultsError> {
+    decode_into(text, new_histogram())
+}
+
+/// Decodes into `histogram`'s bounds (re-homing, so that histograms from any
+/// run add up).
+fn decode_into(text: &str, mut histogram: Histogram<u64>) -> Result<Histogram<u64>, ResultsError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
         .map_err(ResultsError::HistogramBase64)?;
     let decoded: Histogram<u64> = Deserializer::new()
         .deserialize(&mut bytes.as_slice())
         .map_err(ResultsError::HistogramDecode)?;
-    // Re-home into our standard bounds so that histograms from any run add up.
-    let mut histogram = new_histogram();
     histogram
         .add(&decoded)
         .expect("decoded histogram fits the standard bounds");
@@ -114,7 +120,7 @@ impl EndpointResults {
         Self {
             requests,
             ok: recorder.ok,
-            errors: recorder.errors,
+            errors: recorder.errors.clone(),
             error_rate: ratio(recorder.errors.total(), requests),
             latency: LatencySummary::of(&recorder.latency),
             service_time: LatencySummary::of(&recorder.service_time),
@@ -128,8 +134,20 @@ impl EndpointResults {
             latency: decode_histogram(&self.latency_histogram)?,
             service_time: decode_histogram(&self.service_time_histogram)?,
             ok: self.ok,
-            errors: self.errors,
+            errors: self.errors.clone(),
         })
+    }
+
+    /// Several endpoints' figures as one (e.g. all reads, all writes): the
+    /// histograms add exactly.
+    pub fn combine<'a>(
+        parts: impl IntoIterator<Item = &'a EndpointResults>,
+    ) -> Result<EndpointResults, ResultsError> {
+        let mut combined = EndpointRecorder::new();
+        for part in parts {
+            combined.merge(&part.to_recorder()?);
+        }
+        Ok(Self::from_recorder(&combined))
     }
 }
 
@@ -161,6 +179,10 @@ pub struct RunResults {
     pub overall: EndpointResults,
     pub endpoints: BTreeMap<String, EndpointResults>,
     pub timeline: Vec<Second>,
+    /// Each second's latency histogram (two significant figures, base64 V2),
+    /// so that merged runs get exact per-second percentiles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline_histograms: Vec<String>,
     pub writes: Vec<AckedWrite>,
     pub deleted: Vec<Uuid>,
     pub thresholds: Vec<ThresholdOutcome>,
@@ -202,6 +224,11 @@ impl RunResults {
         let mut overall = first.overall.to_recorder()?;
         let mut endpoints: BTreeMap<String, EndpointRecorder> = BTreeMap::new();
         let mut timeline: Vec<Second> = Vec::new();
+        // Exact per-second percentiles only when every run kept its histograms.
+        let exact_seconds = runs
+            .iter()
+            .all(|run| run.timeline_histograms.len() == run.timeline.len());
+        let mut second_histograms: Vec<Histogram<u64>> = Vec::new();
         let mut merged = RunResults {
             merged_runs: 0,
             offered: 0,
@@ -225,6 +252,16 @@ impl RunResults {
             for (mine, theirs) in timeline.iter_mut().zip(&run.timeline) {
                 mine.add(theirs);
             }
+            if exact_seconds {
+                if second_histograms.len() < run.timeline_histograms.len() {
+                    second_histograms
+                        .resize_with(run.timeline_histograms.len(), new_second_histogram);
+                }
+                for (mine, theirs) in second_histograms.iter_mut().zip(&run.timeline_histograms) {
+                    mine.add(decode_into(theirs, new_second_histogram())?)
+                        .expect("histograms share bounds");
+                }
+            }
             merged.merged_runs += run.merged_runs;
             merged.offered += run.offered;
             merged.offered_rate += run.offered_rate;
@@ -240,7 +277,11 @@ impl RunResults {
             .iter()
             .map(|(name, recorder)| (name.clone(), EndpointResults::from_recorder(recorder)))
             .collect();
+        for (second, histogram) in timeline.iter_mut().zip(&second_histograms) {
+            second.set_percentiles(histogram);
+        }
         merged.timeline = timeline;
+        merged.timeline_histograms = second_histograms.iter().map(encode_histogram).collect();
         merged.thresholds = Vec::new();
         Ok(merged)
     }

@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::client::{Answer, Connection, Target};
-use crate::recorder::{AckedWrite, ErrorClass, Recorder};
-use crate::results::{EndpointResults, RunResults, ratio};
+use crate::recorder::{AckedWrite, Completed, ErrorClass, Recorder, new_second_histogram};
+use crate::results::{EndpointResults, RunResults, encode_histogram, ratio};
 use crate::scenario::RequestKind;
 use crate::schedule::Schedule;
 use crate::threshold::Threshold;
@@ -124,6 +124,12 @@ pub async fn run(options: RunOptions) -> RunResults {
     for shard in &shared.shards {
         scheduler_record.merge(&shard.lock().expect("recorder lock"));
     }
+    // One histogram per second of the timeline, empty where nothing completed.
+    let seconds = scheduler_record.timeline.len();
+    scheduler_record
+        .timeline_latency
+        .resize_with(seconds, new_second_histogram);
+    scheduler_record.finish_timeline();
     build_results(&options, &scheduler_record, window)
 }
 
@@ -161,6 +167,11 @@ fn build_results(options: &RunOptions, record: &Recorder, window: Duration) -> R
             .collect(),
         overall,
         timeline: record.timeline.clone(),
+        timeline_histograms: record
+            .timeline_latency
+            .iter()
+            .map(encode_histogram)
+            .collect(),
         writes: record.writes.clone(),
         deleted: record.deleted.clone(),
         thresholds: Vec::new(),
@@ -317,11 +328,10 @@ async fn execute(
     let (error, acked) = match &result {
         Err(class) => (Some(*class), None),
         Ok(answer) => {
-            let error = match answer.status {
-                400..=499 => Some(ErrorClass::Client4xx),
-                500..=599 => Some(ErrorClass::Server5xx),
-                _ => None,
-            };
+            let error = matches!(answer.status, 400..=599).then_some(ErrorClass::Status {
+                code: answer.status,
+                retry_after: answer.retry_after,
+            });
             let acked = (planned.kind == RequestKind::PostComment && answer.status == 201)
                 .then(|| created_comment_id(answer))
                 .flatten();
@@ -338,13 +348,14 @@ async fn execute(
         if let Some(offered_at) = offered_at {
             record.offered(offered_at, false);
         }
-        record.completed(
-            planned.endpoint,
-            done - shared.start,
+        record.completed(Completed {
+            endpoint: planned.endpoint,
+            completed_at: done - shared.start,
             latency,
-            done - sent,
+            service: done - sent,
             error,
-        );
+            write: planned.kind.is_write(),
+        });
         if let Some(id) = acked {
             record.writes.push(AckedWrite {
                 id,

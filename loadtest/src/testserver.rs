@@ -3,12 +3,16 @@
 //! moment (the stall a coordinated-omission-corrected generator must show).
 //! It speaks enough of the song-comments API for the mix to run against it:
 //! reads answer 200, `POST .../comments` answers 201 with a `Location`,
-//! PATCH 200, DELETE 204, and anything under `/missing` 404. It runs on its own
-//! thread and runtime so that a busy generator in the test cannot slow it.
+//! PATCH 200, DELETE 204, anything under `/missing` 404, and anything under
+//! `/unavailable` 503 with `Retry-After: 1`. It runs on its own thread and
+//! runtime so that a busy generator in the test cannot slow it. With a
+//! certificate and key (PEM) it speaks HTTPS instead.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,9 +23,12 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::pem::PemObject as _;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
 /// How the server misbehaves.
@@ -36,12 +43,47 @@ pub struct Behaviour {
 #[derive(Debug, Default)]
 struct State {
     comments: Mutex<HashSet<Uuid>>,
+    /// Connections accepted (TLS: handshakes completed).
+    connections: AtomicU64,
+}
+
+/// A certificate chain and its key, both PEM, for an HTTPS test server.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+fn tls_acceptor(files: &TlsFiles) -> std::io::Result<TlsAcceptor> {
+    let invalid = |what: &str, path: &Path, error: &dyn std::fmt::Display| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{what} {}: {error}", path.display()),
+        )
+    };
+    let certificates = crate::client::read_certificates(&files.certificate)
+        .map_err(|error| invalid("certificate", &files.certificate, &error))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|error| invalid("key", &files.key, &error))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|builder| {
+        builder
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)
+    })
+    .map_err(|error| invalid("TLS set-up with", &files.certificate, &error))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// A running test server; dropping it stops it.
 #[derive(Debug)]
 pub struct TestServer {
     addr: SocketAddr,
+    secure: bool,
     state: Arc<State>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -53,6 +95,25 @@ impl TestServer {
     }
 
     pub fn start_on(listen: SocketAddr, behaviour: Behaviour) -> std::io::Result<Self> {
+        Self::start_with(listen, behaviour, None)
+    }
+
+    /// An HTTPS server on a free loopback port.
+    pub fn start_tls(behaviour: Behaviour, files: &TlsFiles) -> std::io::Result<Self> {
+        Self::start_with(
+            "127.0.0.1:0".parse().expect("literal address"),
+            behaviour,
+            Some(files),
+        )
+    }
+
+    pub fn start_with(
+        listen: SocketAddr,
+        behaviour: Behaviour,
+        tls: Option<&TlsFiles>,
+    ) -> std::io::Result<Self> {
+        let acceptor = tls.map(tls_acceptor).transpose()?;
+        let secure = acceptor.is_some();
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -66,10 +127,11 @@ impl TestServer {
                     .enable_all()
                     .build()
                     .expect("runtime");
-                runtime.block_on(serve(listener, behaviour, thread_state, stopped));
+                runtime.block_on(serve(listener, acceptor, behaviour, thread_state, stopped));
             })?;
         Ok(Self {
             addr,
+            secure,
             state,
             stop: Some(stop),
             thread: Some(thread),
@@ -77,7 +139,13 @@ impl TestServer {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Connections accepted so far (for HTTPS: handshakes completed).
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::Relaxed)
     }
 
     /// Whether the server holds a comment with this id.
@@ -114,6 +182,7 @@ impl Drop for TestServer {
 
 async fn serve(
     listener: std::net::TcpListener,
+    acceptor: Option<TlsAcceptor>,
     behaviour: Behaviour,
     state: Arc<State>,
     mut stopped: oneshot::Receiver<()>,
@@ -130,12 +199,25 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let counter = state.clone();
             let service =
                 service_fn(move |request| answer(request, behaviour, started, state.clone()));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = http1::Builder::new();
+            match acceptor {
+                None => {
+                    counter.connections.fetch_add(1, Ordering::Relaxed);
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(acceptor) => {
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    counter.connections.fetch_add(1, Ordering::Relaxed);
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+            }
         });
     }
 }
@@ -168,6 +250,15 @@ async fn answer(
     };
     let response = if path.starts_with("/missing") {
         json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into())
+    } else if path.starts_with("/unavailable") {
+        let mut response = json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"error":"unavailable"}"#.into(),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        response
     } else if parts.method == Method::POST && path.ends_with("/comments") {
         let id = Uuid::now_v7();
         state.comments.lock().expect("comments lock").insert(id);

@@ -94,6 +94,23 @@ async fn a_stall_shows_in_corrected_percentiles_but_hides_from_a_closed_loop() {
     );
     assert!(open_latency.max_ms >= 400.0);
     assert_eq!(corrected.overall.errors.total(), 0);
+    // The timeline places the stall: the arrivals of 1.0-1.5 s all complete
+    // at its end, so second 1's p99 is about the stall's length (its p50 is
+    // not: the arrivals of 1.5-2 s are quick); the seconds around it are quick.
+    let timeline = &corrected.timeline;
+    assert!(
+        timeline[1].p99_ms() >= 300.0 && timeline[1].mean_latency_ms() >= 50.0,
+        "second 1: {:?}",
+        timeline[1]
+    );
+    for quiet in [0, 2] {
+        assert!(
+            timeline[quiet].p99_ms() < 100.0 && timeline[quiet].p50_ms() > 0.0,
+            "second {quiet}: {:?}",
+            timeline[quiet]
+        );
+    }
+    assert_eq!(corrected.timeline_histograms.len(), timeline.len());
     // The closed loop sent one request into the stall and waited: only its max knows.
     assert!(
         closed_latency.max_ms >= 400.0,
@@ -211,6 +228,54 @@ async fn every_acknowledged_write_is_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_statuses_are_counted_with_retry_after_and_writes_apart() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let scenario = Scenario::from_toml(
+        r#"
+        name = "unavailable"
+        arrival = { rate = 1.0, duration = "1s" }
+        mix = [
+            { name = "shed", kind = "get", path = "/unavailable", weight = 1 },
+            { name = "missing", kind = "get", path = "/missing", weight = 1 },
+            { kind = "post_comment", weight = 2 },
+        ]
+        "#,
+    )
+    .unwrap();
+    let results = run_against(&server, &scenario, open(400.0, 1, 64)).await;
+    assert_eq!(results.requests, 400);
+    let shed = &results.endpoints["shed"].errors;
+    let status = shed.statuses[&503];
+    assert!(status.count > 50, "{shed:?}");
+    assert_eq!(
+        status.retry_after, status.count,
+        "every 503 says Retry-After"
+    );
+    let missing = &results.endpoints["missing"].errors;
+    assert_eq!(missing.statuses[&404].retry_after, 0);
+    assert_eq!(missing.status_4xx, missing.statuses[&404].count);
+    let overall = &results.overall.errors;
+    assert_eq!(overall.status_5xx, status.count);
+    assert!(
+        overall.describe().starts_with("503 ×") || overall.describe().starts_with("404 ×"),
+        "{}",
+        overall.describe()
+    );
+    // The timeline counts writes (all 201 here) apart from reads (all failing).
+    let writes: u64 = results.timeline.iter().map(|second| second.writes).sum();
+    let write_errors: u64 = results
+        .timeline
+        .iter()
+        .map(|second| second.write_errors)
+        .sum();
+    let errors: u64 = results.timeline.iter().map(|second| second.errors).sum();
+    assert_eq!(writes, results.endpoints["post_comment"].requests);
+    assert_eq!(write_errors, 0);
+    assert_eq!(errors, overall.total());
+    assert_eq!(writes as usize, results.writes.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merging_results_is_lossless() {
     let server = TestServer::start(Behaviour::default()).unwrap();
     let scenario = plain_get_scenario();
@@ -234,6 +299,17 @@ async fn merging_results_is_lossless() {
             .max(second.overall.latency.max_ms)
     );
     assert!((merged.offered_rate - 500.0).abs() < 1e-6);
+    // Per-second percentiles come from the merged per-second histograms:
+    // a run merged with itself keeps them exactly.
+    let doubled = RunResults::merge(&[first.clone(), first.clone()]).unwrap();
+    for (merged_second, second) in doubled.timeline.iter().zip(&first.timeline) {
+        assert_eq!(merged_second.completed, 2 * second.completed);
+        assert_eq!(
+            (merged_second.p50_us, merged_second.p99_us),
+            (second.p50_us, second.p99_us)
+        );
+    }
+    assert_eq!(doubled.timeline_histograms.len(), doubled.timeline.len());
     // Through the command line as well, and a merge of one file is the file.
     let dir = tempfile::tempdir().unwrap();
     let (a, b, out) = (
@@ -324,6 +400,7 @@ fn thresholds_set_the_exit_code() {
         stdout.contains("FAIL") && stdout.contains("4xx 200"),
         "{stdout}"
     );
+    assert!(stdout.contains("errors by status: 404 ×200"), "{stdout}");
     let bad = run("/", "p99 under 50ms");
     assert_eq!(
         bad.status.code(),

@@ -27,9 +27,15 @@ use crate::scenario::Scenario;
 use crate::schedule::Schedule;
 use crate::workload::Workload;
 use model::{
-    CapacitySearch, FaultRun, FixedRun, Meta, ORIGINAL_SUMMARY, Profile, RunSummary, ScalingResult,
-    StudyResults, TierRun, WriteCheck, recovery_seconds,
+    CalibrationFigure, CapacitySearch, ClassSummary, FaultRun, FixedRun, Meta, ORIGINAL_SUMMARY,
+    Profile, RunSummary, ScalingResult, StudyResults, TierRun, WriteCheck, recovery_seconds,
+    recovery_seconds_by,
 };
+
+/// Instances in the pool the faults are injected into.
+pub const FAULT_POOL: usize = 4;
+/// Instances behind the cache-tier runs.
+pub const TIER_POOL: usize = 3;
 
 /// `loadtest study` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,6 +59,10 @@ pub struct StudyArgs {
     /// Run without the edge (faults then go through nginx; no edge-cache tiers).
     #[arg(long)]
     pub no_edge: bool,
+    /// Seconds for each half of the generator-versus-wrk check run before the
+    /// stack comes up (default: the profile's; 0 skips it).
+    #[arg(long)]
+    pub calibrate_seconds: Option<u64>,
 }
 
 fn step(text: &str, started: Instant) {
@@ -151,6 +161,40 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     config.seed_scale = seed_scale.clone();
     config.instances = 1;
     config.edge = !args.no_edge;
+    // The generator against wrk on nginx `return 200`, before the stack takes the cores.
+    let calibrate_for = args
+        .calibrate_seconds
+        .map_or(profile.calibrate, Duration::from_secs);
+    let calibration = if calibrate_for.is_zero() {
+        None
+    } else {
+        step(
+            &format!(
+                "generator check: wrk and loadtest on nginx `return 200`, {} s each",
+                calibrate_for.as_secs()
+            ),
+            started,
+        );
+        let outcome = crate::calibrate::calibrate(calibrate_for, 64).await;
+        match &outcome {
+            Ok(calibration) => step(
+                &format!(
+                    "  wrk {:.0}/s, loadtest {:.0}/s: ratio {:.2}",
+                    calibration.wrk_rate,
+                    calibration.generator_rate,
+                    calibration.ratio()
+                ),
+                started,
+            ),
+            Err(error) => step(&format!("  not measured: {error}"), started),
+        }
+        Some(
+            outcome
+                .as_ref()
+                .map(CalibrationFigure::from)
+                .map_err(|error| format!("{error}")),
+        )
+    };
     let (songs, users) = data_shape(&seed_scale);
     let mut scenario = Scenario::read_heavy(songs, users);
     scenario.max_in_flight = 1024;
@@ -165,24 +209,35 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     };
 
     step(
-        "bringing up the stack (PostgreSQL, Redis, 1 origin instance, nginx, edge)",
+        if config.edge {
+            "bringing up the stack (PostgreSQL, Redis, 1 origin instance, nginx, edge)"
+        } else {
+            "bringing up the stack (PostgreSQL, Redis, 1 origin instance, nginx; no edge)"
+        },
         started,
     );
     let mut stack = Stack::up(config.clone())
         .await
         .context("bringing up the local stack")?;
-    let meta = Meta::collect(&args, &config, &profile);
+    let meta = Meta::collect(&args, &config, &profile, calibration);
 
     // 1. Capacity per pool size, through nginx (the edge cache would hide the origins).
-    let mut scaling = Vec::new();
+    let mut scaling: Vec<ScalingResult> = Vec::new();
     for &instances in profile.sizes {
         stack.scale_to(instances).await?;
         step(
-            &format!("capacity search with {instances} instance(s)"),
+            &format!(
+                "capacity search with {instances} instance(s), {} s per step",
+                profile.search_step.as_secs_f64()
+            ),
             started,
         );
         let mut search = CapacitySearch::new(
-            profile.search_start * instances as f64,
+            model::search_start(
+                scaling.last().map(|previous| previous.capacity_rps),
+                profile.search_start,
+                instances,
+            ),
             profile.search_max,
             profile.bisect_steps,
         );
@@ -259,21 +314,16 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
-    // 3. Faults during load through the edge, on a pool of four.
-    let fault_instances = 4;
-    stack.scale_to(fault_instances).await?;
-    let fault_rate = model::fault_rate(&scaling, fault_instances);
+    // 3. Faults during load (through the edge when there is one), on a pool of four.
+    stack.scale_to(FAULT_POOL).await?;
+    let fault_rate = model::fault_rate(&scaling, FAULT_POOL);
     let mut faults = Vec::new();
     for fault in model::Fault::ALL {
-        let through = if stack.edge_url().is_some() {
-            "the edge"
-        } else {
-            "nginx (no edge)"
-        };
         step(
             &format!(
-                "fault '{}' during {fault_rate:.0}/s through {through}",
-                fault.name()
+                "fault '{}' during {fault_rate:.0}/s: {}",
+                fault.name(),
+                fault.description(FAULT_POOL, config.edge)
             ),
             started,
         );
@@ -283,16 +333,23 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
             fault,
             fault_rate,
             profile.fault_duration,
-            fault_instances,
+            FAULT_POOL,
         )
         .await?;
+        let recovered =
+            |seconds: Option<u64>| seconds.map_or("never".to_owned(), |s| format!("{s} s"));
         step(
             &format!(
-                "  errors {} ({:.3}%), p99 {:.1} ms, recovered after {}",
-                run.summary.errors,
-                run.summary.error_rate * 100.0,
-                run.summary.p99_ms,
-                run.recovery_s.map_or("—".to_owned(), |s| format!("{s} s"))
+                "  reads: errors {} ({:.3}%), p99 {:.1} ms, clean after {}; writes: errors {} ({:.3}%), p99 {:.1} ms, clean after {}; classes: {}",
+                run.reads.errors,
+                run.reads.error_rate * 100.0,
+                run.reads.p99_ms,
+                recovered(run.read_recovery_s),
+                run.writes.errors,
+                run.writes.error_rate * 100.0,
+                run.writes.p99_ms,
+                recovered(run.write_recovery_s),
+                run.error_classes(),
             ),
             started,
         );
@@ -302,7 +359,7 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     // 4. Cache tiers: edge cache and Redis, each on and off.
     let tier_rate = fault_rate;
     let mut tiers = Vec::new();
-    stack.scale_to(3).await?;
+    stack.scale_to(TIER_POOL).await?;
     for redis in [true, false] {
         if !redis {
             stack.stop_redis().await?;
@@ -391,6 +448,7 @@ async fn run_fault(
     duration: Duration,
     instances: usize,
 ) -> anyhow::Result<FaultRun> {
+    let through_edge = stack.edge_url().is_some();
     let edge = stack.edge_url().unwrap_or_else(|| stack.nginx_url());
     let fault_at = duration / 3;
     let repair_at = duration * 2 / 3;
@@ -414,12 +472,7 @@ async fn run_fault(
     let load = tokio::spawn(crate::runner::run(options));
     let began = tokio::time::Instant::now();
     tokio::time::sleep_until(began + fault_at).await;
-    let victims: Vec<usize> = match fault {
-        model::Fault::KillOne => vec![1],
-        model::Fault::KillHalf => (1..=instances / 2).collect(),
-        model::Fault::AllOriginsAway => (1..=instances).collect(),
-        _ => Vec::new(),
-    };
+    let victims = fault.victims(instances);
     match fault {
         model::Fault::StopRedis => stack.stop_redis().await?,
         model::Fault::RestartPostgres => stack.restart_postgres().await?,
@@ -449,15 +502,39 @@ async fn run_fault(
             .join(format!("{:03}-{label}.json", driver.run_count)),
     )?;
     let fault_second = fault_at.as_secs_f64();
+    let is_write = |name: &str| {
+        driver
+            .scenario
+            .mix
+            .iter()
+            .any(|entry| entry.kind.is_write() && entry.label() == name)
+    };
+    let timeline = &results.timeline;
+    let fault_index = fault_second as usize;
     Ok(FaultRun {
         name: fault.name().to_owned(),
-        description: fault.description().to_owned(),
+        description: fault.description(instances, through_edge),
+        promise: fault.promise(through_edge).to_owned(),
+        through: if through_edge {
+            "the edge"
+        } else {
+            "nginx (no edge)"
+        }
+        .to_owned(),
         rate,
         fault_at_s: fault_second,
         repair_at_s: repair_at.as_secs_f64(),
         summary: RunSummary::of(&results),
-        recovery_s: recovery_seconds(&results.timeline, fault_second as usize),
-        timeline: results.timeline.clone(),
+        reads: ClassSummary::of_endpoints(&results, |name| !is_write(name))?,
+        writes: ClassSummary::of_endpoints(&results, is_write)?,
+        recovery_s: recovery_seconds(timeline, fault_index),
+        read_recovery_s: recovery_seconds_by(timeline, fault_index, |second| {
+            second.read_errors() > 0 || second.dropped > 0
+        }),
+        write_recovery_s: recovery_seconds_by(timeline, fault_index, |second| {
+            second.write_errors > 0 || second.dropped > 0
+        }),
+        timeline: timeline.clone(),
     })
 }
 

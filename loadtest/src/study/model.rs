@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::recorder::Second;
-use crate::results::RunResults;
+use crate::recorder::{ErrorCounts, Second};
+use crate::results::{EndpointResults, RunResults};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -23,6 +23,8 @@ pub struct ProfileSettings {
     pub search_start: f64,
     pub search_max: f64,
     pub bisect_steps: u32,
+    /// How long each capacity-search step offers its rate: long enough that
+    /// its p99 rests on more than a handful of requests.
     pub search_step: Duration,
     pub fixed_duration: Duration,
     /// Send the original's request counts (at its rate) instead of a short run.
@@ -30,6 +32,8 @@ pub struct ProfileSettings {
     pub fault_duration: Duration,
     pub tier_duration: Duration,
     pub seed_scale: &'static str,
+    /// Each half of the generator-versus-wrk check (0: skip it).
+    pub calibrate: Duration,
 }
 
 impl Profile {
@@ -37,27 +41,29 @@ impl Profile {
         match self {
             Profile::Quick => ProfileSettings {
                 sizes: &[1, 2, 3, 5, 10],
-                search_start: 200.0,
+                search_start: 400.0,
                 search_max: 40_000.0,
                 bisect_steps: 2,
-                search_step: Duration::from_millis(1500),
+                search_step: Duration::from_secs(3),
                 fixed_duration: Duration::from_secs(3),
                 full_original_counts: false,
                 fault_duration: Duration::from_secs(9),
                 tier_duration: Duration::from_secs(3),
                 seed_scale: "small",
+                calibrate: Duration::from_secs(2),
             },
             Profile::Full => ProfileSettings {
                 sizes: &[1, 2, 3, 5, 10],
                 search_start: 200.0,
                 search_max: 80_000.0,
                 bisect_steps: 5,
-                search_step: Duration::from_secs(10),
+                search_step: Duration::from_secs(15),
                 fixed_duration: Duration::from_secs(60),
                 full_original_counts: true,
                 fault_duration: Duration::from_secs(45),
                 tier_duration: Duration::from_secs(30),
                 seed_scale: "medium",
+                calibrate: Duration::from_secs(10),
             },
         }
     }
@@ -154,6 +160,45 @@ impl RunSummary {
             && self.p99_ms < slo_ms
             && self.error_rate < 0.001
             && self.dropped_rate < 0.001
+    }
+}
+
+/// One side of a run (its reads, or its writes): counts, latency and error classes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassSummary {
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub classes: ErrorCounts,
+}
+
+impl ClassSummary {
+    pub fn of(results: &EndpointResults) -> Self {
+        Self {
+            requests: results.requests,
+            errors: results.errors.total(),
+            error_rate: results.error_rate,
+            p50_ms: results.latency.p50_ms,
+            p99_ms: results.latency.p99_ms,
+            max_ms: results.latency.max_ms,
+            classes: results.errors.clone(),
+        }
+    }
+
+    /// The endpoints of `results` that `pick` chooses (by name), as one.
+    pub fn of_endpoints(
+        results: &RunResults,
+        pick: impl Fn(&str) -> bool,
+    ) -> Result<Self, crate::results::ResultsError> {
+        let parts = results
+            .endpoints
+            .iter()
+            .filter(|(name, _)| pick(name))
+            .map(|(_, endpoint)| endpoint);
+        Ok(Self::of(&EndpointResults::combine(parts)?))
     }
 }
 
@@ -258,14 +303,61 @@ impl Fault {
         }
     }
 
-    pub fn description(self) -> &'static str {
+    /// The instances this fault kills in a pool of `pool` (numbered from 1).
+    pub fn victims(self, pool: usize) -> Vec<usize> {
         match self {
-            Fault::KillOne => "SIGKILL instance 1 of 4 at 1/3 of the run, restart it at 2/3",
-            Fault::KillHalf => "SIGKILL instances 1-2 of 4 at 1/3, restart them at 2/3",
-            Fault::StopRedis => "stop Redis at 1/3, start it again at 2/3",
-            Fault::RestartPostgres => "restart PostgreSQL at 1/3 (same data, same port)",
+            Fault::KillOne => vec![1],
+            Fault::KillHalf => (1..=pool / 2).collect(),
+            Fault::AllOriginsAway => (1..=pool).collect(),
+            Fault::StopRedis | Fault::RestartPostgres => Vec::new(),
+        }
+    }
+
+    /// What is done, in a pool of `pool` instances, with the load going
+    /// through the edge or (without it) straight to nginx.
+    pub fn description(self, pool: usize, edge: bool) -> String {
+        let path = if edge {
+            format!("load through the edge → nginx → {pool} instances")
+        } else {
+            format!("load straight to nginx → {pool} instances (no edge)")
+        };
+        let action = match self {
+            Fault::KillOne => {
+                format!("SIGKILL instance 1 of {pool} at 1/3 of the run, restart it at 2/3")
+            }
+            Fault::KillHalf => {
+                let half = pool / 2;
+                format!("SIGKILL instances 1-{half} of {pool} at 1/3, restart them at 2/3")
+            }
+            Fault::StopRedis => "stop Redis at 1/3, start it again at 2/3".to_owned(),
+            Fault::RestartPostgres => "restart PostgreSQL at 1/3 (same data, same port)".to_owned(),
             Fault::AllOriginsAway => {
-                "SIGKILL every instance at 1/3, restart them at 2/3: the edge answers from its cache (stale-if-error)"
+                format!("SIGKILL all {pool} instances at 1/3, restart them at 2/3")
+            }
+        };
+        format!("{action}; {path}")
+    }
+
+    /// What the design promises under this fault, for the configuration run.
+    pub fn promise(self, edge: bool) -> &'static str {
+        match (self, edge) {
+            (Fault::KillOne | Fault::KillHalf, _) => {
+                "nginx marks a dead instance down after its first failure and retries idempotent requests                  (GET) on another: reads should not fail; a write in flight on a killed instance may fail                  (writes are never retried); the survivors carry the load"
+            }
+            (Fault::StopRedis, _) => {
+                "a cache failure never fails a request: no errors, reads go to PostgreSQL (latency may rise)"
+            }
+            (Fault::RestartPostgres, true) => {
+                "requests that need the database are answered 503 with Retry-After until it is back;                  reads cached in Redis or at the edge keep being served; no acknowledged write is lost"
+            }
+            (Fault::RestartPostgres, false) => {
+                "requests that need the database are answered 503 with Retry-After until it is back;                  reads cached in Redis keep being served; no acknowledged write is lost"
+            }
+            (Fault::AllOriginsAway, true) => {
+                "the edge serves reads it holds from its cache (stale-if-error); reads it never cached and                  every write cannot be served and fail (502/503/504) by design, until the instances are back"
+            }
+            (Fault::AllOriginsAway, false) => {
+                "with no edge in front nothing can answer: nginx has no cache, so reads and writes fail                  until the instances are back (this run shows what the edge buys)"
             }
         }
     }
@@ -274,32 +366,72 @@ impl Fault {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultRun {
     pub name: String,
+    /// What was done, true to the configuration run (pool size, edge or not).
     pub description: String,
+    /// What the design promises under this fault.
+    pub promise: String,
+    /// Where the load went: "the edge" or "nginx (no edge)".
+    pub through: String,
     pub rate: f64,
     pub fault_at_s: f64,
     pub repair_at_s: f64,
     pub summary: RunSummary,
+    pub reads: ClassSummary,
+    pub writes: ClassSummary,
     /// Seconds from the fault until the run was clean again (no errors, no
     /// drops) to its end; `None` if it never was.
     pub recovery_s: Option<u64>,
+    /// The same for reads alone (read errors or drops) and writes alone.
+    pub read_recovery_s: Option<u64>,
+    pub write_recovery_s: Option<u64>,
     pub timeline: Vec<Second>,
+}
+
+impl FaultRun {
+    /// Error classes of reads and of writes, e.g.
+    /// `reads: none; writes: 503 ×40 (all with Retry-After)`.
+    pub fn error_classes(&self) -> String {
+        format!(
+            "reads: {}; writes: {}",
+            self.reads.classes.describe(),
+            self.writes.classes.describe()
+        )
+    }
 }
 
 /// Seconds from `fault_second` until every later second is clean.
 pub fn recovery_seconds(timeline: &[Second], fault_second: usize) -> Option<u64> {
+    recovery_seconds_by(timeline, fault_second, |second| {
+        second.errors > 0 || second.dropped > 0
+    })
+}
+
+/// Seconds from `fault_second` until no later second is `bad`.
+pub fn recovery_seconds_by(
+    timeline: &[Second],
+    fault_second: usize,
+    bad: impl Fn(&Second) -> bool,
+) -> Option<u64> {
     if timeline.len() <= fault_second {
         return None;
     }
     // The last second is usually partial (tail of in-flight requests): judge all of it anyway.
-    let last_bad = timeline
-        .iter()
-        .rposition(|second| second.errors > 0 || second.dropped > 0);
+    let last_bad = timeline.iter().rposition(bad);
     match last_bad {
         None => Some(0),
         Some(bad) if bad < fault_second => Some(0),
         Some(bad) if bad + 1 < timeline.len() => Some((bad + 1 - fault_second) as u64),
         Some(_) => None,
     }
+}
+
+/// Where the capacity search of a pool size starts: at the previous size's
+/// capacity when it found one (a bigger pool is rarely slower, and this spends
+/// no steps re-climbing), else at `start` per instance.
+pub fn search_start(previous_capacity: Option<f64>, start: f64, instances: usize) -> f64 {
+    previous_capacity
+        .filter(|capacity| *capacity > 0.0)
+        .unwrap_or(start * instances as f64)
 }
 
 /// The load for fault and tier runs: half the measured capacity of the
@@ -331,7 +463,38 @@ pub struct Meta {
     pub cpu_model: String,
     pub profile: String,
     pub slo_ms: f64,
+    /// The load went through the edge (false: `--no-edge`).
+    #[serde(default)]
+    pub edge: bool,
+    /// The generator against wrk on nginx `return 200`, measured before the
+    /// stack came up; `Err` says why it was not.
+    #[serde(default)]
+    pub calibration: Option<Result<CalibrationFigure, String>>,
     pub configuration: Vec<(String, String)>,
+}
+
+/// `loadtest calibrate`'s figures, as the report keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationFigure {
+    pub wrk_rate: f64,
+    pub generator_rate: f64,
+    pub ratio: f64,
+    pub seconds: f64,
+    pub connections: usize,
+    pub pinned: bool,
+}
+
+impl From<&crate::calibrate::Calibration> for CalibrationFigure {
+    fn from(calibration: &crate::calibrate::Calibration) -> Self {
+        Self {
+            wrk_rate: calibration.wrk_rate,
+            generator_rate: calibration.generator_rate,
+            ratio: calibration.ratio(),
+            seconds: calibration.seconds,
+            connections: calibration.connections,
+            pinned: calibration.pinned,
+        }
+    }
 }
 
 impl Meta {
@@ -339,6 +502,7 @@ impl Meta {
         args: &super::StudyArgs,
         config: &stack::StackConfig,
         profile: &ProfileSettings,
+        calibration: Option<Result<CalibrationFigure, String>>,
     ) -> Self {
         let git = |args: &[&str]| {
             std::process::Command::new("git")
@@ -364,8 +528,14 @@ impl Meta {
             .find_map(|line| line.strip_prefix("model name"))
             .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
             .unwrap_or_else(|| "unknown".into());
+        let load_path = if config.edge {
+            "capacity and fixed-rate runs straight to nginx (the edge cache would hide the origins); faults through the edge; cache tiers both ways"
+        } else {
+            "every run straight to nginx (--no-edge: no edge, no edge-cache tiers)"
+        };
         let configuration = vec![
-            ("origin instances".into(), format!("{:?} (capacity search), 4 (faults), 3 (cache tiers)", profile.sizes)),
+            ("origin instances".into(), format!("{:?} (capacity search), {} (faults), {} (cache tiers)", profile.sizes, super::FAULT_POOL, super::TIER_POOL)),
+            ("load path".into(), load_path.into()),
             (
                 "CPU quota per instance".into(),
                 config.cpu_per_instance.map_or("none".into(), |cpu| format!("{cpu} core")),
@@ -375,7 +545,22 @@ impl Meta {
             ("seed scale".into(), config.seed_scale.clone()),
             ("mix".into(), "read-heavy: 25% song, 40% comments page, 25% feed, 8% post, 1% patch, 1% delete; Zipf(1) songs".into()),
             ("capacity objective".into(), format!("p99 < {} ms, errors < 0.1%, dropped < 0.1%", args.slo_ms)),
-            ("capacity search".into(), format!("x2 from {}/s per instance, then {} bisections, {:?} per step", profile.search_start, profile.bisect_steps, profile.search_step)),
+            ("capacity search".into(), format!(
+                "x2 from {}/s (1st size) or from the previous size's capacity, then {} bisections; 0.3 s pause between steps",
+                profile.search_start, profile.bisect_steps
+            )),
+            ("capacity step duration".into(), format!(
+                "{} s per step ({} profile; at 1000/s a step's p99 rests on its {} slowest requests)",
+                profile.search_step.as_secs_f64(),
+                format!("{:?}", args.profile).to_lowercase(),
+                (profile.search_step.as_secs_f64() * 1000.0 / 100.0).round()
+            )),
+            ("fixed-rate, fault and tier runs".into(), format!(
+                "{} s, {} s (fault at 1/3, repair at 2/3), {} s",
+                if profile.full_original_counts { "the original's request counts at 400/s:".to_owned() } else { profile.fixed_duration.as_secs_f64().to_string() },
+                profile.fault_duration.as_secs_f64(),
+                profile.tier_duration.as_secs_f64()
+            )),
             ("load generator".into(), "loadtest (open model, latency from the intended start), on the same machine".into()),
         ];
         Self {
@@ -392,6 +577,8 @@ impl Meta {
             cpu_model,
             profile: format!("{:?}", args.profile).to_lowercase(),
             slo_ms: args.slo_ms,
+            edge: config.edge,
+            calibration,
             configuration,
         }
     }
@@ -459,6 +646,62 @@ mod tests {
         assert_eq!(recovery_seconds(&clean, 1), Some(0));
         let never: Vec<Second> = [0, 0, 3, 3].into_iter().map(second).collect();
         assert_eq!(recovery_seconds(&never, 1), None);
+    }
+
+    #[test]
+    fn later_sizes_start_from_the_previous_capacity() {
+        assert_eq!(search_start(None, 400.0, 1), 400.0);
+        assert_eq!(search_start(Some(0.0), 400.0, 3), 1200.0);
+        assert_eq!(search_start(Some(1800.0), 400.0, 5), 1800.0);
+    }
+
+    #[test]
+    fn recovery_is_judged_for_reads_and_writes_apart() {
+        // Writes fail from the fault (second 3) to second 6; reads only at second 3.
+        let timeline: Vec<Second> = (0..9)
+            .map(|index| Second {
+                completed: 100,
+                errors: match index {
+                    3 => 12,
+                    4..=6 => 10,
+                    _ => 0,
+                },
+                writes: 10,
+                write_errors: if (3..=6).contains(&index) { 10 } else { 0 },
+                ..Second::default()
+            })
+            .collect();
+        let reads = recovery_seconds_by(&timeline, 3, |s| s.read_errors() > 0);
+        let writes = recovery_seconds_by(&timeline, 3, |s| s.write_errors > 0);
+        assert_eq!((reads, writes), (Some(1), Some(4)));
+        assert_eq!(recovery_seconds(&timeline, 3), Some(4));
+    }
+
+    #[test]
+    fn fault_text_is_true_to_the_configuration() {
+        for fault in Fault::ALL {
+            let with_edge = fault.description(4, true);
+            let without = fault.description(4, false);
+            assert!(with_edge.contains("through the edge"), "{with_edge}");
+            assert!(
+                !without.contains("through the edge") && without.contains("no edge"),
+                "{without}"
+            );
+        }
+        assert!(Fault::KillHalf.description(6, true).contains("1-3 of 6"));
+        assert_eq!(Fault::KillHalf.victims(4), vec![1, 2]);
+        assert_eq!(Fault::AllOriginsAway.victims(3), vec![1, 2, 3]);
+        assert!(
+            Fault::AllOriginsAway
+                .promise(true)
+                .contains("stale-if-error")
+        );
+        assert!(
+            !Fault::AllOriginsAway
+                .promise(false)
+                .contains("stale-if-error")
+        );
+        assert!(Fault::RestartPostgres.promise(true).contains("Retry-After"));
     }
 
     #[test]

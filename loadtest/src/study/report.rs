@@ -179,37 +179,99 @@ pub fn tier_table(study: &StudyResults) -> Table {
     table
 }
 
+fn count_and_rate(errors: u64, rate: f64) -> String {
+    format!("{errors} ({})", percent(rate))
+}
+
+/// Seconds from the fault until a side was clean to the end of the run.
+fn recovered(seconds: Option<u64>, errors: u64) -> String {
+    match seconds {
+        _ if errors == 0 => "no errors".into(),
+        Some(seconds) => format!("{seconds} s"),
+        None => "not within the run".into(),
+    }
+}
+
 pub fn fault_table(study: &StudyResults) -> Table {
     let mut table = Table::new(&[
         "Fault",
         "Offered",
-        "Requests",
-        "Errors",
-        "Error rate",
-        "p50",
-        "p99",
-        "Max",
-        "Time to recover",
+        "Reads",
+        "Read errors",
+        "Read p50",
+        "Read p99",
+        "Reads clean after",
+        "Writes",
+        "Write errors",
+        "Write p50",
+        "Write p99",
+        "Writes clean after",
+        "Error classes",
     ]);
     for fault in &study.faults {
-        let s = &fault.summary;
+        let (reads, writes) = (&fault.reads, &fault.writes);
         table.rows.push(vec![
             fault.name.clone(),
             rate(fault.rate),
-            s.requests.to_string(),
-            s.errors.to_string(),
-            percent(s.error_rate),
-            ms(s.p50_ms),
-            ms(s.p99_ms),
-            ms(s.max_ms),
-            fault
-                .recovery_s
-                .map_or("not within the run".into(), |seconds| {
-                    format!("{seconds} s")
-                }),
+            reads.requests.to_string(),
+            count_and_rate(reads.errors, reads.error_rate),
+            ms(reads.p50_ms),
+            ms(reads.p99_ms),
+            recovered(fault.read_recovery_s, reads.errors + fault.summary.dropped),
+            writes.requests.to_string(),
+            count_and_rate(writes.errors, writes.error_rate),
+            ms(writes.p50_ms),
+            ms(writes.p99_ms),
+            recovered(
+                fault.write_recovery_s,
+                writes.errors + fault.summary.dropped,
+            ),
+            fault.error_classes(),
         ]);
     }
     table
+}
+
+/// What each fault did and what the design promises, one line each.
+fn fault_notes(study: &StudyResults) -> Vec<String> {
+    study
+        .faults
+        .iter()
+        .map(|fault| {
+            let dropped = if fault.summary.dropped > 0 {
+                format!(
+                    " {} arrivals found no free request slot and were dropped.",
+                    fault.summary.dropped
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "**{}**: {}. Promise: {}. Overall p99 {}, max {}.{dropped}",
+                fault.name,
+                fault.description,
+                fault.promise,
+                ms(fault.summary.p99_ms),
+                ms(fault.summary.max_ms)
+            )
+        })
+        .collect()
+}
+
+/// How the fault runs were set up, true to the configuration that ran.
+fn fault_intro(study: &StudyResults) -> String {
+    let through = study
+        .faults
+        .first()
+        .map_or("the edge", |fault| fault.through.as_str());
+    format!(
+        "Load through {through}, on {} instances, fault at 1/3 of each run and repair at 2/3. \
+         Reads (song, comments, feed) and writes (post, patch, delete) are counted apart: \
+         the design promises different things for each. \
+         \"Clean after\" counts seconds from the fault until every later second had no error of that side \
+         (and no dropped arrival).",
+        super::FAULT_POOL
+    )
 }
 
 pub fn capacity_chart(study: &StudyResults) -> Chart {
@@ -246,6 +308,7 @@ pub fn capacity_chart(study: &StudyResults) -> Chart {
             },
         ],
         markers: Vec::new(),
+        log_y: false,
     }
 }
 
@@ -275,6 +338,7 @@ pub fn latency_chart(study: &StudyResults) -> Chart {
         y_label: "p99 ms (from intended start)".into(),
         series,
         markers: Vec::new(),
+        log_y: false,
     }
 }
 
@@ -308,6 +372,7 @@ pub fn percentile_chart(study: &StudyResults) -> Option<Chart> {
             line("p99.9", PALETTE[3], |s| s.p999_ms),
         ],
         markers: Vec::new(),
+        log_y: false,
     })
 }
 
@@ -343,9 +408,15 @@ pub fn fault_charts(fault: &FaultRun) -> [Chart; 2] {
                     dashed: false,
                 },
                 Series {
-                    name: "errors".into(),
+                    name: "read errors".into(),
                     color: PALETTE[1],
-                    points: seconds(|s| s.errors as f64),
+                    points: seconds(|s| s.read_errors() as f64),
+                    dashed: false,
+                },
+                Series {
+                    name: "write errors".into(),
+                    color: PALETTE[3],
+                    points: seconds(|s| s.write_errors as f64),
                     dashed: false,
                 },
                 Series {
@@ -356,26 +427,34 @@ pub fn fault_charts(fault: &FaultRun) -> [Chart; 2] {
                 },
             ],
             markers: markers.clone(),
+            log_y: false,
         },
         Chart {
             title: format!("{}: latency per second", fault.name),
             x_label: "seconds".into(),
-            y_label: "ms".into(),
+            y_label: "ms from intended start (log)".into(),
             series: vec![
                 Series {
-                    name: "mean".into(),
+                    name: "p50".into(),
                     color: PALETTE[2],
-                    points: seconds(|s| s.mean_latency_ms()),
+                    points: seconds(|s| s.p50_ms()),
+                    dashed: false,
+                },
+                Series {
+                    name: "p99".into(),
+                    color: PALETTE[1],
+                    points: seconds(|s| s.p99_ms()),
                     dashed: false,
                 },
                 Series {
                     name: "max".into(),
-                    color: PALETTE[3],
+                    color: "#999999",
                     points: seconds(|s| s.latency_max_us as f64 / 1000.0),
-                    dashed: false,
+                    dashed: true,
                 },
             ],
             markers,
+            log_y: true,
         },
     ]
 }
@@ -387,6 +466,7 @@ fn header_lines(study: &StudyResults) -> Vec<String> {
         format!("Git revision: {}", meta.git_revision),
         format!("Machine: {} cores ({}), {:.1} GiB memory", meta.cores, meta.cpu_model, meta.memory_gib),
         format!("Profile: {}; objective p99 < {} ms", meta.profile, meta.slo_ms),
+        calibration_line(study),
         "All parts (PostgreSQL, Redis, nginx, the origin instances under CPU quotas, the edge and the load generator) \
          run on this one machine: a one-machine simulation of a cluster, not a cluster."
             .into(),
@@ -394,6 +474,35 @@ fn header_lines(study: &StudyResults) -> Vec<String> {
          throughput counts successful responses."
             .into(),
     ]
+}
+
+/// The generator-versus-wrk check, in words.
+fn calibration_line(study: &StudyResults) -> String {
+    match &study.meta.calibration {
+        None => "Generator check: not run this time (`loadtest calibrate` measures it).".into(),
+        Some(Err(why)) => {
+            format!("Generator check: not measured ({why}); run `loadtest calibrate` by hand.")
+        }
+        Some(Ok(figure)) => format!(
+            "Generator check (`loadtest calibrate`, before the stack started): on nginx `return 200`, {} connections, {:.0} s each{}, \
+             wrk -t1 drove {:.0} requests/s and loadtest on one thread {:.0}: ratio {:.2} ({} the 0.8 bar).",
+            figure.connections,
+            figure.seconds,
+            if figure.pinned {
+                ", client and nginx pinned to separate cores"
+            } else {
+                ""
+            },
+            figure.wrk_rate,
+            figure.generator_rate,
+            figure.ratio,
+            if figure.ratio >= 0.8 {
+                "meets"
+            } else {
+                "BELOW"
+            }
+        ),
+    }
 }
 
 fn config_table(study: &StudyResults) -> Table {
@@ -405,6 +514,19 @@ fn config_table(study: &StudyResults) -> Table {
         .map(|(key, value)| vec![key.clone(), value.clone()])
         .collect();
     table
+}
+
+fn capacity_intro(study: &StudyResults) -> String {
+    let step = study
+        .meta
+        .configuration
+        .iter()
+        .find(|(key, _)| key == "capacity step duration")
+        .map_or(String::new(), |(_, value)| format!(" Each step: {value}."));
+    format!(
+        "Highest arrival rate with p99 < {} ms, errors < 0.1 % and no dropped arrivals, straight to nginx (no edge cache in the way).{step}",
+        study.meta.slo_ms
+    )
 }
 
 fn write_check_line(study: &StudyResults) -> String {
@@ -428,17 +550,22 @@ pub fn markdown(study: &StudyResults) -> String {
     );
     let _ = write!(
         md,
-        "\n## Capacity per pool size\n\nHighest arrival rate with p99 < {} ms, errors < 0.1 % and no dropped arrivals (through nginx, edge cache bypassed).\n\n{}",
-        study.meta.slo_ms,
+        "\n## Capacity per pool size\n\n{}\n\n{}",
+        capacity_intro(study),
         capacity_table(study).markdown()
     );
     md.push_str("\n![capacity](charts/capacity.svg)\n![latency](charts/latency.svg)\n");
     let _ = write!(md, "\n## Cache tiers\n\n{}", tier_table(study).markdown());
     let _ = write!(
         md,
-        "\n## Faults during load\n\nThrough the edge, on 4 instances; time to recover counts from the fault until every later second had no errors.\n\n{}",
+        "\n## Faults during load\n\n{}\n\n{}\n",
+        fault_intro(study),
         fault_table(study).markdown()
     );
+    for note in fault_notes(study) {
+        let _ = writeln!(md, "- {note}");
+    }
+    md.push('\n');
     for (index, _) in study.faults.iter().enumerate() {
         let _ = writeln!(
             md,
@@ -474,8 +601,8 @@ pub fn html(study: &StudyResults) -> String {
     );
     let _ = write!(
         html,
-        "<h2>Capacity per pool size</h2><p>Highest arrival rate with p99 &lt; {} ms, errors &lt; 0.1 % and no dropped arrivals (through nginx).</p>{}",
-        study.meta.slo_ms,
+        "<h2>Capacity per pool size</h2><p>{}</p>{}",
+        escape(&capacity_intro(study)),
         capacity_table(study).html()
     );
     html.push_str("<div class=\"charts\">");
@@ -488,15 +615,19 @@ pub fn html(study: &StudyResults) -> String {
     let _ = write!(html, "<h2>Cache tiers</h2>{}", tier_table(study).html());
     let _ = write!(
         html,
-        "<h2>Faults during load</h2><p>Through the edge, on 4 instances; time to recover counts from the fault until every later second had no errors.</p>{}",
+        "<h2>Faults during load</h2><p>{}</p>{}",
+        escape(&fault_intro(study)),
         fault_table(study).html()
     );
     for fault in &study.faults {
         let _ = write!(
             html,
-            "<h3>{}</h3><p>{}</p><div class=\"charts\">",
+            "<h3>{}</h3><p>{}.</p><p>Promise: {}.</p><p>Reads: {}; writes: {}.</p><div class=\"charts\">",
             escape(&fault.name),
-            escape(&fault.description)
+            escape(&fault.description),
+            escape(&fault.promise),
+            escape(&fault.reads.classes.describe()),
+            escape(&fault.writes.classes.describe())
         );
         for chart in fault_charts(fault) {
             html.push_str(&chart.render());
@@ -546,8 +677,10 @@ pub fn write(dir: &Path, study: &StudyResults) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::recorder::Second;
+    use crate::recorder::{ErrorClass, ErrorCounts};
     use crate::study::model::{
-        FaultRun, FixedRun, Meta, ORIGINAL_SUMMARY, RunSummary, ScalingResult, TierRun, WriteCheck,
+        CalibrationFigure, ClassSummary, FaultRun, FixedRun, Meta, ORIGINAL_SUMMARY, RunSummary,
+        ScalingResult, TierRun, WriteCheck,
     };
 
     fn summary(rate: f64, p99_ms: f64, errors: u64) -> RunSummary {
@@ -582,13 +715,35 @@ mod tests {
                 ],
             })
             .collect();
+        // Writes fail with 503 from the fault (second 3) to second 4; one read fails at second 3.
         let timeline = (0..9)
             .map(|second| Second {
                 completed: 100,
-                errors: u64::from(second == 3) * 7,
+                errors: match second {
+                    3 => 4,
+                    4 => 3,
+                    _ => 0,
+                },
+                writes: 10,
+                write_errors: match second {
+                    3 | 4 => 3,
+                    _ => 0,
+                },
+                p50_us: 2_000,
+                p99_us: if second == 3 { 900_000 } else { 20_000 },
+                latency_max_us: 1_200_000,
                 ..Second::default()
             })
             .collect();
+        let mut write_classes = ErrorCounts::default();
+        for _ in 0..6 {
+            write_classes.count(ErrorClass::Status {
+                code: 503,
+                retry_after: true,
+            });
+        }
+        let mut read_classes = ErrorCounts::default();
+        read_classes.count(ErrorClass::Connection);
         StudyResults {
             meta: Meta {
                 date: "2026-11-24T00:00:00Z".into(),
@@ -598,7 +753,19 @@ mod tests {
                 cpu_model: "test cpu".into(),
                 profile: "quick".into(),
                 slo_ms: 100.0,
-                configuration: vec![("seed scale".into(), "tiny".into())],
+                edge: true,
+                calibration: Some(Ok(CalibrationFigure {
+                    wrk_rate: 150_000.0,
+                    generator_rate: 135_000.0,
+                    ratio: 0.9,
+                    seconds: 2.0,
+                    connections: 64,
+                    pinned: true,
+                })),
+                configuration: vec![
+                    ("seed scale".into(), "tiny".into()),
+                    ("capacity step duration".into(), "3 s per step".into()),
+                ],
             },
             scaling,
             fixed: ORIGINAL_SUMMARY
@@ -615,13 +782,36 @@ mod tests {
                 summary: summary(500.0, 3.0, 0),
             }],
             faults: vec![FaultRun {
-                name: "kill one instance".into(),
-                description: "SIGKILL".into(),
+                name: "restart PostgreSQL".into(),
+                description:
+                    "restart PostgreSQL at 1/3; load through the edge → nginx → 4 instances".into(),
+                promise: "503 with Retry-After".into(),
+                through: "the edge".into(),
                 rate: 500.0,
                 fault_at_s: 3.0,
                 repair_at_s: 6.0,
                 summary: summary(500.0, 40.0, 7),
-                recovery_s: Some(1),
+                reads: ClassSummary {
+                    requests: 900,
+                    errors: 1,
+                    error_rate: 1.0 / 900.0,
+                    p50_ms: 2.0,
+                    p99_ms: 30.0,
+                    max_ms: 1200.0,
+                    classes: read_classes,
+                },
+                writes: ClassSummary {
+                    requests: 100,
+                    errors: 6,
+                    error_rate: 0.06,
+                    p50_ms: 3.0,
+                    p99_ms: 900.0,
+                    max_ms: 1000.0,
+                    classes: write_classes,
+                },
+                recovery_s: Some(2),
+                read_recovery_s: Some(1),
+                write_recovery_s: Some(2),
                 timeline,
             }],
             writes: WriteCheck {
@@ -651,12 +841,58 @@ mod tests {
         assert!(summary_rows[3].contains("| 60000 | ~2.2% | Sub-100ms |"));
         // Ideal line from one instance: 4 x 800 = 3200, efficiency 81 %.
         assert!(md.contains("| 4 | 2600/s | 3200/s | 81% |"), "{md}");
+        // Reads and writes apart, each with its own recovery, and the error classes.
         assert!(
-            md.contains("| kill one instance | 500/s | 1000 | 7 |"),
+            md.contains(
+                "| restart PostgreSQL | 500/s | 900 | 1 (0.111%) | 2.00 ms | 30.00 ms | 1 s \
+                 | 100 | 6 (6.000%) | 3.00 ms | 900 ms | 2 s \
+                 | reads: connection ×1; writes: 503 ×6 (all with Retry-After) |"
+            ),
             "{md}"
         );
-        assert!(md.contains("| 1 s |"));
+        assert!(md.contains("Load through the edge, on 4 instances"), "{md}");
+        assert!(md.contains("Promise: 503 with Retry-After"), "{md}");
+        assert!(md.contains("Each step: 3 s per step."), "{md}");
+        assert!(
+            md.contains("ratio 0.90 (meets the 0.8 bar)"),
+            "no calibration line: {md}"
+        );
         assert!(md.contains("**lost: 0**"));
+    }
+
+    #[test]
+    fn fault_text_follows_the_configuration_that_ran() {
+        let mut study = study();
+        study.meta.edge = false;
+        study.meta.calibration = Some(Err("starting wrk".into()));
+        study.faults[0].through = "nginx (no edge)".into();
+        study.faults[0].description =
+            crate::study::model::Fault::RestartPostgres.description(4, false);
+        let md = markdown(&study);
+        assert!(md.contains("Load through nginx (no edge), on 4"), "{md}");
+        assert!(!md.contains("through the edge"), "{md}");
+        assert!(md.contains("not measured (starting wrk)"), "{md}");
+    }
+
+    #[test]
+    fn fault_timeline_charts_show_per_second_percentiles() {
+        let study = study();
+        let [rates, latency] = fault_charts(&study.faults[0]);
+        let names: Vec<&str> = rates.series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["succeeded", "read errors", "write errors", "dropped"]
+        );
+        assert_eq!(rates.series[2].points[3], (3.5, 3.0));
+        assert_eq!(rates.series[1].points[3], (3.5, 1.0));
+        assert!(latency.log_y);
+        let p99 = latency.series.iter().find(|s| s.name == "p99").unwrap();
+        assert_eq!(p99.points[3], (3.5, 900.0));
+        assert_eq!(p99.points[2], (2.5, 20.0));
+        let p50 = latency.series.iter().find(|s| s.name == "p50").unwrap();
+        assert!(p50.points.iter().all(|&(_, y)| y == 2.0));
+        let svg = latency.render();
+        assert!(svg.contains(">p99<") && svg.contains(">p50<") && svg.contains("repair"));
     }
 
     #[test]

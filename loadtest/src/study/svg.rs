@@ -27,6 +27,9 @@ pub struct Chart {
     pub y_label: String,
     pub series: Vec<Series>,
     pub markers: Vec<Marker>,
+    /// A logarithmic y axis (decades), for latencies that span 1 ms to seconds;
+    /// points at or below zero are left out.
+    pub log_y: bool,
 }
 
 pub const PALETTE: [&str; 6] = [
@@ -77,15 +80,93 @@ fn format_tick(value: f64) -> String {
     }
 }
 
+/// The y axis: where a value goes (0 at the bottom, 1 at the top) and its ticks.
+struct YAxis {
+    log: bool,
+    bottom: f64,
+    top: f64,
+}
+
+impl YAxis {
+    fn new(log: bool, y_min_positive: f64, y_max: f64) -> Self {
+        if log {
+            let low = if y_min_positive.is_finite() {
+                y_min_positive.log10().floor()
+            } else {
+                0.0
+            };
+            let high = if y_max > 0.0 {
+                y_max.log10().ceil()
+            } else {
+                low + 1.0
+            };
+            Self {
+                log,
+                bottom: low,
+                top: high.max(low + 1.0),
+            }
+        } else {
+            let step = nice_step(y_max, 5.0);
+            Self {
+                log,
+                bottom: 0.0,
+                top: (y_max / step).ceil().max(1.0) * step,
+            }
+        }
+    }
+
+    fn fraction(&self, y: f64) -> f64 {
+        if self.log {
+            (y.max(10f64.powf(self.bottom)).log10() - self.bottom) / (self.top - self.bottom)
+        } else {
+            y / self.top
+        }
+    }
+
+    /// (value, label) of each tick.
+    fn ticks(&self) -> Vec<(f64, String)> {
+        if self.log {
+            (self.bottom as i32..=self.top as i32)
+                .map(|exponent| {
+                    let value = 10f64.powi(exponent);
+                    let label = if exponent < 0 {
+                        format!("{value:.*}", exponent.unsigned_abs() as usize)
+                    } else {
+                        format_tick(value)
+                    };
+                    (value, label)
+                })
+                .collect()
+        } else {
+            let step = nice_step(self.top, 5.0);
+            let mut ticks = Vec::new();
+            let mut y = 0.0;
+            while y <= self.top + step / 2.0 {
+                ticks.push((y, format_tick(y)));
+                y += step;
+            }
+            ticks
+        }
+    }
+}
+
 impl Chart {
     pub fn render(&self) -> String {
-        let points = self.series.iter().flat_map(|series| series.points.iter());
+        let keep = |&&(_, y): &&(f64, f64)| !self.log_y || y > 0.0;
+        let points = self
+            .series
+            .iter()
+            .flat_map(|series| series.points.iter().filter(keep));
         let (mut x_max, mut y_max) = (0.0f64, 0.0f64);
         let mut x_min = f64::INFINITY;
+        let mut y_min_positive = f64::INFINITY;
         for &(x, y) in points {
             x_min = x_min.min(x);
             x_max = x_max.max(x);
             y_max = y_max.max(y);
+            if y > 0.0 {
+                y_min_positive = y_min_positive.min(y);
+            }
         }
         for marker in &self.markers {
             x_max = x_max.max(marker.x);
@@ -95,13 +176,12 @@ impl Chart {
         }
         x_min = x_min.min(0.0);
         let x_step = nice_step(x_max - x_min, 6.0);
-        let y_step = nice_step(y_max, 5.0);
         let x_top = (x_max / x_step).ceil().max(1.0) * x_step;
-        let y_top = (y_max / y_step).ceil().max(1.0) * y_step;
+        let y_axis = YAxis::new(self.log_y, y_min_positive, y_max);
         let plot_width = WIDTH - LEFT - RIGHT;
         let plot_height = HEIGHT - TOP - BOTTOM;
         let sx = |x: f64| LEFT + (x - x_min) / (x_top - x_min) * plot_width;
-        let sy = |y: f64| TOP + plot_height - y / y_top * plot_height;
+        let sy = |y: f64| TOP + plot_height - y_axis.fraction(y) * plot_height;
 
         let mut svg = String::new();
         let _ = write!(
@@ -120,8 +200,7 @@ impl Chart {
             escape(&self.title)
         );
         // Grid and ticks.
-        let mut y = 0.0;
-        while y <= y_top + y_step / 2.0 {
+        for (y, label) in y_axis.ticks() {
             let _ = write!(
                 svg,
                 r##"<line x1="{LEFT}" x2="{x2}" y1="{py}" y2="{py}" stroke="#e5e5e5"/><text x="{tx}" y="{ty}" text-anchor="end">{label}</text>"##,
@@ -129,9 +208,7 @@ impl Chart {
                 py = sy(y),
                 tx = LEFT - 6.0,
                 ty = sy(y) + 4.0,
-                label = format_tick(y)
             );
-            y += y_step;
         }
         let mut x = (x_min / x_step).ceil() * x_step;
         while x <= x_top + x_step / 2.0 {
@@ -174,8 +251,8 @@ impl Chart {
             );
         }
         for (index, series) in self.series.iter().enumerate() {
-            let path: Vec<String> = series
-                .points
+            let shown: Vec<(f64, f64)> = series.points.iter().filter(keep).copied().collect();
+            let path: Vec<String> = shown
                 .iter()
                 .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
                 .collect();
@@ -190,8 +267,8 @@ impl Chart {
                 series.color,
                 path.join(" ")
             );
-            if series.points.len() <= 40 {
-                for &(x, y) in &series.points {
+            if shown.len() <= 40 {
+                for &(x, y) in &shown {
                     let _ = write!(
                         svg,
                         r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
@@ -238,12 +315,40 @@ mod tests {
                 x: 1.5,
                 label: "fault".into(),
             }],
+            log_y: false,
         };
         let svg = chart.render();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("capacity &lt;vs&gt; instances"));
         assert!(svg.contains("<polyline") && svg.contains("measured") && svg.contains("fault"));
         assert_eq!(svg.matches("<circle").count(), 2);
+    }
+
+    #[test]
+    fn a_log_axis_spans_decades_and_leaves_out_zeros() {
+        let chart = Chart {
+            title: "latency".into(),
+            x_label: "seconds".into(),
+            y_label: "ms".into(),
+            series: vec![Series {
+                name: "p99".into(),
+                color: PALETTE[1],
+                points: vec![(0.5, 2.0), (1.5, 0.0), (2.5, 1500.0)],
+                dashed: false,
+            }],
+            markers: Vec::new(),
+            log_y: true,
+        };
+        let svg = chart.render();
+        // Decades 1, 10, 100, 1000, 10000 ms; the zero point is not drawn.
+        for tick in [">1<", ">10<", ">100<", ">1000<", ">10k<"] {
+            assert!(svg.contains(tick), "no tick {tick}: {svg}");
+        }
+        assert_eq!(svg.matches("<circle").count(), 2);
+        let axis = YAxis::new(true, 0.05, 40.0);
+        assert_eq!((axis.bottom, axis.top), (-2.0, 2.0));
+        assert_eq!(axis.ticks()[0].1, "0.01");
+        assert!((axis.fraction(1.0) - 0.5).abs() < 1e-9);
     }
 
     #[test]
