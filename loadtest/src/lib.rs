@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`schedule`]: when each iteration is meant to start (constant or ramping arrival rates).
 //! - [`scenario`]: scenarios as TOML data; [`workload`] turns one into concrete requests.
-//! - [`client`]: raw hyper HTTP/1.1 keep-alive connections, one per request slot.
+//! - [`client`]: hand-written HTTP/1.1 keep-alive connections over TCP or TLS (rustls),
+//!   one per request slot.
 //! - [`runner`]: the engine: scheduler, bounded slots, dropped iterations, measurement
 //!   from the intended start.
 //! - [`recorder`] and [`results`]: HDR histograms, errors by class, timeline, the results

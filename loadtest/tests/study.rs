@@ -69,6 +69,19 @@ fn quick_study_writes_a_complete_report() {
         assert!(markdown.contains(&format!("| {fault} |")), "no {fault} row");
     }
     assert!(markdown.contains("Git revision:") && markdown.contains("cores"));
+    // The step duration is part of the configuration, and the generator check
+    // is in the header (measured, or saying why not).
+    assert!(
+        markdown.contains("| capacity step duration | 3 s per step"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("Generator check"), "{markdown}");
+    // The fault table counts reads and writes apart and names error classes.
+    assert!(
+        markdown.contains("| Reads | Read errors |") && markdown.contains("| Error classes |"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("Load through the edge, on 4 instances"));
 
     let html = std::fs::read_to_string(report_dir.join("index.html")).unwrap();
     // capacity, latency, percentiles, and two per fault: all inline.
@@ -104,7 +117,35 @@ fn quick_study_writes_a_complete_report() {
             .any(|size| size["capacity_rps"].as_f64().unwrap() > 0.0),
         "no capacity at any size"
     );
-    assert_eq!(results["faults"].as_array().unwrap().len(), 5);
+    let faults = results["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 5);
+    for fault in faults {
+        let (reads, writes) = (&fault["reads"], &fault["writes"]);
+        assert!(reads["requests"].as_u64().unwrap() > 0, "{fault}");
+        assert!(writes["requests"].as_u64().unwrap() > 0, "{fault}");
+        assert_eq!(
+            reads["requests"].as_u64().unwrap() + writes["requests"].as_u64().unwrap(),
+            fault["summary"]["requests"].as_u64().unwrap()
+        );
+        assert!(
+            fault["description"]
+                .as_str()
+                .unwrap()
+                .contains("through the edge")
+        );
+        // Every second that completed requests has its own p50 and p99.
+        let timeline = fault["timeline"].as_array().unwrap();
+        assert!(timeline.len() >= 8, "{fault}");
+        for second in timeline {
+            if second["completed"].as_u64().unwrap() > 0 {
+                let (p50, p99) = (
+                    second["p50_us"].as_u64().unwrap(),
+                    second["p99_us"].as_u64().unwrap(),
+                );
+                assert!(p50 > 0 && p99 >= p50, "{second}");
+            }
+        }
+    }
     assert_eq!(results["tiers"].as_array().unwrap().len(), 4);
     assert!(
         std::fs::read_dir(report_dir.join("runs")).unwrap().count() > 10,
