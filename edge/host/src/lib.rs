@@ -23,6 +23,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -196,6 +197,8 @@ struct HostState {
     client: OriginClient,
     instance_slots: Arc<Semaphore>,
     options: HostOptions,
+    /// Set once the host stops: instances cancelled then are not failures.
+    stopping: Arc<AtomicBool>,
 }
 
 impl HandlerState for HostState {
@@ -231,6 +234,7 @@ impl HandlerState for HostState {
                 _slot: permit,
                 max_concurrent: self.options.max_concurrent_per_instance,
                 request_timeout: self.options.request_timeout,
+                stopping: self.stopping.clone(),
             },
         })
     }
@@ -241,6 +245,7 @@ struct Worker {
     _slot: OwnedSemaphorePermit,
     max_concurrent: usize,
     request_timeout: Duration,
+    stopping: Arc<AtomicBool>,
 }
 
 impl WorkerState for Worker {
@@ -265,8 +270,14 @@ impl WorkerState for Worker {
     }
 
     fn drop(&self, _store: Store<StoreData>, result: wasmtime::Result<()>) {
-        if let Err(error) = result {
-            tracing::warn!("edge component instance ended with an error: {error:?}");
+        match result {
+            // wasmtime reports an instance whose task was cancelled as "worker
+            // panicked"; when the host is stopping that is the runtime shutting down.
+            Err(error) if self.stopping.load(Ordering::Relaxed) => {
+                tracing::debug!("edge component instance stopped with the host: {error:?}");
+            }
+            Err(error) => tracing::warn!("edge component instance ended with an error: {error:?}"),
+            Ok(()) => {}
         }
     }
 }
@@ -315,6 +326,7 @@ pub struct EdgeHost {
     listener: TcpListener,
     handler: ProxyHandler<HostState>,
     request_timeout: Duration,
+    stopping: Arc<AtomicBool>,
 }
 
 impl EdgeHost {
@@ -346,6 +358,7 @@ impl EdgeHost {
         let listener = TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("bind {}", options.listen))?;
+        let stopping = Arc::new(AtomicBool::new(false));
         let state = HostState {
             engine,
             pre,
@@ -353,11 +366,13 @@ impl EdgeHost {
             client,
             instance_slots: Arc::new(Semaphore::new(options.max_instances.max(1))),
             options: options.clone(),
+            stopping: stopping.clone(),
         };
         Ok(Self {
             listener,
             handler: ProxyHandler::new(state),
             request_timeout: options.request_timeout,
+            stopping,
         })
     }
 
@@ -409,6 +424,7 @@ impl EdgeHost {
         }
         drop(self.listener);
         let _ = tokio::time::timeout(self.request_timeout, graceful.shutdown()).await;
+        self.stopping.store(true, Ordering::Relaxed);
         Ok(())
     }
 }

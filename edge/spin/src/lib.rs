@@ -77,18 +77,30 @@ async fn handle(request: Request) -> Response {
             )
         }
         Route::Reject(rejection) => json_response(&rejection),
-        Route::Proxy(kind) => {
-            let limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
-            let body = match Limited::new(body, limit).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => return json_response(&Rejection::body_too_large(config.max_body_bytes)),
-            };
-            match kind {
-                ProxyKind::Cacheable => cacheable(&config, &head).await,
-                ProxyKind::Bypass => bypass(&config, &head, body).await,
-                ProxyKind::Unsafe => unsafe_request(&config, &head, body).await,
-            }
-        }
+        // A cacheable request's body, if any, is never used, so it is not read.
+        Route::Proxy(ProxyKind::Cacheable) => cacheable(&config, &head).await,
+        Route::Proxy(ProxyKind::Bypass) => match read_body(body, &config).await {
+            Ok(body) => bypass(&config, &head, body).await,
+            Err(too_large) => too_large,
+        },
+        Route::Proxy(ProxyKind::Unsafe) => match read_body(body, &config).await {
+            Ok(body) => unsafe_request(&config, &head, body).await,
+            Err(too_large) => too_large,
+        },
+    }
+}
+
+/// The request body, or the 413 to answer when it exceeds the configured limit.
+async fn read_body(
+    body: impl http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>,
+    config: &EdgeConfig,
+) -> Result<Bytes, Response> {
+    let limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(json_response(&Rejection::body_too_large(
+            config.max_body_bytes,
+        ))),
     }
 }
 
@@ -127,6 +139,7 @@ fn response(status: u16, headers: &Headers, body: Bytes, head: &RequestHead) -> 
     let body = if head.method == "HEAD" {
         Bytes::new()
     } else {
+        builder = with_length(builder, status, &body);
         body
     };
     builder.body(Full::new(body)).unwrap_or_else(|_| {
@@ -138,6 +151,22 @@ fn response(status: u16, headers: &Headers, body: Bytes, head: &RequestHead) -> 
     })
 }
 
+/// States the body's length, so that the host frames the response with
+/// `Content-Length` and writes it in one go instead of chunk by chunk (a chunked
+/// response costs the host a second write and the client a second read).
+/// Statuses that never carry a body get none (RFC 9110 section 8.6).
+fn with_length(
+    builder: http::response::Builder,
+    status: u16,
+    body: &Bytes,
+) -> http::response::Builder {
+    if status < 200 || status == 204 || status == 304 {
+        builder
+    } else {
+        builder.header(http::header::CONTENT_LENGTH, body.len())
+    }
+}
+
 fn json_response(rejection: &Rejection) -> Response {
     let mut headers = Headers::new();
     headers.append("content-type", "application/json");
@@ -146,8 +175,9 @@ fn json_response(rejection: &Rejection) -> Response {
     for (name, value) in headers.iter() {
         builder = builder.header(name, value);
     }
-    builder
-        .body(Full::new(Bytes::from(rejection.body())))
+    let body = Bytes::from(rejection.body());
+    with_length(builder, rejection.status, &body)
+        .body(Full::new(body))
         .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new())))
 }
 
@@ -197,8 +227,14 @@ async fn key_for(store: &Store, head: &RequestHead) -> CacheKey {
     CacheKey::new(&head.key_host(), &head.path_and_query, generation)
 }
 
+/// The default key-value store, opened once per instance: the handle is a
+/// resource of this instance and stays valid for every request it serves.
 async fn open_store() -> Option<Rc<Store>> {
-    Store::open_default().await.ok().map(Rc::new)
+    if let Some(store) = state::with(|s| s.store.clone()) {
+        return Some(store);
+    }
+    let store = Rc::new(Store::open_default().await.ok()?);
+    Some(state::with(|s| s.store.get_or_insert(store).clone()))
 }
 
 async fn cacheable(config: &Rc<EdgeConfig>, head: &RequestHead) -> Response {

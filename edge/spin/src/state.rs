@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use edge_core::{EdgeConfig, OriginHealth, StoredResponse};
+use spin_sdk::key_value::Store;
 
 /// What a collapsed request receives from the leader of its key.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub enum Collapsed {
 
 pub struct InstanceState {
     pub config: Option<Rc<EdgeConfig>>,
+    /// The key-value store, opened by the first request that needs it.
+    pub store: Option<Rc<Store>>,
     pub health: OriginHealth,
     /// Cache keys with an origin fetch in flight, and the slots of those who wait for it.
     pub in_flight: HashMap<String, Vec<Slot>>,
@@ -33,6 +36,7 @@ pub struct InstanceState {
 thread_local! {
     static STATE: RefCell<InstanceState> = RefCell::new(InstanceState {
         config: None,
+        store: None,
         health: OriginHealth::new(0),
         in_flight: HashMap::new(),
         refreshing: HashSet::new(),
