@@ -1,6 +1,9 @@
 //! What a successful write makes stale (RFC 9111 section 4.4): the target URI,
-//! `Location` and `Content-Location` on the same host, and every cached page of
-//! each song those paths belong to (through the song's generation, see [`crate::key`]).
+//! `Location` and `Content-Location` on the same host, the collection the target
+//! belongs to when the response names it (`Link: <...>; rel="collection"`, RFC
+//! 6573: how the origin says which song an edited comment belongs to), and every
+//! cached page of each song those paths belong to (through the song's
+//! generation, see [`crate::key`]).
 
 use crate::headers::Headers;
 use crate::key::song_of_path;
@@ -23,7 +26,7 @@ impl Invalidation {
 
 /// The invalidation caused by a response to `method path_and_query` on `host`
 /// (the normalised key host). Only unsafe methods with a non-error status
-/// (2xx or 3xx) invalidate. `Location`/`Content-Location` pointing at another
+/// (2xx or 3xx) invalidate. `Location`/`Content-Location`/`Link` targets on another
 /// host are ignored, so a response cannot be used to flush someone else's entries.
 pub fn invalidation(
     method: &str,
@@ -44,6 +47,13 @@ pub fn invalidation(
             targets.push(target);
         }
     }
+    for value in response_headers.get_all("link") {
+        for reference in collection_links(value) {
+            if let Some(target) = same_host_target(reference, host, path_and_query) {
+                targets.push(target);
+            }
+        }
+    }
     for target in targets {
         if let Some(song) = song_of_path(&target)
             && !result.songs.contains(&song)
@@ -55,6 +65,39 @@ pub fn invalidation(
         }
     }
     result
+}
+
+/// The targets of the `rel="collection"` links in one `Link` field value
+/// (RFC 8288: `<uri>; param; param, <uri>; ...`; relation types are
+/// space-separated and compared case-insensitively).
+fn collection_links(value: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = value;
+    while let Some(open) = rest.find('<') {
+        let Some(close) = rest[open..].find('>').map(|i| open + i) else {
+            break;
+        };
+        let reference = rest[open + 1..close].trim();
+        let after = &rest[close + 1..];
+        let params_end = after.find('<').unwrap_or(after.len());
+        let params = &after[..params_end];
+        let is_collection = params.split(';').any(|param| {
+            let Some((name, value)) = param.split_once('=') else {
+                return false;
+            };
+            name.trim().eq_ignore_ascii_case("rel")
+                && value
+                    .trim()
+                    .trim_matches(|c| c == '"' || c == ',' || c == ' ')
+                    .split_ascii_whitespace()
+                    .any(|rel| rel.eq_ignore_ascii_case("collection"))
+        });
+        if is_collection {
+            found.push(reference);
+        }
+        rest = &after[params_end..];
+    }
+    found
 }
 
 fn same_host_target(reference: &str, host: &str, base_path: &str) -> Option<String> {
@@ -218,6 +261,72 @@ mod tests {
             &[],
             &["/api/songs/1/comments?x=1"],
             &[1],
+        );
+    }
+
+    #[test]
+    fn collection_links_name_the_song_of_an_edited_comment() {
+        check(
+            "PATCH",
+            "/api/comments/77",
+            200,
+            &[("link", "</api/songs/3/comments>; rel=\"collection\"")],
+            &["/api/comments/77", "/api/songs/3/comments"],
+            &[3],
+        );
+        check(
+            "DELETE",
+            "/api/comments/77",
+            204,
+            &[(
+                "link",
+                "</api/songs/8>; rel=\"up\", </api/songs/3/comments>; rel=\"item Collection\"",
+            )],
+            &["/api/comments/77", "/api/songs/3/comments"],
+            &[3],
+        );
+        check(
+            "PATCH",
+            "/api/comments/77",
+            200,
+            &[("link", "</api/songs/3/comments>; rel=\"next\"")],
+            &["/api/comments/77"],
+            &[],
+        );
+        check(
+            "PATCH",
+            "/api/comments/77",
+            200,
+            &[(
+                "link",
+                "<http://other.example/api/songs/3/comments>; rel=collection",
+            )],
+            &["/api/comments/77"],
+            &[],
+        );
+        check(
+            "PATCH",
+            "/api/comments/77",
+            200,
+            &[("link", "</api/songs/3/comments; rel=collection")],
+            &["/api/comments/77"],
+            &[],
+        );
+        check(
+            "GET",
+            "/api/comments/77",
+            200,
+            &[("link", "</api/songs/3/comments>; rel=collection")],
+            &[],
+            &[],
+        );
+        check(
+            "PATCH",
+            "/api/comments/77",
+            500,
+            &[("link", "</api/songs/3/comments>; rel=collection")],
+            &[],
+            &[],
         );
     }
 

@@ -460,6 +460,12 @@ async fn a_successful_write_invalidates_every_cached_page_of_its_song() {
                 .status(201)
                 .header("location", "/api/comments/2");
         }
+        if request.method == "PATCH" {
+            if let Some(last) = state.lock().unwrap().last_mut() {
+                *last = "edited".to_owned();
+            }
+            return Reply::ok("{}").header("link", "</api/songs/5/comments>; rel=\"collection\"");
+        }
         if request.method == "DELETE" {
             state.lock().unwrap().pop();
             return Reply::ok("")
@@ -504,6 +510,22 @@ async fn a_successful_write_invalidates_every_cached_page_of_its_song() {
         edge.get("/api/songs/6/comments").await.x_cache(),
         "HIT",
         "other songs stay cached"
+    );
+    assert_eq!(edge.get("/api/songs/5/comments").await.x_cache(), "HIT");
+    let edited = edge
+        .send(
+            "PATCH",
+            "/api/comments/2",
+            &[("content-type", "application/json")],
+            "{\"body\":\"edited\"}",
+        )
+        .await;
+    assert_eq!(edited.status, 200);
+    let after_edit = edge.get("/api/songs/5/comments").await;
+    assert_eq!(
+        (after_edit.x_cache(), after_edit.body.as_str()),
+        ("MISS", "first,edited"),
+        "the Link rel=collection named the song"
     );
     let deleted = edge.send("DELETE", "/api/comments/2", &[], "").await;
     assert_eq!(deleted.status, 204);

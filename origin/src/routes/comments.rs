@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -57,7 +57,10 @@ pub async fn edit_comment(
     let comment = settle(state.storage.update_comment(id, author, body).await?)?;
     state.cache.invalidate(comment.song_id, Some(id)).await;
     let json = Bytes::from(serde_json::to_vec(&comment).expect("records serialise"));
-    Ok(uncacheable_json(StatusCode::OK, json))
+    Ok(with_collection_link(
+        uncacheable_json(StatusCode::OK, json),
+        &comment,
+    ))
 }
 
 pub async fn delete_comment(
@@ -68,7 +71,26 @@ pub async fn delete_comment(
     let id = input::comment_id(&raw_id)?;
     let comment = settle(state.storage.delete_comment(id, author).await?)?;
     state.cache.invalidate(comment.song_id, Some(id)).await;
-    Ok(uncacheable_json(StatusCode::NO_CONTENT, Bytes::new()))
+    Ok(with_collection_link(
+        uncacheable_json(StatusCode::NO_CONTENT, Bytes::new()),
+        &comment,
+    ))
+}
+
+/// Names the song's comment list as the collection the comment belongs to
+/// (`Link: <...>; rel="collection"`, RFC 6573). The path of an edit or delete
+/// does not say which song it touched; this tells shared caches (the edge) which
+/// song's cached pages the write made stale.
+fn with_collection_link(mut response: Response, comment: &Comment) -> Response {
+    let link = format!(
+        "</api/songs/{}/comments>; rel=\"collection\"",
+        comment.song_id
+    );
+    response.headers_mut().insert(
+        header::LINK,
+        HeaderValue::from_str(&link).expect("an ASCII link"),
+    );
+    response
 }
 
 fn settle(mutation: Mutation<Comment>) -> Result<Comment, ApiError> {
