@@ -133,10 +133,11 @@ async fn scylla_fresh_app(
     redis_url: Option<String>,
     keyspaces: &std::sync::Mutex<Vec<String>>,
 ) -> TestApp {
+    // CQL names are at most 48 characters.
     let keyspace = format!(
-        "conformance_{}_{}",
+        "conformance_{}_{:016x}",
         std::process::id(),
-        uuid::Uuid::now_v7().simple()
+        rand::random::<u64>()
     );
     keyspaces.lock().unwrap().push(keyspace.clone());
     let options = scylla_options(uri, keyspace.clone());

@@ -30,9 +30,9 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::{DbError, ExecutionError, NewSessionError, PrepareError, RequestAttemptError};
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::response::query_result::QueryResult;
-use scylla::statement::Consistency;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, Statement};
 use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
@@ -49,6 +49,10 @@ pub const DEFAULT_KEYSPACE: &str = "song_comments";
 /// One replica: a development node. Production clusters pass their own map.
 pub const DEFAULT_REPLICATION: &str =
     "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}";
+
+/// Bounds each schema change: creating a table takes the cluster far longer
+/// than a read or write.
+const SCHEMA_TIMEOUT: Duration = Duration::from_secs(60);
 
 const COMMENT_COLUMNS: &str = "id, song_id, track_ms, user_id, body, created_at, updated_at";
 const PAGE_COLUMNS: &str =
@@ -156,8 +160,10 @@ pub fn schema_statements(keyspace: &str, replication: &str) -> Vec<String> {
 pub async fn migrate(session: &Session, options: &ScyllaOptions) -> Result<(), ScyllaError> {
     check_keyspace(&options.keyspace)?;
     for statement in schema_statements(&options.keyspace, &options.replication) {
+        let mut ddl = Statement::new(statement.as_str());
+        ddl.set_request_timeout(Some(SCHEMA_TIMEOUT));
         session
-            .query_unpaged(statement.as_str(), ())
+            .query_unpaged(ddl, ())
             .await
             .map_err(|source| ScyllaError::Schema {
                 statement: statement.clone(),
