@@ -172,8 +172,12 @@ pub struct Measured {
     pub requests: u64,
     pub errors: u64,
     pub first_error: Option<String>,
-    /// Redis hits among the cache lookups of this cell (HTTP + Redis only).
+    /// Redis hits among the cache lookups of this cell, warm-up included
+    /// (HTTP + Redis only).
     pub redis_hit_ratio: Option<f64>,
+    /// Lookups that skipped Redis because it failed or was slower than its
+    /// timeout (HTTP + Redis only).
+    pub redis_bypasses: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -427,6 +431,17 @@ impl BenchReport {
         }
         for cell in &self.cells {
             if let Some(Measured {
+                redis_bypasses: Some(bypasses @ 1..),
+                ..
+            }) = &cell.measured
+            {
+                out.push_str(&format!(
+                    "{} {} through {}: Redis was bypassed {bypasses} times (it failed or was slower than its timeout), \
+                     so some of these requests were database reads.\n",
+                    cell.backend, cell.query, cell.through
+                ));
+            }
+            if let Some(Measured {
                 errors: 1..,
                 first_error: Some(error),
                 ..
@@ -589,6 +604,7 @@ async fn measure_http(
         } else {
             hits as f64 / all as f64
         });
+        measured.redis_bypasses = Some(after[2] - before[2]);
     }
     shutdown.cancel();
     let _ = server.await;
@@ -676,6 +692,7 @@ where
         errors,
         first_error,
         redis_hit_ratio: None,
+        redis_bypasses: None,
     }
 }
 
@@ -698,6 +715,7 @@ mod tests {
             errors: 0,
             first_error: None,
             redis_hit_ratio: None,
+            redis_bypasses: None,
         };
         let report = BenchReport {
             settings: Settings {
