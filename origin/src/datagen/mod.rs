@@ -11,6 +11,7 @@ pub mod postgres;
 pub mod scylla;
 mod words;
 
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -109,7 +110,8 @@ impl SeedArgs {
     }
 }
 
-/// A bar on stderr with rows per second and time left.
+/// A bar on stderr with rows per second and time left; when stderr is not a
+/// terminal (a log file, CI), a plain line every ten seconds instead.
 pub fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -118,8 +120,40 @@ pub fn progress_bar() -> ProgressBar {
         )
         .expect("the template is valid"),
     );
-    bar.enable_steady_tick(Duration::from_millis(200));
+    if std::io::stderr().is_terminal() {
+        bar.enable_steady_tick(Duration::from_millis(200));
+    } else {
+        log_progress_lines(&bar, Duration::from_secs(10));
+    }
     bar
+}
+
+/// Prints the bar's state as one line per `every` until it is finished or dropped.
+fn log_progress_lines(bar: &ProgressBar, every: Duration) {
+    let weak = bar.downgrade();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(every);
+            let Some(bar) = weak.upgrade() else { return };
+            if bar.is_finished() {
+                return;
+            }
+            let (done, total) = (bar.position(), bar.length().unwrap_or(0));
+            let percent = if total == 0 {
+                0.0
+            } else {
+                100.0 * done as f64 / total as f64
+            };
+            eprintln!(
+                "[{:>5} s] {}: {done}/{total} rows ({percent:.1} %), {:.0} rows/s, about {} s left",
+                started.elapsed().as_secs(),
+                bar.message(),
+                bar.per_sec(),
+                bar.eta().as_secs(),
+            );
+        }
+    });
 }
 
 /// `origin seed`: loads the data set, or on Ctrl-C stops and says how to go on.
