@@ -222,7 +222,10 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     let meta = Meta::collect(&args, &config, &profile, calibration);
 
     // 1. Capacity per pool size, through nginx (the edge cache would hide the origins).
+    // The original's fixed-rate runs go right after the search of their pool
+    // size, while the pool is up.
     let mut scaling: Vec<ScalingResult> = Vec::new();
+    let mut fixed = Vec::new();
     for &instances in profile.sizes {
         stack.scale_to(instances).await?;
         step(
@@ -232,42 +235,31 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
             ),
             started,
         );
-        let mut search = CapacitySearch::new(
-            model::search_start(
-                scaling.last().map(|previous| previous.capacity_rps),
-                profile.search_start,
-                instances,
-            ),
-            profile.search_max,
-            profile.bisect_steps,
-        );
-        let mut steps = Vec::new();
-        while let Some(rate) = search.next_rate() {
-            let label = format!("capacity-{instances}x-{rate:.0}");
-            let results = driver
-                .load(
-                    &label,
-                    &stack.nginx_url(),
-                    Schedule::constant(rate, profile.search_step),
-                    true,
-                )
-                .await?;
-            let summary = RunSummary::of(&results);
-            let passed = summary.meets(args.slo_ms);
-            step(
-                &format!(
-                    "  {rate:>8.0}/s -> p99 {:>8.2} ms, errors {:.3}%, dropped {:.2}%: {}",
-                    summary.p99_ms,
-                    summary.error_rate * 100.0,
-                    summary.dropped_rate * 100.0,
-                    if passed { "within objective" } else { "over" }
-                ),
-                started,
-            );
-            search.record(rate, passed);
-            steps.push(summary);
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        let previous = scaling.last().map(|previous| previous.capacity_rps);
+        let mut search = if previous.is_some_and(|capacity| capacity > 0.0) {
+            CapacitySearch::with_growth(
+                model::search_start(previous, profile.search_start, instances),
+                profile.search_max,
+                profile.bisect_steps,
+                profile.search_growth,
+            )
+        } else {
+            CapacitySearch::new(
+                model::search_start(previous, profile.search_start, instances),
+                profile.search_max,
+                profile.bisect_steps + 1,
+            )
+        };
+        let steps = search_steps(
+            &mut driver,
+            &mut search,
+            &stack.nginx_url(),
+            &format!("capacity-{instances}x"),
+            profile.search_step,
+            args.slo_ms,
+            started,
+        )
+        .await?;
         step(
             &format!(
                 "  capacity with {instances} instance(s): {:.0} requests/s",
@@ -280,43 +272,69 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
             capacity_rps: search.capacity(),
             steps,
         });
+        for original in ORIGINAL_SUMMARY
+            .iter()
+            .filter(|original| original.instances == instances)
+        {
+            fixed.push(fixed_run(&mut driver, &stack, original, &profile, started).await?);
+        }
     }
 
-    // 2. The original's loads at a fixed rate.
-    let mut fixed = Vec::new();
+    // 2. The original's loads at a fixed rate, for its sizes the search did not visit.
     for original in ORIGINAL_SUMMARY {
-        stack.scale_to(original.instances).await?;
-        let seconds = if profile.full_original_counts {
-            original.requests as f64 / model::ORIGINAL_RATE
-        } else {
-            profile.fixed_duration.as_secs_f64()
-        };
-        step(
-            &format!(
-                "fixed rate {} /s for {seconds:.0}s with {} instance(s)",
-                model::ORIGINAL_RATE,
-                original.instances
-            ),
-            started,
-        );
-        let schedule = Schedule::constant(model::ORIGINAL_RATE, Duration::from_secs_f64(seconds));
-        let results = driver
-            .load(
-                &format!("fixed-{}x", original.instances),
-                &stack.nginx_url(),
-                schedule,
-                false,
+        if !fixed.iter().any(|run: &FixedRun| run.original == *original) {
+            stack.scale_to(original.instances).await?;
+            fixed.push(fixed_run(&mut driver, &stack, original, &profile, started).await?);
+        }
+    }
+    fixed.sort_by_key(|run| run.original.instances);
+
+    // 3. Faults during load (through the edge when there is one), on a pool of four,
+    //    at half the pool's capacity, or half the edge's when the edge carries less.
+    stack.scale_to(FAULT_POOL).await?;
+    let nginx_rate = model::fault_rate(&scaling, FAULT_POOL);
+    let edge_capacity = match stack.edge_url() {
+        Some(edge_url) => {
+            step(
+                &format!(
+                    "edge capacity (cache on, {FAULT_POOL} instances behind it), up to {:.0}/s",
+                    2.0 * nginx_rate
+                ),
+                started,
+            );
+            // From half the nginx-derived rate, doubling up to the pool's capacity, or
+            // halving while it fails (the wasm edge is slower than nginx here).
+            let mut search =
+                CapacitySearch::new(nginx_rate * 0.5, 2.0 * nginx_rate, profile.bisect_steps);
+            let steps = search_steps(
+                &mut driver,
+                &mut search,
+                &edge_url,
+                "edge",
+                profile.search_step,
+                args.slo_ms,
+                started,
             )
             .await?;
-        fixed.push(FixedRun {
-            original: *original,
-            ours: RunSummary::of(&results),
-        });
-    }
-
-    // 3. Faults during load (through the edge when there is one), on a pool of four.
-    stack.scale_to(FAULT_POOL).await?;
-    let fault_rate = model::fault_rate(&scaling, FAULT_POOL);
+            step(
+                &format!(
+                    "  the edge carried {:.0} requests/s within the objective",
+                    search.capacity()
+                ),
+                started,
+            );
+            Some(ScalingResult {
+                instances: FAULT_POOL,
+                capacity_rps: search.capacity(),
+                steps,
+            })
+        }
+        None => None,
+    };
+    let fault_rate = model::edge_fault_rate(
+        nginx_rate,
+        edge_capacity.as_ref().map(|edge| edge.capacity_rps),
+    );
     let mut faults = Vec::new();
     for fault in model::Fault::ALL {
         step(
@@ -412,9 +430,24 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     step("stopping the stack", started);
     stack.down().await;
 
+    let mut meta = meta;
+    meta.configuration.push((
+        "fault and tier rate".into(),
+        match &edge_capacity {
+            Some(edge) => format!(
+                "{fault_rate:.0}/s: half the capacity of the largest pool of at most {FAULT_POOL} instances ({nginx_rate:.0}/s), \
+                 or half the edge's ({:.0}/s) if that is lower",
+                edge.capacity_rps * 0.5
+            ),
+            None => format!(
+                "{fault_rate:.0}/s: half the capacity of the largest pool of at most {FAULT_POOL} instances"
+            ),
+        },
+    ));
     let study = StudyResults {
         meta,
         scaling,
+        edge_capacity,
         fixed,
         tiers,
         faults,
@@ -434,6 +467,81 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// One of the original's configurations at its rate (400/s), on the pool as it is.
+async fn fixed_run(
+    driver: &mut Driver,
+    stack: &Stack,
+    original: &model::OriginalRow,
+    profile: &model::ProfileSettings,
+    started: Instant,
+) -> anyhow::Result<FixedRun> {
+    let seconds = if profile.full_original_counts {
+        original.requests as f64 / model::ORIGINAL_RATE
+    } else {
+        profile.fixed_duration.as_secs_f64()
+    };
+    step(
+        &format!(
+            "fixed rate {} /s for {seconds:.0}s with {} instance(s)",
+            model::ORIGINAL_RATE,
+            original.instances
+        ),
+        started,
+    );
+    let schedule = Schedule::constant(model::ORIGINAL_RATE, Duration::from_secs_f64(seconds));
+    let results = driver
+        .load(
+            &format!("fixed-{}x", original.instances),
+            &stack.nginx_url(),
+            schedule,
+            false,
+        )
+        .await?;
+    Ok(FixedRun {
+        original: *original,
+        ours: RunSummary::of(&results),
+    })
+}
+
+/// Runs a capacity search's steps against `url`; every step's summary, in order.
+async fn search_steps(
+    driver: &mut Driver,
+    search: &mut CapacitySearch,
+    url: &str,
+    label: &str,
+    step_duration: Duration,
+    slo_ms: f64,
+    started: Instant,
+) -> anyhow::Result<Vec<RunSummary>> {
+    let mut steps = Vec::new();
+    while let Some(rate) = search.next_rate() {
+        let results = driver
+            .load(
+                &format!("{label}-{rate:.0}"),
+                url,
+                Schedule::constant(rate, step_duration),
+                true,
+            )
+            .await?;
+        let summary = RunSummary::of(&results);
+        let passed = summary.meets(slo_ms);
+        step(
+            &format!(
+                "  {rate:>8.0}/s -> p99 {:>8.2} ms, errors {:.3}%, dropped {:.2}%: {}",
+                summary.p99_ms,
+                summary.error_rate * 100.0,
+                summary.dropped_rate * 100.0,
+                if passed { "within objective" } else { "over" }
+            ),
+            started,
+        );
+        search.record(rate, passed);
+        steps.push(summary);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(steps)
 }
 
 fn on_off(on: bool) -> &'static str {

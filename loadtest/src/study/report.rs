@@ -516,6 +516,46 @@ fn config_table(study: &StudyResults) -> Table {
     table
 }
 
+/// The tiers' rate, and what the edge carried (it sets that rate when it is the slower part).
+fn tier_intro(study: &StudyResults) -> String {
+    let offered = study
+        .meta
+        .configuration
+        .iter()
+        .find(|(key, _)| key == "fault and tier rate")
+        .map_or(String::new(), |(_, value)| {
+            format!("Offered load: {value}. ")
+        });
+    let edge = match &study.edge_capacity {
+        None => "No edge in this run: nginx only.".to_owned(),
+        Some(edge) => {
+            let steps: Vec<String> = edge
+                .steps
+                .iter()
+                .map(|step| {
+                    format!(
+                        "{} → p99 {}{}",
+                        rate(step.offered_rate),
+                        ms(step.p99_ms),
+                        if step.meets(study.meta.slo_ms) {
+                            ""
+                        } else {
+                            " (over)"
+                        }
+                    )
+                })
+                .collect();
+            format!(
+                "The edge (cache on, {} instances behind it) carried {} within the objective ({}).",
+                edge.instances,
+                rate(edge.capacity_rps),
+                steps.join(", ")
+            )
+        }
+    };
+    format!("{offered}{edge}")
+}
+
 fn capacity_intro(study: &StudyResults) -> String {
     let step = study
         .meta
@@ -555,7 +595,12 @@ pub fn markdown(study: &StudyResults) -> String {
         capacity_table(study).markdown()
     );
     md.push_str("\n![capacity](charts/capacity.svg)\n![latency](charts/latency.svg)\n");
-    let _ = write!(md, "\n## Cache tiers\n\n{}", tier_table(study).markdown());
+    let _ = write!(
+        md,
+        "\n## Cache tiers\n\n{}\n\n{}",
+        tier_intro(study),
+        tier_table(study).markdown()
+    );
     let _ = write!(
         md,
         "\n## Faults during load\n\n{}\n\n{}\n",
@@ -612,7 +657,12 @@ pub fn html(study: &StudyResults) -> String {
         html.push_str(&chart.render());
     }
     html.push_str("</div>");
-    let _ = write!(html, "<h2>Cache tiers</h2>{}", tier_table(study).html());
+    let _ = write!(
+        html,
+        "<h2>Cache tiers</h2><p>{}</p>{}",
+        escape(&tier_intro(study)),
+        tier_table(study).html()
+    );
     let _ = write!(
         html,
         "<h2>Faults during load</h2><p>{}</p>{}",
@@ -768,6 +818,11 @@ mod tests {
                 ],
             },
             scaling,
+            edge_capacity: Some(ScalingResult {
+                instances: 4,
+                capacity_rps: 1300.0,
+                steps: vec![summary(2600.0, 900.0, 40), summary(1300.0, 30.0, 0)],
+            }),
             fixed: ORIGINAL_SUMMARY
                 .iter()
                 .map(|original| FixedRun {
@@ -854,6 +909,13 @@ mod tests {
         assert!(md.contains("Promise: 503 with Retry-After"), "{md}");
         assert!(md.contains("Each step: 3 s per step."), "{md}");
         assert!(
+            md.contains(
+                "The edge (cache on, 4 instances behind it) carried 1300/s within the objective \
+                 (2600/s → p99 900 ms (over), 1300/s → p99 30.00 ms)."
+            ),
+            "{md}"
+        );
+        assert!(
             md.contains("ratio 0.90 (meets the 0.8 bar)"),
             "no calibration line: {md}"
         );
@@ -864,6 +926,7 @@ mod tests {
     fn fault_text_follows_the_configuration_that_ran() {
         let mut study = study();
         study.meta.edge = false;
+        study.edge_capacity = None;
         study.meta.calibration = Some(Err("starting wrk".into()));
         study.faults[0].through = "nginx (no edge)".into();
         study.faults[0].description =
@@ -872,6 +935,7 @@ mod tests {
         assert!(md.contains("Load through nginx (no edge), on 4"), "{md}");
         assert!(!md.contains("through the edge"), "{md}");
         assert!(md.contains("not measured (starting wrk)"), "{md}");
+        assert!(md.contains("No edge in this run"), "{md}");
     }
 
     #[test]
