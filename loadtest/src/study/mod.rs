@@ -221,6 +221,26 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
         .context("bringing up the local stack")?;
     let meta = Meta::collect(&args, &config, &profile, calibration);
 
+    // A warm-up the report leaves out: the first seconds on a cold stack
+    // (connection pools, caches, page cache) are slower than any later ones,
+    // and they would otherwise fall on the first capacity step.
+    step(
+        &format!(
+            "warm-up: {:.0}/s for {} s (not reported)",
+            profile.search_start * 0.5,
+            profile.warm_up.as_secs_f64()
+        ),
+        started,
+    );
+    driver
+        .load(
+            "warm-up",
+            &stack.nginx_url(),
+            Schedule::constant(profile.search_start * 0.5, profile.warm_up),
+            true,
+        )
+        .await?;
+
     // 1. Capacity per pool size, through nginx (the edge cache would hide the origins).
     // The original's fixed-rate runs go right after the search of their pool
     // size, while the pool is up.
@@ -297,8 +317,9 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
         Some(edge_url) => {
             step(
                 &format!(
-                    "edge capacity (cache on, {FAULT_POOL} instances behind it), up to {:.0}/s",
-                    2.0 * nginx_rate
+                    "edge capacity (cache on, {FAULT_POOL} instances behind it), up to {:.0}/s, {} s per step",
+                    2.0 * nginx_rate,
+                    profile.edge_step.as_secs_f64()
                 ),
                 started,
             );
@@ -311,7 +332,7 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
                 &mut search,
                 &edge_url,
                 "edge",
-                profile.search_step,
+                profile.edge_step,
                 args.slo_ms,
                 started,
             )
@@ -431,6 +452,7 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     stack.down().await;
 
     let mut meta = meta;
+    meta.load_average_end = model::load_average();
     meta.configuration.push((
         "fault and tier rate".into(),
         match &edge_capacity {

@@ -41,6 +41,10 @@ pub struct ProfileSettings {
     pub calibrate: Duration,
     /// What this profile gives up for its running time, said in the report.
     pub trade: &'static str,
+    /// Load before the first capacity step, left out of the report.
+    pub warm_up: Duration,
+    /// Each step of the edge's capacity search (it only sets the fault rate).
+    pub edge_step: Duration,
 }
 
 impl Profile {
@@ -63,7 +67,9 @@ impl Profile {
                 tier_duration: Duration::from_secs(2),
                 seed_scale: "small",
                 calibrate: Duration::from_secs(2),
-                trade: "quick profile, about two minutes on two cores: capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), and 2 s fixed-rate and tier runs",
+                warm_up: Duration::from_secs(2),
+                edge_step: Duration::from_secs(2),
+                trade: "quick profile, about two minutes on two cores: capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), and 2 s fixed-rate, edge-search and tier runs",
             },
             Profile::Full => ProfileSettings {
                 sizes: &[1, 2, 3, 5, 10],
@@ -78,6 +84,8 @@ impl Profile {
                 tier_duration: Duration::from_secs(30),
                 seed_scale: "medium",
                 calibrate: Duration::from_secs(10),
+                warm_up: Duration::from_secs(10),
+                edge_step: Duration::from_secs(15),
                 trade: "full profile: capacity steps of 15 s, five bisections, the original's request counts",
             },
         }
@@ -451,6 +459,16 @@ pub fn recovery_seconds_by(
     }
 }
 
+/// The machine's 1-minute load average (`/proc/loadavg`).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Where the capacity search of a pool size starts: at the previous size's
 /// capacity when it found one (a bigger pool is rarely slower, and this spends
 /// no steps re-climbing), else at `start` per instance.
@@ -498,6 +516,12 @@ pub struct Meta {
     pub cores: usize,
     pub memory_gib: f64,
     pub cpu_model: String,
+    /// The 1-minute load average when the study started and when it ended:
+    /// other work on the machine shows up in every figure.
+    #[serde(default)]
+    pub load_average_start: Option<f64>,
+    #[serde(default)]
+    pub load_average_end: Option<f64>,
     pub profile: String,
     pub slo_ms: f64,
     /// The load went through the edge (false: `--no-edge`).
@@ -593,6 +617,13 @@ impl Meta {
                 format!("{:?}", args.profile).to_lowercase(),
                 (profile.search_step.as_secs_f64() * 1000.0 / 100.0).round()
             )),
+            ("warm-up and edge search".into(), format!(
+                "{} s at {}/s before the first step (not reported); the edge's capacity search: steps of {} s, x2 from a quarter of the nginx pool's capacity (÷2 while it fails) up to that capacity, then {} bisection(s)",
+                profile.warm_up.as_secs_f64(),
+                profile.search_start * 0.5,
+                profile.edge_step.as_secs_f64(),
+                profile.bisect_steps
+            )),
             ("fixed-rate, fault and tier runs".into(), format!(
                 "{} s, {} s (fault at 1/3, repair at 2/3), {} s",
                 if profile.full_original_counts { "the original's request counts at 400/s:".to_owned() } else { profile.fixed_duration.as_secs_f64().to_string() },
@@ -613,6 +644,8 @@ impl Meta {
                 .unwrap_or(1),
             memory_gib: memory_kib / 1024.0 / 1024.0,
             cpu_model,
+            load_average_start: load_average(),
+            load_average_end: None,
             profile: format!("{:?}", args.profile).to_lowercase(),
             slo_ms: args.slo_ms,
             edge: config.edge,

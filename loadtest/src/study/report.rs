@@ -465,6 +465,11 @@ fn header_lines(study: &StudyResults) -> Vec<String> {
         format!("Date: {}", meta.date),
         format!("Git revision: {}", meta.git_revision),
         format!("Machine: {} cores ({}), {:.1} GiB memory", meta.cores, meta.cpu_model, meta.memory_gib),
+        format!(
+            "Machine load (1-minute load average) at the start: {}, at the end: {} (work from other processes on this machine is noise in every figure below)",
+            meta.load_average_start.map_or("unknown".into(), |load| format!("{load:.2}")),
+            meta.load_average_end.map_or("unknown".into(), |load| format!("{load:.2}"))
+        ),
         format!("Profile: {}; objective p99 < {} ms", meta.profile, meta.slo_ms),
         calibration_line(study),
         "All parts (PostgreSQL, Redis, nginx, the origin instances under CPU quotas, the edge and the load generator) \
@@ -801,6 +806,8 @@ mod tests {
                 cores: 2,
                 memory_gib: 23.4,
                 cpu_model: "test cpu".into(),
+                load_average_start: Some(0.5),
+                load_average_end: Some(1.25),
                 profile: "quick".into(),
                 slo_ms: 100.0,
                 edge: true,
@@ -919,6 +926,7 @@ mod tests {
             md.contains("ratio 0.90 (meets the 0.8 bar)"),
             "no calibration line: {md}"
         );
+        assert!(md.contains("at the start: 0.50, at the end: 1.25"), "{md}");
         assert!(md.contains("**lost: 0**"));
     }
 
