@@ -36,6 +36,8 @@ use model::{
 pub const FAULT_POOL: usize = 4;
 /// Instances behind the cache-tier runs.
 pub const TIER_POOL: usize = 3;
+/// Quiet between capacity steps, so that one step's tail does not fall on the next.
+pub const STEP_PAUSE: Duration = Duration::from_millis(200);
 
 /// `loadtest study` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -457,8 +459,8 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
         "fault and tier rate".into(),
         match &edge_capacity {
             Some(edge) => format!(
-                "{fault_rate:.0}/s: half the capacity of the largest pool of at most {FAULT_POOL} instances ({nginx_rate:.0}/s), \
-                 or half the edge's ({:.0}/s) if that is lower",
+                "{fault_rate:.0}/s: the lower of half the capacity of the largest pool of at most {FAULT_POOL} instances \
+                 ({nginx_rate:.0}/s) and half the edge's capacity ({:.0}/s)",
                 edge.capacity_rps * 0.5
             ),
             None => format!(
@@ -561,7 +563,7 @@ async fn search_steps(
         );
         search.record(rate, passed);
         steps.push(summary);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(STEP_PAUSE).await;
     }
     Ok(steps)
 }

@@ -608,8 +608,9 @@ impl Meta {
             ("mix".into(), "read-heavy: 25% song, 40% comments page, 25% feed, 8% post, 1% patch, 1% delete; Zipf(1) songs".into()),
             ("capacity objective".into(), format!("p99 < {} ms, errors < 0.1%, dropped < 0.1%", args.slo_ms)),
             ("capacity search".into(), format!(
-                "1st size: x2 from {}/s, then {} bisections; later sizes: x{} from the previous size's capacity (÷{} while it fails), then {} bisection(s); 0.3 s pause between steps",
-                profile.search_start, profile.bisect_steps + 1, profile.search_growth, profile.search_growth, profile.bisect_steps
+                "1st size: x2 from {}/s, then {} bisections; later sizes: x{} from the previous size's capacity (÷{} while it fails), then {} bisection(s); {} s pause between steps",
+                profile.search_start, profile.bisect_steps + 1, profile.search_growth, profile.search_growth, profile.bisect_steps,
+                super::STEP_PAUSE.as_secs_f64()
             )),
             ("capacity step duration".into(), format!(
                 "{} s per step ({} profile; at 1000/s a step's p99 rests on its {} slowest requests)",
