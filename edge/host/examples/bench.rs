@@ -29,7 +29,21 @@ fn free_port() -> u16 {
 struct Nginx(Child);
 
 impl Drop for Nginx {
+    /// SIGTERM first: nginx's master stops its workers on it, while a SIGKILL
+    /// to the master would leave them running, orphaned.
     fn drop(&mut self) {
+        let terminated = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        if terminated {
+            for _ in 0..100 {
+                if matches!(self.0.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
