@@ -618,12 +618,10 @@ impl Meta {
                 format!("{:?}", args.profile).to_lowercase(),
                 (profile.search_step.as_secs_f64() * 1000.0 / 100.0).round()
             )),
-            ("warm-up and edge search".into(), format!(
-                "{} s at {}/s before the first step (not reported); the edge's capacity search: steps of {} s, x2 from a quarter of the nginx pool's capacity (÷2 while it fails) up to that capacity, then {} bisection(s)",
+            ("warm-up".into(), format!(
+                "{} s at {}/s before the first capacity step (not reported)",
                 profile.warm_up.as_secs_f64(),
                 profile.search_start * 0.5,
-                profile.edge_step.as_secs_f64(),
-                profile.bisect_steps
             )),
             ("fixed-rate, fault and tier runs".into(), format!(
                 "{} s, {} s (fault at 1/3, repair at 2/3), {} s",
@@ -631,6 +629,15 @@ impl Meta {
                 profile.fault_duration.as_secs_f64(),
                 profile.tier_duration.as_secs_f64()
             )),
+            ("edge capacity search".into(), if config.edge {
+                format!(
+                    "steps of {} s, x2 from a quarter of the nginx pool's capacity (÷2 while it fails) up to that capacity, then {} bisection(s); it only sets the fault and tier rate",
+                    profile.edge_step.as_secs_f64(),
+                    profile.bisect_steps
+                )
+            } else {
+                "none (no edge)".into()
+            }),
             ("load generator".into(), "loadtest (open model, latency from the intended start), on the same machine".into()),
         ];
         Self {

@@ -472,9 +472,11 @@ fn header_lines(study: &StudyResults) -> Vec<String> {
         ),
         format!("Profile: {}; objective p99 < {} ms", meta.profile, meta.slo_ms),
         calibration_line(study),
-        "All parts (PostgreSQL, Redis, nginx, the origin instances under CPU quotas, the edge and the load generator) \
-         run on this one machine: a one-machine simulation of a cluster, not a cluster."
-            .into(),
+        format!(
+            "All parts (PostgreSQL, Redis, nginx, the origin instances under CPU quotas, {}the load generator) \
+             run on this one machine: a one-machine simulation of a cluster, not a cluster.",
+            if meta.edge { "the edge and " } else { "no edge (--no-edge), and " }
+        ),
         "Latency is measured from each request's intended start (open model, coordinated omission corrected); \
          throughput counts successful responses."
             .into(),
@@ -944,6 +946,10 @@ mod tests {
         assert!(!md.contains("through the edge"), "{md}");
         assert!(md.contains("not measured (starting wrk)"), "{md}");
         assert!(md.contains("No edge in this run"), "{md}");
+        assert!(
+            md.contains("no edge (--no-edge), and the load generator"),
+            "{md}"
+        );
     }
 
     #[test]
