@@ -50,7 +50,7 @@ pub struct ProfileSettings {
 impl Profile {
     pub fn settings(self) -> ProfileSettings {
         match self {
-            // About two minutes on two cores: steps of 3 s (twice the old 1.5 s)
+            // 2¼-2½ minutes on two cores: steps of 3 s (twice the old 1.5 s)
             // paid for with the original's own pool sizes only (no 5), a
             // gentler growth with one bisection after the first size, and 2 s
             // fixed-rate and tier runs.
@@ -69,7 +69,7 @@ impl Profile {
                 calibrate: Duration::from_secs(2),
                 warm_up: Duration::from_secs(2),
                 edge_step: Duration::from_secs(2),
-                trade: "quick profile, about two minutes on two cores: capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), and 2 s fixed-rate, edge-search and tier runs",
+                trade: "quick profile, 2¼ to 2½ minutes on two cores: capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), and 2 s fixed-rate, edge-search and tier runs",
             },
             Profile::Full => ProfileSettings {
                 sizes: &[1, 2, 3, 5, 10],
