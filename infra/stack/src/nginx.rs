@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn render_retries_idempotent_requests_only_with_bounds() {
         let rendered = render(TEMPLATE, &settings(vec![8101])).unwrap();
-        assert!(rendered.contains("proxy_next_upstream error timeout http_502 http_503 http_504;"));
+        assert!(rendered.contains("proxy_next_upstream error timeout http_502 http_504;"));
         let directives = rendered
             .lines()
             .filter(|line| !line.trim_start().starts_with('#'))
