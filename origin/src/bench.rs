@@ -32,6 +32,7 @@ use serde::Serialize;
 use crate::configuration::{ScyllaArgs, ServeArgs};
 use crate::datagen::{Dataset, Generator};
 use crate::domain::{MAX_PAGE_LIMIT, SongId};
+use crate::error::error_chain;
 use crate::metrics::CacheOutcome;
 use crate::startup::Application;
 use crate::storage::Storage;
@@ -609,17 +610,6 @@ async fn measure_http(
     shutdown.cancel();
     let _ = server.await;
     Ok(measured)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Runs `op` from `plan.concurrency` clients through the warm-up and the

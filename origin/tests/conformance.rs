@@ -144,7 +144,7 @@ async fn scylla_fresh_app(
     let options = scylla_options(uri, keyspace.clone());
     let storage = origin::storage::scylla::ScyllaStorage::connect_and_migrate(&options)
         .await
-        .unwrap_or_else(|e| panic!("ScyllaDB at {uri}: {}", error_chain(&e)));
+        .unwrap_or_else(|e| panic!("ScyllaDB at {uri}: {}", origin::error::error_chain(&e)));
     let session = storage.session();
     let now = scylla::value::CqlTimestamp(chrono::Utc::now().timestamp_millis());
     for (id, title, artist, duration) in FIXTURE_SONGS {
@@ -187,17 +187,6 @@ async fn drop_keyspaces(uri: &str, keyspaces: Vec<String>) {
             eprintln!("could not drop keyspace {keyspace}: {error}");
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 async fn flush_redis(url: &str) {
