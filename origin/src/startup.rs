@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
@@ -215,11 +216,35 @@ fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(api)
         .merge(routes::health_routes())
         .fallback(|| async { ApiError::NoRoute })
+        .layer(middleware::from_fn(close_after_refused_body))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             record_metrics,
         ))
         .with_state(state)
+}
+
+/// An error answer to a request that carried a body says `Connection: close`.
+///
+/// Such a body may be left unread (over the limit, or refused before the
+/// handler read it: shed, unauthorised, wrong type). hyper then drains what
+/// has arrived and, when the rest is still on the wire, closes the connection
+/// after the answer: without the header a keep-alive client would send its
+/// next request into that closing connection and see it fail.
+async fn close_after_refused_body(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0");
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Overload is refused at once, not queued: past the concurrency limit or the

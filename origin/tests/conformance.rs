@@ -563,6 +563,13 @@ async fn bad_comment_input_is_refused_and_nothing_is_stored(app: TestApp) {
     let reply = raw(&huge, &[auth, json_type]).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{reply:?}");
     assert!(reply.json()["error"].is_string());
+    // The unread rest of the body ends the connection, and the answer says so,
+    // so a keep-alive client does not send its next request into it.
+    assert_eq!(
+        reply.headers.get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "{reply:?}"
+    );
 
     let stored = app.all_comments(1).await;
     assert_eq!(stored.len(), 1, "only the one valid comment was stored");

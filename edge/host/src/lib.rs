@@ -410,7 +410,10 @@ impl EdgeHost {
             let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let handler = handler.clone();
                 async move {
-                    Ok::<_, std::convert::Infallible>(dispatch(&handler, request, timeout).await)
+                    let has_body = has_body(&request);
+                    let mut response = dispatch(&handler, request, timeout).await;
+                    close_if_body_refused(has_body, &mut response);
+                    Ok::<_, std::convert::Infallible>(response)
                 }
             });
             let connection = http1::Builder::new()
@@ -430,6 +433,30 @@ impl EdgeHost {
 }
 
 type HostResponse = hyper::Response<WasiBody>;
+
+fn has_body<B>(request: &hyper::Request<B>) -> bool {
+    let headers = request.headers();
+    headers.contains_key(hyper::header::TRANSFER_ENCODING)
+        || headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0")
+}
+
+/// An error answer to a request that carried a body says `Connection: close`.
+/// The body may be left unread (over the limit, or refused before it was read);
+/// hyper then closes the connection after the answer when the rest is still on
+/// the wire, and a keep-alive client must not send its next request into it.
+/// (The component cannot say so itself: `connection` is a forbidden header in
+/// wasi-http.)
+fn close_if_body_refused(has_body: bool, response: &mut HostResponse) {
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+}
 
 fn host_error(status: u16, code: &str, message: &str) -> HostResponse {
     let body = format!("{{\"error\":\"{code}\",\"message\":\"{message}\"}}");

@@ -551,6 +551,8 @@ async fn bad_requests_are_refused_before_the_origin() {
         .await;
     assert_eq!(too_big.status, 413);
     assert!(too_big.body.contains("body_too_large"), "{}", too_big.body);
+    // The refused body ends the connection, and the answer says so.
+    assert_eq!(too_big.header("connection"), Some("close"));
     let big_header = "y".repeat(3000);
     let headers = edge
         .send(
@@ -571,5 +573,10 @@ async fn bad_requests_are_refused_before_the_origin() {
         .send("POST", "/api/songs/1/comments", &[], &"x".repeat(100))
         .await;
     assert_eq!(fine.status, 200);
+    assert_eq!(
+        fine.header("connection"),
+        None,
+        "a served write keeps the connection"
+    );
     assert_eq!(origin.count(), 1);
 }

@@ -404,14 +404,25 @@ impl Stack {
 
     /// Starts an instance again on its port (stopping it first if it runs) and waits until ready.
     pub async fn restart_instance(&mut self, index: usize) -> Result<(), StackError> {
-        let slot = self.slot_mut(index)?;
-        if let Some(process) = slot.process.take() {
-            process.stop(STOP_GRACE);
+        self.restart_instances(&[index]).await
+    }
+
+    /// Starts these instances again at once (each stopped first if it runs) and waits until
+    /// every one is ready: a pool brought back after a mass failure recovers in one
+    /// instance's start-up time, not in the sum of them.
+    pub async fn restart_instances(&mut self, indices: &[usize]) -> Result<(), StackError> {
+        for &index in indices {
+            let slot = self.slot_mut(index)?;
+            if let Some(process) = slot.process.take() {
+                process.stop(STOP_GRACE);
+            }
+            let fresh = self.start_instance(index)?;
+            self.slots[index - 1] = fresh;
         }
-        let fresh = self.start_instance(index)?;
-        self.slots[index - 1] = fresh;
-        self.wait_instance_ready(index).await?;
-        self.progress(&format!("instance {index} restarted"));
+        for &index in indices {
+            self.wait_instance_ready(index).await?;
+            self.progress(&format!("instance {index} restarted"));
+        }
         Ok(())
     }
 

@@ -618,11 +618,7 @@ async fn run_fault(
     match fault {
         model::Fault::StopRedis => stack.start_redis().await?,
         model::Fault::RestartPostgres => {}
-        _ => {
-            for &victim in &victims {
-                stack.restart_instance(victim).await?;
-            }
-        }
+        _ => stack.restart_instances(&victims).await?,
     }
     let results = load.await.context("the load task")?;
     driver.writes.extend_from_slice(&results.writes);
