@@ -1,6 +1,7 @@
 //! Failures and load against real servers: Redis killed mid-test, PostgreSQL
 //! restarted mid-test, concurrent misses sharing one read, overload shed with
-//! 503, and the real binary's start line and graceful shutdown.
+//! 503, the real binary's start line and graceful shutdown, and an edit or
+//! delete racing a concurrent delete of its comment.
 
 mod common;
 
@@ -324,4 +325,72 @@ async fn binary_prints_its_address_serves_and_stops_on_sigterm() {
         lines.next_line().await.unwrap().is_none(),
         "nothing else on stdout"
     );
+}
+
+/// An edit or delete that waits on the row lock of a concurrent delete of the
+/// same comment (a proxy's retried DELETE racing its own first attempt) tells
+/// the author "not found", never "forbidden". The concurrent delete is held
+/// open in a transaction of our own until the origin's statement waits on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_racing_a_delete_of_its_comment_is_not_found_not_forbidden() {
+    let pg = PostgresServer::start(PostgresOptions::for_tests())
+        .await
+        .unwrap();
+    let url = common::fresh_postgres_database(&pg).await;
+    let app = Arc::new(common::spawn_app(common::test_args(&url, None)).await);
+    let token = app.token(1);
+    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+
+    for method in [hyper::Method::DELETE, hyper::Method::PATCH] {
+        let comment = app.post_comment(1, 1, "raced", 1_000).await;
+        let id: uuid::Uuid = comment["id"].as_str().unwrap().parse().unwrap();
+        let racer = client.transaction().await.unwrap();
+        assert_eq!(
+            racer
+                .execute("DELETE FROM comments WHERE id = $1", &[&id])
+                .await
+                .unwrap(),
+            1
+        );
+        let request = {
+            let (app, token, method) = (Arc::clone(&app), token.clone(), method.clone());
+            tokio::spawn(async move {
+                app.json(
+                    method,
+                    &format!("/api/comments/{id}"),
+                    Some(&token),
+                    &serde_json::json!({ "body": "edited" }),
+                )
+                .await
+            })
+        };
+        // Commit only once the origin's statement waits for the row lock.
+        let (probe, probe_connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(probe_connection);
+        let waiting = eventually(HANG_LIMIT, async || {
+            probe
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE wait_event_type = 'Lock' AND query LIKE '%comments%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                > 0
+        })
+        .await;
+        assert!(
+            waiting,
+            "the origin's {method} never waited on the row lock"
+        );
+        racer.commit().await.unwrap();
+        let reply = request.await.unwrap();
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method}: {reply:?}");
+    }
 }

@@ -223,10 +223,16 @@ fn page_of<T>(items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Pa
 }
 
 /// A mutation result from UPDATE_SQL/DELETE_SQL: (changed?, comment columns).
-fn mutation_from(rows: &[Row]) -> Mutation<Comment> {
+///
+/// An unchanged row comes from the statement's snapshot. When its author is
+/// the caller, the row was deleted by a concurrent statement while this one
+/// waited for its lock (say, a DELETE that a proxy retried racing its own
+/// first attempt): it is not found, not forbidden.
+fn mutation_from(rows: &[Row], author: UserId) -> Mutation<Comment> {
     match rows.first() {
         None => Mutation::NotFound,
         Some(row) if row.get::<_, bool>(0) => Mutation::Done(comment_from(row, 1)),
+        Some(row) if comment_from(row, 1).user_id == author => Mutation::NotFound,
         Some(_) => Mutation::Forbidden,
     }
 }
@@ -328,7 +334,7 @@ impl Storage for PostgresStorage {
         let rows = self
             .query(UPDATE_SQL, &[&id, &author, &body.as_str()])
             .await?;
-        Ok(mutation_from(&rows))
+        Ok(mutation_from(&rows, author))
     }
 
     async fn delete_comment(
@@ -337,7 +343,7 @@ impl Storage for PostgresStorage {
         author: UserId,
     ) -> Result<Mutation<Comment>, StorageError> {
         let rows = self.query(DELETE_SQL, &[&id, &author]).await?;
-        Ok(mutation_from(&rows))
+        Ok(mutation_from(&rows, author))
     }
 
     fn pool_status(&self) -> Option<PoolStatus> {
