@@ -8,7 +8,7 @@ COPY . .
 # copied out because cache mounts are not part of the image.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p origin \
+    cargo build --release --locked -p origin-cli \
     && install -D -m 0755 target/release/origin /out/origin
 
 FROM debian:bookworm-slim

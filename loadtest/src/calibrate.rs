@@ -5,10 +5,11 @@
 //! their request rates is the figure.
 
 use std::fmt;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use stack::server::{ChildServer, Lifecycle, ServerDir, ServerError};
 
 use crate::results::RunResults;
 
@@ -18,8 +19,8 @@ pub enum CalibrateError {
     Scratch(#[source] std::io::Error),
     #[error("starting {0} (is it installed? apt-get install nginx wrk)")]
     Spawn(&'static str, #[source] std::io::Error),
-    #[error("nginx did not start listening on 127.0.0.1:{0}; see {1}")]
-    NginxNotListening(u16, String),
+    #[error("nginx did not start")]
+    Nginx(#[source] Box<ServerError>),
     #[error("wrk's output had no Requests/sec line: {0}")]
     WrkOutput(String),
     #[error("the generator run failed: {0}")]
@@ -81,38 +82,6 @@ impl fmt::Display for Calibration {
     }
 }
 
-/// nginx as a child process; stopped on drop.
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM, not SIGKILL: the master must take its workers down with it
-        // (a killed master leaves orphaned workers listening).
-        let terminated = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .is_ok_and(|status| status.success());
-        if terminated {
-            for _ in 0..100 {
-                if matches!(self.0.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16, CalibrateError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(CalibrateError::Scratch)?;
-    Ok(listener
-        .local_addr()
-        .map_err(CalibrateError::Scratch)?
-        .port())
-}
-
 fn pinned(core: Option<usize>, program: &str) -> Command {
     match core {
         Some(core) => {
@@ -124,7 +93,12 @@ fn pinned(core: Option<usize>, program: &str) -> Command {
     }
 }
 
-fn start_nginx(dir: &Path, port: u16, core: Option<usize>) -> Result<Nginx, CalibrateError> {
+/// nginx `return 200` with one worker, pinned to `core`, in `dir`; stopped on drop.
+async fn start_nginx(
+    dir: ServerDir,
+    core: Option<usize>,
+) -> Result<(ChildServer, u16), CalibrateError> {
+    let port = stack::ports::free_port().map_err(CalibrateError::Scratch)?;
     let config = format!(
         "worker_processes 1;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\n\
          events {{ worker_connections 4096; }}\n\
@@ -132,30 +106,31 @@ fn start_nginx(dir: &Path, port: u16, core: Option<usize>) -> Result<Nginx, Cali
          fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
          keepalive_requests 10000000;\n\
          server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n",
-        dir = dir.display()
+        dir = dir.path().display()
     );
-    let config_path = dir.join("nginx.conf");
+    let config_path = dir.path().join("nginx.conf");
     std::fs::write(&config_path, config).map_err(CalibrateError::Scratch)?;
-    let child = pinned(core, "nginx")
+    let mut command = pinned(core, "nginx");
+    command
         .arg("-c")
         .arg(&config_path)
         .arg("-p")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|source| CalibrateError::Spawn("nginx", source))?;
-    let nginx = Nginx(child);
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(nginx);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(CalibrateError::NginxNotListening(
-        port,
-        dir.join("error.log").display().to_string(),
-    ))
+        .arg(dir.path());
+    let lifecycle = Lifecycle {
+        ready_within: Duration::from_secs(10),
+        ..Lifecycle::default()
+    };
+    let mut nginx = ChildServer::new("nginx", dir, "nginx.log", lifecycle);
+    nginx
+        .start(command, || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .map(drop)
+                .map_err(|error| error.to_string())
+        })
+        .await
+        .map_err(|error| CalibrateError::Nginx(Box::new(error)))?;
+    Ok((nginx, port))
 }
 
 /// Parses wrk's `Requests/sec:  12345.67` line.
@@ -173,16 +148,6 @@ pub async fn calibrate(
     duration: Duration,
     connections: usize,
 ) -> Result<Calibration, CalibrateError> {
-    tokio::task::spawn_blocking(move || calibrate_blocking(duration, connections))
-        .await
-        .expect("calibration thread")
-}
-
-fn calibrate_blocking(
-    duration: Duration,
-    connections: usize,
-) -> Result<Calibration, CalibrateError> {
-    let scratch = tempfile::tempdir().map_err(CalibrateError::Scratch)?;
     let cores = std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1);
@@ -191,8 +156,27 @@ fn calibrate_blocking(
     } else {
         (None, None)
     };
-    let port = free_port()?;
-    let _nginx = start_nginx(scratch.path(), port, server_core)?;
+    let dir = ServerDir::temporary("calibrate-")
+        .map_err(|error| CalibrateError::Nginx(Box::new(error)))?;
+    let (mut nginx, port) = start_nginx(dir, server_core).await?;
+    let scratch = nginx.dir().path().to_owned();
+    let measured = tokio::task::spawn_blocking(move || {
+        measure_blocking(&scratch, port, client_core, duration, connections)
+    })
+    .await
+    .expect("calibration thread");
+    nginx.stop().await;
+    measured
+}
+
+/// wrk, then this generator, against nginx on `port`, one after the other.
+fn measure_blocking(
+    scratch: &Path,
+    port: u16,
+    client_core: Option<usize>,
+    duration: Duration,
+    connections: usize,
+) -> Result<Calibration, CalibrateError> {
     let url = format!("http://127.0.0.1:{port}/");
     let seconds = duration.as_secs().max(1);
 
@@ -213,7 +197,7 @@ fn calibrate_blocking(
     eprintln!(
         "calibrate: loadtest --threads 1 run --closed {connections} --duration {seconds}s --get / --target {url}"
     );
-    let results_path = scratch.path().join("generator.json");
+    let results_path = scratch.join("generator.json");
     let exe =
         std::env::current_exe().map_err(|source| CalibrateError::Spawn("loadtest", source))?;
     let generator = pinned(client_core, &exe.display().to_string())

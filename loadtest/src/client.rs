@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::recorder::ErrorClass;
+use crate::recorder::{CacheStatus, ErrorClass};
 use crate::workload::PlannedRequest;
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +278,8 @@ pub struct Answer {
     pub location: Option<String>,
     /// The answer said when to retry (`Retry-After`), as a shed 503 does.
     pub retry_after: bool,
+    /// What a cache in front said (`X-Cache`).
+    pub cache: Option<CacheStatus>,
     pub body: Option<Bytes>,
 }
 
@@ -392,7 +394,7 @@ impl Connection {
             return Err(broken(reused));
         }
         // Head.
-        let (status, head_len, framing, location, retry_after) = loop {
+        let (status, head_len, framing, location, retry_after, cache) = loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut response = httparse::Response::new(&mut headers);
             match response.parse(&self.buffer[..self.filled]) {
@@ -401,6 +403,7 @@ impl Connection {
                     let mut framing = Framing::UntilClose;
                     let mut location = None;
                     let mut retry_after = false;
+                    let mut cache = None;
                     for header in response.headers.iter() {
                         let name = header.name;
                         if name.eq_ignore_ascii_case("content-length") {
@@ -424,6 +427,8 @@ impl Connection {
                             location = std::str::from_utf8(header.value).ok().map(str::to_owned);
                         } else if name.eq_ignore_ascii_case("retry-after") {
                             retry_after = true;
+                        } else if name.eq_ignore_ascii_case("x-cache") {
+                            cache = CacheStatus::parse(header.value);
                         }
                     }
                     if matches!(status, 100..=199 | 204 | 304) {
@@ -434,7 +439,7 @@ impl Connection {
                         self.consume(head_len);
                         continue;
                     }
-                    break (status, head_len, framing, location, retry_after);
+                    break (status, head_len, framing, location, retry_after, cache);
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(_) => {
@@ -512,6 +517,7 @@ impl Connection {
             status,
             location,
             retry_after,
+            cache,
             body: kept.map(Bytes::from),
         })
     }

@@ -1,4 +1,4 @@
-//! The `loadtest` command line: `run`, `merge`, `calibrate`, `study` and
+//! The `loadtest` command line: `run`, `merge`, `calibrate`, `study`, `compare` and
 //! `test-server`.
 
 use std::path::PathBuf;
@@ -54,6 +54,17 @@ enum Command {
     },
     /// The scaling study on the local stack; writes report.md, index.html and results.json.
     Study(loadtest::study::StudyArgs),
+    /// Two study reports side by side: capacity, p50, p99 and error rates, each change
+    /// against the noise of its figures; prints, and writes compare.html with a chart.
+    Compare {
+        /// The earlier report (its directory, or its results.json).
+        old: PathBuf,
+        /// The later report.
+        new: PathBuf,
+        /// Where to write compare.md, compare.html and capacity.svg (default: NEW/compare).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print an HS256 token for a user (for the k6 and Artillery scripts' TOKEN).
     Token {
         #[arg(
@@ -185,6 +196,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Study(args) => loadtest::study::run(args).await,
+        Command::Compare { old, new, out } => {
+            use loadtest::study::compare;
+            let comparison = compare::Comparison::of(&compare::load(&old)?, &compare::load(&new)?);
+            let out = out.unwrap_or_else(|| {
+                let base = if new.is_dir() {
+                    new.clone()
+                } else {
+                    new.parent().map(PathBuf::from).unwrap_or_default()
+                };
+                base.join("compare")
+            });
+            compare::write(&out, &comparison)
+                .with_context(|| format!("writing {}", out.display()))?;
+            print!("{}", comparison.text());
+            eprintln!("written: {}/compare.html", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Token {
             jwt_secret,
             user,

@@ -260,6 +260,61 @@ impl Default for EndpointRecorder {
     }
 }
 
+/// What a cache in front said about a response, from its `X-Cache` header
+/// (the edge's HIT, STALE, MISS, REVALIDATED, BYPASS, as CloudFront's
+/// `Hit from cloudfront` and the like).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Served from the cache, fresh or stale: the origin was not asked.
+    Hit,
+    /// The origin was asked: a miss, a revalidation, or a pass-through.
+    Miss,
+}
+
+impl CacheStatus {
+    /// Reads an `X-Cache` value; `None` when it says neither (an unknown word).
+    pub fn parse(value: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(value).ok()?.trim().to_ascii_lowercase();
+        let word = text.split_whitespace().next()?;
+        match word {
+            "hit" | "stale" | "refreshhit" => Some(Self::Hit),
+            "miss" | "revalidated" | "bypass" | "expired" | "pass" => Some(Self::Miss),
+            _ => None,
+        }
+    }
+}
+
+/// Responses by what the cache in front said: the client's view of a CDN's hit ratio.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheCounts {
+    pub hits: u64,
+    pub misses: u64,
+    /// Responses without an `X-Cache` the generator understood (no cache in front).
+    pub unmarked: u64,
+}
+
+impl CacheCounts {
+    pub fn count(&mut self, status: Option<CacheStatus>) {
+        match status {
+            Some(CacheStatus::Hit) => self.hits += 1,
+            Some(CacheStatus::Miss) => self.misses += 1,
+            None => self.unmarked += 1,
+        }
+    }
+
+    pub fn add(&mut self, other: &CacheCounts) {
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.unmarked += other.unmarked;
+    }
+
+    /// Hits among the responses a cache marked; `None` when none was marked.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let marked = self.hits + self.misses;
+        (marked > 0).then(|| self.hits as f64 / marked as f64)
+    }
+}
+
 /// One finished request, as the runner reports it.
 #[derive(Debug, Clone, Copy)]
 pub struct Completed {
@@ -273,6 +328,8 @@ pub struct Completed {
     pub error: Option<ErrorClass>,
     /// A POST, PATCH or DELETE.
     pub write: bool,
+    /// What a cache in front said (`None`: no answer, or no `X-Cache`).
+    pub cache: Option<CacheStatus>,
 }
 
 /// Everything one shard recorded.
@@ -282,6 +339,8 @@ pub struct Recorder {
     pub timeline: Vec<Second>,
     /// Latency of the requests completed in each second (the timeline's p50 and p99).
     pub timeline_latency: Vec<Histogram<u64>>,
+    /// Answered requests by what the cache in front said.
+    pub cache: CacheCounts,
     pub writes: Vec<AckedWrite>,
     /// Comments a DELETE was sent for: they may be gone, so the lost-write
     /// check leaves them out.
@@ -324,6 +383,7 @@ impl Recorder {
             Some(class) => stats.errors.count(class),
         }
         let failed = u64::from(request.error.is_some());
+        self.cache.count(request.cache);
         let second = self.second(request.completed_at);
         second.completed += 1;
         second.errors += failed;
@@ -374,6 +434,7 @@ impl Recorder {
         {
             mine.add(theirs).expect("histograms share bounds");
         }
+        self.cache.add(&other.cache);
         self.writes.extend_from_slice(&other.writes);
         self.deleted.extend_from_slice(&other.deleted);
     }
@@ -391,6 +452,7 @@ mod tests {
             service: Duration::from_millis(latency_ms),
             error,
             write,
+            cache: None,
         }
     }
 
@@ -472,5 +534,38 @@ mod tests {
         assert_eq!((second.reads(), second.read_errors()), (10, 0));
         assert!((49.0..=51.0).contains(&second.p99_ms()), "{second:?}");
         assert!((4.9..=5.1).contains(&second.p50_ms()), "{second:?}");
+    }
+
+    #[test]
+    fn x_cache_values_read_as_hits_and_misses() {
+        for hit in [&b"HIT"[..], b"STALE", b"Hit from cloudfront", b" hit "] {
+            assert_eq!(CacheStatus::parse(hit), Some(CacheStatus::Hit), "{hit:?}");
+        }
+        for miss in [
+            &b"MISS"[..],
+            b"REVALIDATED",
+            b"BYPASS",
+            b"Miss from cloudfront",
+        ] {
+            assert_eq!(
+                CacheStatus::parse(miss),
+                Some(CacheStatus::Miss),
+                "{miss:?}"
+            );
+        }
+        assert_eq!(CacheStatus::parse(b"whatever"), None);
+        assert_eq!(CacheStatus::parse(b""), None);
+        let mut counts = CacheCounts::default();
+        for status in [
+            Some(CacheStatus::Hit),
+            Some(CacheStatus::Hit),
+            Some(CacheStatus::Miss),
+            None,
+        ] {
+            counts.count(status);
+        }
+        assert_eq!((counts.hits, counts.misses, counts.unmarked), (2, 1, 1));
+        assert!((counts.hit_ratio().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(CacheCounts::default().hit_ratio(), None);
     }
 }

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::recorder::{
-    AckedWrite, EndpointRecorder, ErrorCounts, Second, new_histogram, new_second_histogram,
+    AckedWrite, CacheCounts, EndpointRecorder, ErrorCounts, Second, new_histogram,
+    new_second_histogram,
 };
 use crate::threshold::ThresholdOutcome;
 
@@ -183,6 +184,9 @@ pub struct RunResults {
     /// so that merged runs get exact per-second percentiles.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline_histograms: Vec<String>,
+    /// Responses by what the cache in front said (`X-Cache`): hits, misses, unmarked.
+    #[serde(default)]
+    pub cache: CacheCounts,
     pub writes: Vec<AckedWrite>,
     pub deleted: Vec<Uuid>,
     pub thresholds: Vec<ThresholdOutcome>,
@@ -269,6 +273,9 @@ impl RunResults {
             merged.duration_s = merged.duration_s.max(run.duration_s);
             merged.writes.extend_from_slice(&run.writes);
             merged.deleted.extend_from_slice(&run.deleted);
+            if index > 0 {
+                merged.cache.add(&run.cache);
+            }
         }
         merged.overall = EndpointResults::from_recorder(&overall);
         merged.requests = merged.overall.requests;

@@ -172,6 +172,7 @@ fn build_results(options: &RunOptions, record: &Recorder, window: Duration) -> R
             .iter()
             .map(encode_histogram)
             .collect(),
+        cache: record.cache,
         writes: record.writes.clone(),
         deleted: record.deleted.clone(),
         thresholds: Vec::new(),
@@ -325,6 +326,7 @@ async fn execute(
             Err(ErrorClass::Timeout)
         }
     };
+    let cache = result.as_ref().ok().and_then(|answer| answer.cache);
     let (error, acked) = match &result {
         Err(class) => (Some(*class), None),
         Ok(answer) => {
@@ -355,6 +357,7 @@ async fn execute(
             service: done - sent,
             error,
             write: planned.kind.is_write(),
+            cache,
         });
         if let Some(id) = acked {
             record.writes.push(AckedWrite {

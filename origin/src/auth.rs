@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use jsonwebtoken::errors::ErrorKind;
@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::UserId;
 use crate::error::ApiError;
-use crate::startup::AppState;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -21,9 +20,12 @@ pub struct Claims {
     pub exp: u64,
 }
 
-/// Signs and checks tokens with one shared secret.
+/// Signs and checks tokens with one shared secret. Cloning is cheap (one
+/// `Arc`): the [`Author`] extractor takes a copy per request.
 #[derive(Clone)]
-pub struct JwtKeys {
+pub struct JwtKeys(Arc<Keys>);
+
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -34,11 +36,11 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 0;
-        Self {
+        Self(Arc::new(Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
-        }
+        }))
     }
 
     /// A token for `user` valid for `ttl_secs` from now (negative: already expired).
@@ -48,12 +50,12 @@ impl JwtKeys {
             sub: user.to_string(),
             exp: (now + ttl_secs).max(0) as u64,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
             .expect("HS256 signing of a small claim set cannot fail")
     }
 
     pub fn verify(&self, token: &str) -> Result<UserId, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let data = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
             .map_err(|error| {
                 ApiError::Unauthorized(match error.kind() {
                     ErrorKind::ExpiredSignature => "token expired",
@@ -62,26 +64,24 @@ impl JwtKeys {
                     _ => "token is malformed",
                 })
             })?;
-        data.claims
-            .sub
-            .parse::<UserId>()
-            .ok()
-            .filter(|id| *id > 0)
-            .ok_or(ApiError::Unauthorized("token subject is not a user id"))
+        UserId::parse(&data.claims.sub)
+            .map_err(|_| ApiError::Unauthorized("token subject is not a user id"))
     }
 }
 
 /// The user a request acts for, from its `Authorization: Bearer` header.
+/// Works with any router state that can hand out the [`JwtKeys`].
 #[derive(Debug, Clone, Copy)]
 pub struct Author(pub UserId);
 
-impl FromRequestParts<Arc<AppState>> for Author {
+impl<S> FromRequestParts<S> for Author
+where
+    JwtKeys: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -94,7 +94,7 @@ impl FromRequestParts<Arc<AppState>> for Author {
             .ok_or(ApiError::Unauthorized(
                 "authorization is not a bearer token",
             ))?;
-        state.jwt.verify(token.trim()).map(Author)
+        JwtKeys::from_ref(state).verify(token.trim()).map(Author)
     }
 }
 
@@ -105,13 +105,14 @@ mod tests {
     #[test]
     fn tokens_verify_only_when_signed_fresh_and_well_formed() {
         let keys = JwtKeys::new(b"secret");
-        assert_eq!(keys.verify(&keys.issue(42, 60)).unwrap(), 42);
-        let expired = keys.issue(42, -10);
+        let user = UserId::new(42).unwrap();
+        assert_eq!(keys.verify(&keys.issue(user, 60)).unwrap(), user);
+        let expired = keys.issue(user, -10);
         assert!(matches!(
             keys.verify(&expired),
             Err(ApiError::Unauthorized("token expired"))
         ));
-        let forged = JwtKeys::new(b"other").issue(42, 60);
+        let forged = JwtKeys::new(b"other").issue(user, 60);
         assert!(matches!(
             keys.verify(&forged),
             Err(ApiError::Unauthorized("token signature is not valid"))

@@ -411,10 +411,11 @@ mod tests {
     #[test]
     fn keys_have_the_documented_format() {
         let id = uuid::Uuid::nil();
-        assert_eq!(CacheKey::Song(7).plain(), "o:song:7");
+        let seven = SongId::new(7).unwrap();
+        assert_eq!(CacheKey::Song(seven).plain(), "o:song:7");
         assert_eq!(CacheKey::Comment(id).plain(), format!("o:comment:{id}"));
         let (generation, prefix, suffix) = CacheKey::CommentsPage {
-            song: 7,
+            song: seven,
             limit: 50,
             after: None,
         }
@@ -426,7 +427,7 @@ mod tests {
         );
         let cursor = Cursor { track_ms: 5, id };
         let (_, _, suffix) = CacheKey::CommentsPage {
-            song: 7,
+            song: seven,
             limit: 10,
             after: Some(cursor),
         }
@@ -434,7 +435,11 @@ mod tests {
         .unwrap();
         assert_eq!(suffix, format!(":10:{}", cursor.encode()));
         assert_eq!(
-            CacheKey::Feed { song: 7, limit: 50 }.plain(),
+            CacheKey::Feed {
+                song: seven,
+                limit: 50
+            }
+            .plain(),
             "o:feed:7:-:50"
         );
     }

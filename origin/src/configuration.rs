@@ -1,50 +1,78 @@
-//! Command line and environment: `origin serve`, `migrate`, `seed` and
-//! `bench-queries` flags, each with an environment twin, turned into the
-//! settings the app runs with.
+//! Settings from flags and environment: what `origin serve` runs with, and
+//! the database choice that `serve`, `migrate` and `seed` share. Each flag has
+//! an environment twin. The command line itself is assembled in `main.rs`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 use scylla::statement::Consistency;
 
+use crate::storage::Database;
+use crate::storage::postgres::PostgresOptions;
 use crate::storage::scylla::{DEFAULT_KEYSPACE, DEFAULT_REPLICATION, ScyllaOptions};
 
-#[derive(Debug, Parser)]
-#[command(name = "origin", version, about = "The song-comments origin service")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the HTTP API (runs migrations first).
-    Serve(ServeArgs),
-    /// Apply the schema migrations to the database and exit.
-    Migrate(MigrateArgs),
-    /// Load the deterministic data set (owned by the data generator).
-    Seed(crate::datagen::SeedArgs),
-    /// Measure the song read, comments query and feed on a loaded database:
-    /// through the storage layer and through the HTTP API with and without Redis.
-    BenchQueries(crate::bench::BenchArgs),
-}
-
+/// Which database the service runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
+    /// PostgreSQL (`--database-url`).
     Postgres,
+    /// The CQL backend on Apache Cassandra or ScyllaDB (`--scylla-uri`); `cassandra`
+    /// names the same backend.
+    #[value(alias = "cassandra")]
     Scylla,
 }
 
+/// A setting the chosen backend needs and was not given.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--database-url (DATABASE_URL) is required for the postgres backend")]
+    MissingDatabaseUrl,
+    #[error("--scylla-uri (SCYLLA_URI) is required for the scylla backend")]
+    MissingScyllaUri,
+}
+
+/// The backend and where it is: shared by `serve`, `migrate` and `seed`.
 #[derive(Debug, Clone, Args)]
-pub struct MigrateArgs {
+pub struct DatabaseArgs {
     #[arg(long, env = "ORIGIN_BACKEND", value_enum, default_value_t = Backend::Postgres)]
     pub backend: Backend,
     /// PostgreSQL URL (required for the postgres backend).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// ScyllaDB/Cassandra for the scylla backend.
     #[command(flatten)]
     pub scylla: ScyllaArgs,
+}
+
+impl DatabaseArgs {
+    /// PostgreSQL at `url`, nothing else set (tests and tools).
+    pub fn postgres(url: String) -> Self {
+        Self {
+            backend: Backend::Postgres,
+            database_url: Some(url),
+            scylla: ScyllaArgs::default(),
+        }
+    }
+
+    /// The chosen database with its settings; an error names the missing flag.
+    /// `pool_size` sizes PostgreSQL's pool; `timeout` bounds each request.
+    pub fn database(&self, pool_size: usize, timeout: Duration) -> Result<Database, ConfigError> {
+        match self.backend {
+            Backend::Postgres => Ok(Database::Postgres {
+                url: self
+                    .database_url
+                    .clone()
+                    .ok_or(ConfigError::MissingDatabaseUrl)?,
+                options: PostgresOptions { pool_size, timeout },
+            }),
+            Backend::Scylla => self
+                .scylla
+                .options(timeout)
+                .map(Database::Scylla)
+                .ok_or(ConfigError::MissingScyllaUri),
+        }
+    }
 }
 
 /// Where the ScyllaDB/Cassandra backend is and how it reads and writes.
@@ -128,20 +156,14 @@ pub struct ServeArgs {
     /// Address to bind; port 0 picks a free port (printed on start).
     #[arg(long, env = "ORIGIN_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
-    /// PostgreSQL URL (required for the postgres backend).
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Redis URL for the read cache; absent means no cache.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
     /// HS256 secret that signs the bearer tokens.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,
-    #[arg(long, env = "ORIGIN_BACKEND", value_enum, default_value_t = Backend::Postgres)]
-    pub backend: Backend,
-    /// ScyllaDB/Cassandra for the scylla backend.
-    #[command(flatten)]
-    pub scylla: ScyllaArgs,
     /// Tokio worker threads; default is one per core.
     #[arg(long, env = "ORIGIN_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -186,23 +208,24 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// Settings for tests and benchmarks: everything default, on 127.0.0.1:0.
     pub fn for_tests(database_url: String, redis_url: Option<String>, jwt_secret: &str) -> Self {
-        let mut args = Cli::parse_from([
-            "origin",
+        /// `ServeArgs` alone as a command line, to fill in every default.
+        #[derive(Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let mut serve = Serve::parse_from([
             "serve",
             "--jwt-secret",
             jwt_secret,
             "--listen",
             "127.0.0.1:0",
-        ]);
-        let Command::Serve(ref mut serve) = args.command else {
-            unreachable!("parsed serve")
-        };
-        serve.database_url = Some(database_url);
-        serve.redis_url = redis_url;
+        ])
+        .args;
         // Environment twins must not leak from the developer's shell into tests.
-        serve.backend = Backend::Postgres;
-        serve.scylla = ScyllaArgs::default();
-        serve.clone()
+        serve.database = DatabaseArgs::postgres(database_url);
+        serve.redis_url = redis_url;
+        serve
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -256,5 +279,12 @@ mod tests {
                 .options(Duration::from_secs(1))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn cassandra_names_the_cql_backend() {
+        assert_eq!(Backend::from_str("cassandra", true), Ok(Backend::Scylla));
+        assert_eq!(Backend::from_str("scylla", true), Ok(Backend::Scylla));
+        assert_eq!(Backend::from_str("postgres", true), Ok(Backend::Postgres));
     }
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::InvalidInput;
 use crate::storage::StorageError;
@@ -37,6 +38,34 @@ pub enum ApiError {
     NoRoute,
 }
 
+/// The body of every error answer (4xx and 5xx).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong, in words meant for the client's developer.
+    pub error: String,
+    pub code: ErrorCode,
+}
+
+/// A short machine-readable name for the error, next to the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A value that parsed but is not allowed (an id, a body, a position, a limit, a cursor).
+    InvalidInput,
+    /// A path, query or body that did not parse (the status says which: 400, 413, 415, 422).
+    BadRequest,
+    NotFound,
+    Unauthorized,
+    Forbidden,
+    /// Overloaded or shedding: retry after `Retry-After` seconds.
+    Overloaded,
+    /// The request took longer than the server allows.
+    Timeout,
+    /// The database is away or slow: retry after `Retry-After` seconds.
+    Unavailable,
+    Internal,
+}
+
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
         Self::Storage(Arc::new(error))
@@ -62,19 +91,22 @@ impl ApiError {
         }
     }
 
-    /// A short machine-readable name for the error, next to the message.
-    fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidInput(_) => "invalid_input",
-            Self::BadRequest { .. } => "bad_request",
-            Self::NotFound(_) | Self::NoRoute => "not_found",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::Storage(_) if self.status() == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-            Self::Storage(_) if self.status() == StatusCode::UNAUTHORIZED => "unauthorized",
-            Self::Storage(_) => "internal",
-            Self::Overloaded => "overloaded",
-            Self::TimedOut => "timeout",
+            Self::InvalidInput(_) => ErrorCode::InvalidInput,
+            Self::BadRequest { .. } => ErrorCode::BadRequest,
+            Self::NotFound(_) | Self::NoRoute => ErrorCode::NotFound,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::Storage(_) if self.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                ErrorCode::Unavailable
+            }
+            Self::Storage(_) if self.status() == StatusCode::UNAUTHORIZED => {
+                ErrorCode::Unauthorized
+            }
+            Self::Storage(_) => ErrorCode::Internal,
+            Self::Overloaded => ErrorCode::Overloaded,
+            Self::TimedOut => ErrorCode::Timeout,
         }
     }
 }
@@ -99,11 +131,11 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (
-            status,
-            Json(json!({ "error": message, "code": self.code() })),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: message,
+            code: self.code(),
+        };
+        let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -5,7 +5,6 @@
 //! Tests and benchmarks start the real app in-process:
 //! `let app = Application::build(args).await?; let port = app.port(); tokio::spawn(app.run_until_stopped());`
 
-use std::future::IntoFuture as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,53 +14,43 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::JwtKeys;
 use crate::cache::{Cache, CacheError};
-use crate::configuration::{Backend, ServeArgs};
+use crate::configuration::{ConfigError, ServeArgs};
 use crate::error::ApiError;
 use crate::http_cache::CachePolicy;
 use crate::metrics::Metrics;
 use crate::routes;
-use crate::storage::Storage;
-use crate::storage::postgres::{
-    self, ConnectError, MigrateError, PostgresOptions, PostgresStorage,
-};
-use crate::storage::scylla::{ScyllaError, ScyllaStorage};
-
-/// What every handler can reach.
-pub struct AppState {
-    pub storage: Arc<dyn Storage>,
-    pub cache: Cache,
-    pub jwt: JwtKeys,
-    pub metrics: Arc<Metrics>,
-    pub http_cache: CachePolicy,
-    limiter: Arc<Semaphore>,
-    request_timeout: Duration,
-}
+use crate::state::AppState;
+use crate::storage::{self, OpenError, Schema, Storage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("--database-url (DATABASE_URL) is required for the postgres backend")]
-    MissingDatabaseUrl,
-    #[error("--scylla-uri (SCYLLA_URI) is required for the scylla backend")]
-    MissingScyllaUri,
-    #[error("could not set up ScyllaDB")]
-    Scylla(#[source] ScyllaError),
-    #[error("could not migrate the database")]
-    Migrate(#[source] MigrateError),
-    #[error("could not set up the database pool")]
-    Pool(#[source] ConnectError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not open the database")]
+    Storage(#[source] OpenError),
     #[error("could not set up the Redis cache")]
     Cache(#[source] CacheError),
     #[error("could not bind {0}")]
     Bind(SocketAddr, #[source] std::io::Error),
-    #[error("the server failed")]
-    Serve(#[source] std::io::Error),
 }
+
+/// Longest a client may take to send a whole request head. A stalled head
+/// gets 408 and a closed connection, so it cannot hold one for ever.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest request head read (hyper's default is about 400 KB); a larger one
+/// is answered 431. Bodies stream and have their own limit.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 pub struct Application {
     listener: TcpListener,
@@ -76,33 +65,12 @@ impl Application {
     /// Migrates, connects and binds according to `args` (PostgreSQL or
     /// ScyllaDB; the Redis cache sits in front of either).
     pub async fn build(args: ServeArgs) -> Result<Self, StartupError> {
-        let storage: Arc<dyn Storage> = match args.backend {
-            Backend::Postgres => {
-                let url = args
-                    .database_url
-                    .clone()
-                    .ok_or(StartupError::MissingDatabaseUrl)?;
-                postgres::migrate(&url)
-                    .await
-                    .map_err(StartupError::Migrate)?;
-                let options = PostgresOptions {
-                    pool_size: args.db_pool_size,
-                    timeout: args.db_timeout(),
-                };
-                Arc::new(PostgresStorage::connect(&url, &options).map_err(StartupError::Pool)?)
-            }
-            Backend::Scylla => {
-                let options = args
-                    .scylla
-                    .options(args.db_timeout())
-                    .ok_or(StartupError::MissingScyllaUri)?;
-                Arc::new(
-                    ScyllaStorage::connect_and_migrate(&options)
-                        .await
-                        .map_err(StartupError::Scylla)?,
-                )
-            }
-        };
+        let database = args
+            .database
+            .database(args.db_pool_size, args.db_timeout())?;
+        let storage = storage::open(&database, Schema::Migrate)
+            .await
+            .map_err(StartupError::Storage)?;
         Self::build_with_storage(args, storage).await
     }
 
@@ -133,6 +101,7 @@ impl Application {
                 args.http_stale_while_revalidate_secs,
                 args.http_stale_if_error_secs,
             ),
+            openapi: crate::openapi::json(),
             limiter: Arc::new(Semaphore::new(args.max_concurrency.max(1))),
             request_timeout: args.request_timeout(),
         });
@@ -175,12 +144,46 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let shutdown = self.shutdown.clone();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        let server = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        // Not axum::serve: it sets no timer, so a client that never finishes
+        // its request head holds a connection and a task for ever (slowloris).
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEAD_BYTES);
+        // The router takes hyper's body as it is (axum routers serve any body).
+        let service = TowerToHyperService::new(self.router);
+        let connections = GracefulShutdown::new();
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of descriptors and the like: wait, do not spin.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = shutdown.cancelled() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+                .into_owned();
+            let connection = connections.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
         let grace = self.shutdown_grace;
         tokio::select! {
-            served = server.into_future() => served.map_err(StartupError::Serve),
-            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            () = connections.shutdown() => Ok(()),
+            () = tokio::time::sleep(grace) => {
                 tracing::warn!(?grace, "in-flight requests did not finish within the grace period; stopping");
                 Ok(())
             }
@@ -206,7 +209,7 @@ async fn cancel_on_signal(token: CancellationToken) {
 }
 
 fn router(state: Arc<AppState>, body_limit: usize) -> Router {
-    let api = routes::api_routes()
+    let api = Router::from(routes::api_routes())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             shed_load,
@@ -214,7 +217,7 @@ fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .layer(DefaultBodyLimit::max(body_limit));
     Router::new()
         .merge(api)
-        .merge(routes::health_routes())
+        .merge(Router::from(routes::health_routes()))
         .fallback(|| async { ApiError::NoRoute })
         .layer(middleware::from_fn(close_after_refused_body))
         .layer(middleware::from_fn_with_state(

@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{HANG_LIMIT, InstrumentedStorage};
 use hyper::StatusCode;
@@ -15,18 +15,6 @@ use origin::storage::Storage;
 use origin::storage::postgres::{PostgresOptions as PoolOptions, PostgresStorage};
 use stack::postgres::{PostgresOptions, PostgresServer};
 use stack::redis::{RedisOptions, RedisServer};
-
-/// Polls `probe` until it returns true or `limit` passes.
-async fn eventually(limit: Duration, mut probe: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if probe().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_mid_test_is_bypassed_then_used_again() {
@@ -79,7 +67,7 @@ async fn redis_killed_mid_test_is_bypassed_then_used_again() {
 
     redis.start_again().await.unwrap();
     let hits_at_restart = metrics.cache_count("comments", CacheOutcome::Hit);
-    let recovered = eventually(Duration::from_secs(10), async || {
+    let recovered = common::eventually(Duration::from_secs(10), async || {
         assert_eq!(
             app.get("/api/songs/1/comments").await.status,
             StatusCode::OK
@@ -110,56 +98,9 @@ async fn postgres_restart_mid_test_fails_fast_with_503_then_recovers() {
     );
 
     pg.stop().await.unwrap();
-    for path in [
-        "/api/songs/1/comments",
-        "/api/songs/2",
-        "/api/songs/1/feed",
-        "/readyz",
-    ] {
-        let started = Instant::now();
-        let reply = app.get(path).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{path} while PostgreSQL is down: {reply:?}"
-        );
-        assert_eq!(reply.header("retry-after"), "1");
-        assert_eq!(reply.json()["code"], "unavailable");
-        eprintln!(
-            "{path} answered 503 in {:?} with the database down",
-            started.elapsed()
-        );
-    }
-    let token = app.token(1);
-    let reply = app
-        .json(
-            hyper::Method::POST,
-            "/api/songs/1/comments",
-            Some(&token),
-            &serde_json::json!({"body": "gap", "track_ms": 5}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
-
+    common::outage::answers_503_while_down(&app, "PostgreSQL").await;
     pg.start_again().await.unwrap();
-    let recovered = eventually(HANG_LIMIT, async || {
-        app.get("/api/songs/1/comments").await.status == StatusCode::OK
-    })
-    .await;
-    assert!(recovered, "the pool reconnects after the restart");
-    assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
-    app.post_comment(1, 2, "after", 2_000).await;
-    let bodies: Vec<String> = app
-        .all_comments(1)
-        .await
-        .iter()
-        .map(|c| c["body"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(
-        bodies,
-        ["before", "after"],
-        "the write in the gap left nothing behind"
-    );
+    common::outage::recovers_within(&app, HANG_LIMIT, "PostgreSQL").await;
 }
 
 async fn instrumented_app(
@@ -271,62 +212,6 @@ async fn overload_is_shed_with_503_not_queued() {
     assert_eq!(reply.json()["code"], "timeout");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn binary_prints_its_address_serves_and_stops_on_sigterm() {
-    use tokio::io::AsyncBufReadExt as _;
-    let pg = PostgresServer::start(PostgresOptions::for_tests())
-        .await
-        .unwrap();
-    let url = pg.create_random_database().await.unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_origin"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &url,
-            "--jwt-secret",
-            common::JWT_SECRET,
-        ])
-        .env_remove("REDIS_URL")
-        .env_remove("ORIGIN_BACKEND")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(HANG_LIMIT, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let address = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line: {line:?}"));
-    assert!(address.starts_with("http://127.0.0.1:"), "{address}");
-    common::seed_postgres_fixture(&url).await; // `serve` ran the migrations
-
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let reply = client
-        .get(format!("{address}/api/songs/1").parse().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), StatusCode::OK);
-
-    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = tokio::time::timeout(HANG_LIMIT, child.wait())
-        .await
-        .expect("stops after SIGTERM")
-        .unwrap();
-    assert!(status.success(), "graceful exit: {status}");
-    assert!(
-        lines.next_line().await.unwrap().is_none(),
-        "nothing else on stdout"
-    );
-}
-
 /// An edit or delete that waits on the row lock of a concurrent delete of the
 /// same comment (a proxy's retried DELETE racing its own first attempt) tells
 /// the author "not found", never "forbidden". The concurrent delete is held
@@ -372,7 +257,7 @@ async fn a_mutation_racing_a_delete_of_its_comment_is_not_found_not_forbidden() 
             .await
             .unwrap();
         tokio::spawn(probe_connection);
-        let waiting = eventually(HANG_LIMIT, async || {
+        let waiting = common::eventually(HANG_LIMIT, async || {
             probe
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity \

@@ -16,6 +16,12 @@ pub struct CacheControl {
     pub proxy_revalidate: bool,
     pub stale_while_revalidate: Option<u64>,
     pub stale_if_error: Option<u64>,
+    /// RFC 9111 section 5.2.2.3: store only if the status code is understood.
+    pub must_understand: bool,
+    /// Request: the client wants a response still fresh this many seconds on.
+    pub min_fresh: Option<u64>,
+    /// Request: answer from the cache or with 504, never from an origin.
+    pub only_if_cached: bool,
 }
 
 impl CacheControl {
@@ -52,8 +58,10 @@ impl CacheControl {
             };
             let seconds = || argument.and_then(parse_delta_seconds);
             match name.to_ascii_lowercase().as_str() {
-                "max-age" => cc.max_age = Some(seconds().unwrap_or(0)),
-                "s-maxage" => cc.s_maxage = Some(seconds().unwrap_or(0)),
+                "max-age" => cc.max_age = Some(once(cc.max_age, seconds().unwrap_or(0))),
+                "s-maxage" => cc.s_maxage = Some(once(cc.s_maxage, seconds().unwrap_or(0))),
+                "min-fresh" => cc.min_fresh = seconds(),
+                "only-if-cached" => cc.only_if_cached = true,
                 "no-store" => cc.no_store = true,
                 // `no-cache="field"` restricts only some fields; treating it as plain
                 // no-cache is the conservative reading.
@@ -64,6 +72,7 @@ impl CacheControl {
                 "proxy-revalidate" => cc.proxy_revalidate = true,
                 "stale-while-revalidate" => cc.stale_while_revalidate = seconds(),
                 "stale-if-error" => cc.stale_if_error = seconds(),
+                "must-understand" => cc.must_understand = true,
                 _ => {}
             }
         }
@@ -76,12 +85,31 @@ impl CacheControl {
     }
 }
 
-/// RFC 9111 section 1.2.2: digits only; values too big to represent saturate.
-fn parse_delta_seconds(text: &str) -> Option<u64> {
+/// A lifetime directive seen again: the same value stands; a different one
+/// makes the response stale (RFC 9111 section 4.2.1 lets a cache take the first
+/// or consider the response stale; taking either value could make it fresher
+/// than the other says).
+fn once(earlier: Option<u64>, value: u64) -> u64 {
+    match earlier {
+        Some(first) if first != value => 0,
+        _ => value,
+    }
+}
+
+/// The value RFC 9111 section 1.2.2 says to use for a delta-seconds that is
+/// too large: 2^31 seconds, about 68 years.
+pub const DELTA_SECONDS_MAX: u64 = 1 << 31;
+
+/// RFC 9111 section 1.2.2: digits only (no sign, fraction or parameter);
+/// values of 2^31 and more are taken as 2^31.
+pub fn parse_delta_seconds(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(text.parse::<u64>().unwrap_or(u64::MAX))
+    Some(
+        text.parse::<u64>()
+            .map_or(DELTA_SECONDS_MAX, |n| n.min(DELTA_SECONDS_MAX)),
+    )
 }
 
 #[cfg(test)]
@@ -121,6 +149,28 @@ mod tests {
             },
         );
         check(
+            "max-age=60, max-age=60",
+            CacheControl {
+                max_age: Some(60),
+                ..cc()
+            },
+        );
+        check(
+            "max-age=60, max-age=600",
+            CacheControl {
+                max_age: Some(0),
+                ..cc()
+            },
+        );
+        check(
+            "min-fresh=5, only-if-cached",
+            CacheControl {
+                min_fresh: Some(5),
+                only_if_cached: true,
+                ..cc()
+            },
+        );
+        check(
             "max-age=abc",
             CacheControl {
                 max_age: Some(0),
@@ -137,7 +187,7 @@ mod tests {
         check(
             "max-age=99999999999999999999999",
             CacheControl {
-                max_age: Some(u64::MAX),
+                max_age: Some(DELTA_SECONDS_MAX),
                 ..cc()
             },
         );

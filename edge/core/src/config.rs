@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::behaviour::{Behaviour, OriginGroup, Ttl, parse_behaviours, parse_groups};
+
 /// Everything an adapter needs to know about its deployment. Built once per
 /// instance from named string variables by [`EdgeConfig::from_vars`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,14 @@ pub struct EdgeConfig {
     pub failure_threshold: u32,
     /// How long a failing origin is skipped, in milliseconds.
     pub cooldown_ms: u64,
+    /// Named origin groups besides `origins` (which is group 0, `default`).
+    pub origin_groups: Vec<OriginGroup>,
+    /// Cache behaviours in the order they are tried (see [`crate::behaviour`]).
+    pub behaviours: Vec<Behaviour>,
+    /// `false` (variable `cache=off`): every read bypasses the cache, so the
+    /// edge only routes, fails over and refuses bad requests (the study's
+    /// "edge cache off" tier).
+    pub cache: bool,
 }
 
 /// Variable names, as they appear in `spin.toml` and on `edge-host --var`.
@@ -42,6 +52,9 @@ pub mod vars {
     pub const MAX_HEADER_BYTES: &str = "max_header_bytes";
     pub const FAILURE_THRESHOLD: &str = "failure_threshold";
     pub const COOLDOWN_MS: &str = "cooldown_ms";
+    pub const ORIGIN_GROUPS: &str = "origin_groups";
+    pub const BEHAVIOURS: &str = "behaviours";
+    pub const CACHE: &str = "cache";
     /// Every variable the edge reads; `origins` is the only required one.
     pub const ALL: &[&str] = &[
         ORIGINS,
@@ -54,6 +67,9 @@ pub mod vars {
         MAX_HEADER_BYTES,
         FAILURE_THRESHOLD,
         COOLDOWN_MS,
+        ORIGIN_GROUPS,
+        BEHAVIOURS,
+        CACHE,
     ];
 }
 
@@ -70,6 +86,9 @@ impl Default for EdgeConfig {
             max_header_bytes: 16 * 1024,
             failure_threshold: 3,
             cooldown_ms: 5_000,
+            origin_groups: Vec::new(),
+            behaviours: Behaviour::defaults(),
+            cache: true,
         }
     }
 }
@@ -85,6 +104,12 @@ pub enum ConfigError {
     NotANumber { name: &'static str, value: String },
     #[error("variable `{0}` must be greater than zero")]
     Zero(&'static str),
+    #[error("variable `cache` = `{0}` is neither `on` nor `off`")]
+    Cache(String),
+    #[error("variable `origin_groups`: {0}")]
+    OriginGroups(String),
+    #[error("variable `behaviours`, behaviour `{entry}`: {problem}")]
+    Behaviour { entry: String, problem: String },
 }
 
 impl EdgeConfig {
@@ -109,6 +134,22 @@ impl EdgeConfig {
                 n => Ok(n),
             }
         };
+        let origin_groups = match lookup(vars::ORIGIN_GROUPS) {
+            Some(text) if !text.trim().is_empty() => {
+                parse_groups(&text).map_err(ConfigError::OriginGroups)?
+            }
+            _ => Vec::new(),
+        };
+        let behaviours = match lookup(vars::BEHAVIOURS) {
+            Some(text) if !text.trim().is_empty() => parse_behaviours(&text, &origin_groups)
+                .map_err(|(entry, problem)| ConfigError::Behaviour { entry, problem })?,
+            _ => Behaviour::defaults(),
+        };
+        let cache = match lookup(vars::CACHE).as_deref().map(str::trim) {
+            None | Some("" | "on") => true,
+            Some("off") => false,
+            Some(other) => return Err(ConfigError::Cache(other.to_owned())),
+        };
         let failure_threshold = positive(
             vars::FAILURE_THRESHOLD,
             u64::from(defaults.failure_threshold),
@@ -124,7 +165,57 @@ impl EdgeConfig {
             max_header_bytes: positive(vars::MAX_HEADER_BYTES, defaults.max_header_bytes)?,
             failure_threshold: u32::try_from(failure_threshold).unwrap_or(u32::MAX),
             cooldown_ms: number(vars::COOLDOWN_MS, defaults.cooldown_ms)?,
+            behaviours,
+            origin_groups,
+            cache,
         })
+    }
+
+    /// The global TTL bounds, for behaviours that set none.
+    pub fn ttl(&self) -> Ttl {
+        Ttl {
+            min_secs: 0,
+            default_secs: self.default_ttl_secs,
+            max_secs: self.max_ttl_secs,
+        }
+    }
+
+    /// The TTL bounds of a behaviour.
+    pub fn ttl_of(&self, behaviour: &Behaviour) -> Ttl {
+        behaviour.ttl.unwrap_or_else(|| self.ttl())
+    }
+
+    /// The base URLs of origin group `index` (0 is `origins`).
+    pub fn group(&self, index: usize) -> &[String] {
+        match index {
+            0 => &self.origins,
+            n => self
+                .origin_groups
+                .get(n - 1)
+                .map_or(&[][..], |g| g.origins.as_slice()),
+        }
+    }
+
+    /// How many origin groups there are, `origins` included.
+    pub fn group_count(&self) -> usize {
+        1 + self.origin_groups.len()
+    }
+
+    /// Every origin of every group: what a host must let the edge reach.
+    pub fn all_origins(&self) -> Vec<&str> {
+        (0..self.group_count())
+            .flat_map(|g| self.group(g).iter().map(String::as_str))
+            .collect()
+    }
+
+    /// The first behaviour whose pattern matches `path` (without query).
+    pub fn behaviour_for(&self, path: &str) -> Option<&Behaviour> {
+        self.behaviour_index(path).map(|i| &self.behaviours[i])
+    }
+
+    /// The index of [`EdgeConfig::behaviour_for`].
+    pub fn behaviour_index(&self, path: &str) -> Option<usize> {
+        self.behaviours.iter().position(|b| b.matches(path))
     }
 }
 
@@ -225,6 +316,7 @@ mod tests {
                 max_header_bytes: 20,
                 failure_threshold: 2,
                 cooldown_ms: 1000,
+                ..EdgeConfig::default()
             }
         );
     }
@@ -254,6 +346,20 @@ mod tests {
         assert_eq!(
             from(&[("origins", "http://a:1"), ("failure_threshold", "0")]),
             Err(ConfigError::Zero("failure_threshold"))
+        );
+        assert!(
+            !from(&[("origins", "http://a:1"), ("cache", "off")])
+                .unwrap()
+                .cache
+        );
+        assert!(
+            from(&[("origins", "http://a:1"), ("cache", "on")])
+                .unwrap()
+                .cache
+        );
+        assert_eq!(
+            from(&[("origins", "http://a:1"), ("cache", "maybe")]),
+            Err(ConfigError::Cache("maybe".into()))
         );
     }
 }

@@ -29,6 +29,16 @@ impl CacheKey {
         Self(format!("c:{host}:{generation}:{path}{separator}{query}"))
     }
 
+    /// The key of one variant: the request's values of what its behaviour
+    /// forwards (headers, cookies), each as `#name=<length>:<value>` so that no
+    /// value can be read as another part.
+    pub fn with_parts(mut self, parts: &[(String, String)]) -> Self {
+        for (name, value) in parts {
+            self.0.push_str(&format!("#{name}={}:{value}", value.len()));
+        }
+        self
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -63,6 +73,14 @@ pub fn song_of_path(path: &str) -> Option<u64> {
 /// The store key holding a song's generation.
 pub fn generation_key(song: u64) -> String {
     format!("gen:song:{song}")
+}
+
+/// How long a store that expires entries must keep a generation: longer than
+/// any record keyed under it (twice the longest, see
+/// [`crate::StoredResponse::retention_secs`]), or an evicted generation would
+/// bring old records back.
+pub fn generation_retention_secs(config: &crate::EdgeConfig) -> u64 {
+    config.max_ttl_secs.saturating_mul(4).max(60)
 }
 
 /// Reads a stored generation value; anything unreadable counts as 0.
@@ -100,6 +118,15 @@ mod tests {
         check("h", "/api/songs?&a=1&&b=2&", 0, "c:h:0:/api/songs?a=1&b=2");
         check("h", "/api/songs?a=2&a=1", 0, "c:h:0:/api/songs?a=1&a=2");
         check("h", "/api/songs?a=%20", 0, "c:h:0:/api/songs?a=%20");
+        assert_eq!(
+            CacheKey::new("h", "/a", 0)
+                .with_parts(&[
+                    ("accept".into(), "x#y".into()),
+                    ("cookie".into(), "l=1".into())
+                ])
+                .as_str(),
+            "c:h:0:/a#accept=3:x#y#cookie=3:l=1"
+        );
         check(
             "h:8000",
             "/api/songs/7/comments?limit=5",

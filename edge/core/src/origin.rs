@@ -8,8 +8,10 @@ use crate::config::EdgeConfig;
 /// How one attempt at one origin ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
-    /// No connection, or it broke before a response head arrived.
-    ConnectError,
+    /// Failed before anything was sent (no connection): the origin never saw it.
+    NotSent,
+    /// The connection broke after the request was (maybe partly) sent.
+    Broken,
     /// No response head within the attempt's time limit.
     Timeout,
     /// A response head with this status arrived.
@@ -22,7 +24,7 @@ impl AttemptOutcome {
     /// application's answer and are passed on.
     pub fn is_origin_failure(self) -> bool {
         match self {
-            Self::ConnectError | Self::Timeout => true,
+            Self::NotSent | Self::Broken | Self::Timeout => true,
             Self::Status(status) => matches!(status, 502..=504),
         }
     }
@@ -33,9 +35,10 @@ pub fn is_idempotent(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
 }
 
-/// Whether to try the next origin after `outcome`. Non-idempotent requests
-/// (POST, PATCH) are never retried, even after a connection error, because the
-/// first origin may have acted on them.
+/// Whether to try the next origin after `outcome`. A request that never left
+/// ([`AttemptOutcome::NotSent`]) may go elsewhere whatever its method; one that
+/// may have reached the origin is retried only when idempotent, because a POST
+/// or PATCH the first origin acted on must not be acted on twice.
 pub fn should_retry(
     method: &str,
     outcome: AttemptOutcome,
@@ -45,7 +48,7 @@ pub fn should_retry(
     config: &EdgeConfig,
 ) -> bool {
     outcome.is_origin_failure()
-        && is_idempotent(method)
+        && (outcome == AttemptOutcome::NotSent || is_idempotent(method))
         && attempts_made < order_len
         && elapsed_ms < config.total_timeout_ms
 }
@@ -144,7 +147,8 @@ mod tests {
     #[test]
     fn failures_are_classified() {
         for (outcome, expected) in [
-            (ConnectError, true),
+            (NotSent, true),
+            (Broken, true),
             (Timeout, true),
             (Status(502), true),
             (Status(503), true),
@@ -175,24 +179,27 @@ mod tests {
                 "{method} {outcome:?} {attempts} {elapsed}"
             );
         }
-        check("GET", ConnectError, 1, 0, true);
+        check("GET", NotSent, 1, 0, true);
+        check("GET", Broken, 1, 0, true);
         check("GET", Timeout, 1, 300, true);
         check("GET", Status(502), 1, 10, true);
         check("GET", Status(503), 2, 10, true);
         check("GET", Status(504), 1, 10, true);
-        check("HEAD", ConnectError, 1, 0, true);
-        check("PUT", ConnectError, 1, 0, true);
+        check("HEAD", NotSent, 1, 0, true);
+        check("PUT", NotSent, 1, 0, true);
         check("DELETE", Status(503), 1, 0, true);
         check("OPTIONS", Timeout, 1, 0, true);
-        check("POST", ConnectError, 1, 0, false);
+        check("POST", NotSent, 1, 0, true);
+        check("PATCH", NotSent, 1, 0, true);
+        check("POST", Broken, 1, 0, false);
         check("POST", Status(503), 1, 0, false);
         check("PATCH", Timeout, 1, 0, false);
         check("GET", Status(500), 1, 0, false);
         check("GET", Status(200), 1, 0, false);
         check("GET", Status(404), 1, 0, false);
-        check("GET", ConnectError, 3, 0, false);
-        check("GET", ConnectError, 1, 1000, false);
-        check("GET", ConnectError, 1, 999, true);
+        check("GET", NotSent, 3, 0, false);
+        check("GET", NotSent, 1, 1000, false);
+        check("GET", NotSent, 1, 999, true);
     }
 
     #[test]
@@ -225,7 +232,7 @@ mod tests {
         let config = config();
         let mut health = OriginHealth::new(3);
         assert_eq!(health.attempt_order(0), vec![0, 1, 2]);
-        health.record(0, ConnectError, 100, &config);
+        health.record(0, NotSent, 100, &config);
         assert_eq!(
             health.attempt_order(100),
             vec![0, 1, 2],
@@ -252,7 +259,7 @@ mod tests {
             "soonest back first among skipped"
         );
         assert_eq!(health.attempt_order(5200), vec![0, 2, 1], "cool-down over");
-        health.record(0, ConnectError, 5200, &config);
+        health.record(0, NotSent, 5200, &config);
         assert_eq!(
             health.attempt_order(5201),
             vec![2, 1, 0],
@@ -266,7 +273,7 @@ mod tests {
             Some(OriginState::default()),
             "500 is an answer, not a failure"
         );
-        health.record(9, ConnectError, 0, &config);
+        health.record(9, NotSent, 0, &config);
         assert_eq!(health.attempt_order(11000), vec![0, 1, 2]);
     }
 }

@@ -1,7 +1,9 @@
 //! RFC 9111 rules for a shared cache: may a response be stored, how long is it
 //! fresh, and how old is it. Times are Unix seconds passed in by the caller.
 
-use crate::cache_control::CacheControl;
+use crate::behaviour::Ttl;
+use crate::cache_control::{CacheControl, DELTA_SECONDS_MAX, parse_delta_seconds};
+#[cfg(test)]
 use crate::config::EdgeConfig;
 use crate::headers::Headers;
 
@@ -24,11 +26,23 @@ pub enum NotStorable {
     VaryStar,
     /// The freshness lifetime is zero and there is no validator to revalidate with.
     NothingToKeep,
+    /// `must-understand` with a status code whose caching rules this cache
+    /// does not implement (RFC 9111 section 5.2.2.3).
+    NotUnderstood,
 }
 
 /// Statuses a cache may store with heuristic freshness (RFC 9110 section 15.1), minus
 /// 206 which this cache never stores because it does not combine ranges.
 const HEURISTICALLY_CACHEABLE: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// The final status codes of RFC 9110 whose caching rules this cache
+/// implements: all but 206 (it does not combine ranges) and 304 (never stored,
+/// it updates what is). Used for `must-understand`.
+const UNDERSTOOD: &[u16] = &[
+    200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 305, 307, 308, 400, 401, 402, 403, 404, 405,
+    406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426, 500, 501, 502, 503,
+    504, 505,
+];
 
 /// Decides whether a response may be stored by a shared cache (RFC 9111 section 3).
 pub fn storability(
@@ -45,7 +59,12 @@ pub fn storability(
     if status < 200 || status == 206 || status == 304 {
         return Err(NotStorable::Status);
     }
-    if request_cc.no_store || cc.no_store {
+    if cc.must_understand && !UNDERSTOOD.contains(&status) {
+        return Err(NotStorable::NotUnderstood);
+    }
+    // A cache that understands the status ignores the response's no-store when
+    // must-understand is present (RFC 9111 section 5.2.2.3).
+    if request_cc.no_store || (cc.no_store && !cc.must_understand) {
         return Err(NotStorable::NoStore);
     }
     if cc.private {
@@ -84,11 +103,7 @@ pub fn vary_names(response_headers: &Headers) -> Vec<String> {
 /// `s-maxage`, else `max-age`, else `Expires` minus `Date`, else the configured
 /// default; `no-cache` makes it 0 (store, but revalidate every time); capped at
 /// the configured maximum.
-pub fn freshness_lifetime(
-    response_headers: &Headers,
-    response_time: u64,
-    config: &EdgeConfig,
-) -> u64 {
+pub fn freshness_lifetime(response_headers: &Headers, response_time: u64, ttl: &Ttl) -> u64 {
     let cc = CacheControl::from_headers(response_headers);
     if cc.no_cache {
         return 0;
@@ -110,9 +125,9 @@ pub fn freshness_lifetime(
             None => 0,
         }
     } else {
-        config.default_ttl_secs
+        ttl.default_secs
     };
-    lifetime.min(config.max_ttl_secs)
+    lifetime.max(ttl.min_secs).min(ttl.max_secs)
 }
 
 /// The age a response already had when it arrived, in milliseconds (RFC 9111
@@ -133,13 +148,42 @@ pub fn initial_age_ms(
         .map_or(0, |date| {
             response_time_ms.saturating_sub(secs_to_ms(date).saturating_add(999))
         });
-    let age_value_ms = response_headers
-        .get("age")
-        .and_then(|a| a.trim().parse::<u64>().ok())
-        .map_or(0, secs_to_ms);
+    let age_value_ms = match age_value(response_headers) {
+        AgeValue::Absent => 0,
+        AgeValue::Seconds(secs) => secs_to_ms(secs),
+        // RFC 9111 section 5.1: an invalid Age makes the response stale.
+        AgeValue::Invalid => secs_to_ms(DELTA_SECONDS_MAX),
+    };
     let response_delay_ms = response_time_ms.saturating_sub(request_time_ms);
     let corrected_age_value_ms = age_value_ms.saturating_add(response_delay_ms);
     apparent_age_ms.max(corrected_age_value_ms)
+}
+
+/// What a response's `Age` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgeValue {
+    Absent,
+    Seconds(u64),
+    /// Not a delta-seconds (negative, fractional, with parameters, empty), or
+    /// repeated with different values: the response must not look fresher
+    /// than it is, so it is taken as stale.
+    Invalid,
+}
+
+/// Reads `Age` (RFC 9111 section 5.1). Repeated fields or a list with equal
+/// members count once; members that differ make the value invalid, since
+/// taking the first (the RFC's SHOULD) would let a smaller first value make
+/// the response look younger than another field says it is.
+pub fn age_value(headers: &Headers) -> AgeValue {
+    let mut value = None;
+    for member in headers.get_all("age").flat_map(|v| v.split(',')) {
+        match (parse_delta_seconds(member.trim()), value) {
+            (None, _) => return AgeValue::Invalid,
+            (Some(secs), Some(earlier)) if secs != earlier => return AgeValue::Invalid,
+            (Some(secs), _) => value = Some(secs),
+        }
+    }
+    value.map_or(AgeValue::Absent, AgeValue::Seconds)
 }
 
 /// Seconds to milliseconds, saturating.
@@ -303,6 +347,25 @@ mod tests {
         check("GET", &[], 200, &[("vary", "*")], Err(VaryStar));
         check("GET", &[], 200, &[("vary", "Accept, *")], Err(VaryStar));
         check("GET", &[], 200, &[("vary", "Accept")], Ok(()));
+        let understand = [("cache-control", "must-understand, no-store, max-age=60")];
+        check("GET", &[], 200, &understand, Ok(()));
+        check("GET", &[], 299, &understand, Err(NotUnderstood));
+        check("GET", &[], 206, &understand, Err(Status));
+        check(
+            "GET",
+            &[],
+            299,
+            &[("cache-control", "must-understand, max-age=60")],
+            Err(NotUnderstood),
+        );
+        check("GET", &[], 299, &[("cache-control", "max-age=60")], Ok(()));
+        check(
+            "GET",
+            &[("cache-control", "no-store")],
+            200,
+            &understand,
+            Err(NoStore),
+        );
     }
 
     #[test]
@@ -314,7 +377,7 @@ mod tests {
                 ..EdgeConfig::default()
             };
             assert_eq!(
-                freshness_lifetime(&h(response), T0, &config),
+                freshness_lifetime(&h(response), T0, &config.ttl()),
                 expected,
                 "{response:?}"
             );
@@ -353,7 +416,25 @@ mod tests {
     fn expires_counts_from_response_time_without_date() {
         let config = EdgeConfig::default();
         let response = h(&[("expires", DATE_0_PLUS_60)]);
-        assert_eq!(freshness_lifetime(&response, T0, &config), 60);
+        assert_eq!(freshness_lifetime(&response, T0, &config.ttl()), 60);
+        let floor = Ttl {
+            min_secs: 30,
+            default_secs: 40,
+            max_secs: 50,
+        };
+        assert_eq!(
+            freshness_lifetime(&h(&[("cache-control", "max-age=1")]), T0, &floor),
+            30
+        );
+        assert_eq!(
+            freshness_lifetime(&h(&[("cache-control", "max-age=99")]), T0, &floor),
+            50
+        );
+        assert_eq!(freshness_lifetime(&h(&[]), T0, &floor), 40);
+        assert_eq!(
+            freshness_lifetime(&h(&[("cache-control", "no-cache")]), T0, &floor),
+            0
+        );
     }
 
     #[test]
@@ -392,7 +473,16 @@ mod tests {
             t0 + 40_000,
             39_001,
         );
-        check(&[("age", "x")], t0, t0, 0);
+        let stale = secs_to_ms(DELTA_SECONDS_MAX);
+        for invalid in ["x", "-5", "1.5", "5;q=1", "", "5 5", "0x10"] {
+            check(&[("age", invalid)], t0, t0, stale);
+        }
+        check(&[("age", "5"), ("age", "10")], t0, t0, stale);
+        check(&[("age", "10, 5")], t0, t0, stale);
+        check(&[("age", "7"), ("age", "7")], t0, t0, 7_000);
+        check(&[("age", " 7 ")], t0, t0, 7_000);
+        check(&[("age", "99999999999999999999999")], t0, t0, stale);
+        check(&[("age", "2147483647")], t0, t0, 2_147_483_647_000);
     }
 
     #[test]

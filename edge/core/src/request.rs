@@ -1,6 +1,7 @@
 //! What kind of request arrived: health check, proxied API call, or a bad request
 //! refused before it reaches an origin; and which of its headers the origin may see.
 
+use crate::behaviour::Behaviour;
 use crate::config::EdgeConfig;
 use crate::headers::Headers;
 
@@ -68,6 +69,9 @@ pub struct Rejection {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// The `Allow` field of a 405: the methods the target answers (RFC 9110
+    /// section 15.5.6: a 405 MUST carry it).
+    pub allow: Option<&'static str>,
 }
 
 impl Rejection {
@@ -76,6 +80,15 @@ impl Rejection {
             status,
             code,
             message: message.into(),
+            allow: None,
+        }
+    }
+
+    /// 405, naming the methods that `allow` lists.
+    pub fn method_not_allowed(message: impl Into<String>, allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(405, "method_not_allowed", message)
         }
     }
 
@@ -137,10 +150,14 @@ fn json_escape(text: &str) -> String {
 }
 
 const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/// [`KNOWN_METHODS`] as an `Allow` value.
+const KNOWN_METHODS_ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
 /// Decides where a request goes, refusing bad ones before any origin sees them.
 /// Checks, in order: header size (431), method (405), path syntax (400),
-/// `Content-Length` (400/413), then routing (`/healthz`, `/api/*`, else 404).
+/// `Content-Length` (400/413), then routing: `/healthz`, else the first
+/// behaviour whose pattern matches (404 when none does; 405 when it does not
+/// allow the method).
 pub fn classify(head: &RequestHead, config: &EdgeConfig) -> Route {
     let header_bytes = head.headers.wire_size() as u64;
     if header_bytes > config.max_header_bytes {
@@ -155,10 +172,9 @@ pub fn classify(head: &RequestHead, config: &EdgeConfig) -> Route {
     }
     let method = head.method.as_str();
     if !KNOWN_METHODS.contains(&method) {
-        return Route::Reject(Rejection::new(
-            405,
-            "method_not_allowed",
+        return Route::Reject(Rejection::method_not_allowed(
             format!("method `{method}` is not supported"),
+            KNOWN_METHODS_ALLOW,
         ));
     }
     if let Some(problem) = path_problem(&head.path_and_query) {
@@ -184,29 +200,38 @@ pub fn classify(head: &RequestHead, config: &EdgeConfig) -> Route {
         return if matches!(method, "GET" | "HEAD") {
             Route::Health
         } else {
-            Route::Reject(Rejection::new(
-                405,
-                "method_not_allowed",
+            Route::Reject(Rejection::method_not_allowed(
                 "/healthz answers GET and HEAD only",
+                "GET, HEAD",
             ))
         };
     }
-    if path != "/api" && !path.starts_with("/api/") {
+    let Some(behaviour) = config.behaviour_for(path) else {
         return Route::Reject(Rejection::new(
             404,
             "not_found",
-            format!("no route for `{path}`; only /api/* is served"),
+            format!("no route for `{path}`: no behaviour matches it"),
+        ));
+    };
+    if !behaviour.methods.allows(method) {
+        return Route::Reject(Rejection::method_not_allowed(
+            format!(
+                "`{method}` is not allowed on `{}` (allowed: {})",
+                behaviour.pattern,
+                behaviour.methods.as_str()
+            ),
+            behaviour.methods.as_str(),
         ));
     }
-    Route::Proxy(proxy_kind(head))
+    Route::Proxy(proxy_kind(head, config))
 }
 
-fn proxy_kind(head: &RequestHead) -> ProxyKind {
+fn proxy_kind(head: &RequestHead, config: &EdgeConfig) -> ProxyKind {
     if !is_safe(&head.method) {
         return ProxyKind::Unsafe;
     }
     let cc = crate::cache_control::CacheControl::from_headers(&head.headers);
-    if head.headers.contains("authorization") || cc.no_store {
+    if !config.cache || head.headers.contains("authorization") || cc.no_store {
         ProxyKind::Bypass
     } else {
         ProxyKind::Cacheable
@@ -246,16 +271,8 @@ fn path_problem(path_and_query: &str) -> Option<String> {
     None
 }
 
-/// Request headers an origin may see on a cacheable request. Everything else is
-/// dropped, because a header that reaches the origin but is not part of the
-/// cache key (for example `X-Forwarded-Host`, `Cookie`) could make the origin
-/// answer differently for one client and plant that answer for all.
-/// Origins that vary on one of these must say so with `Vary`.
-const CACHEABLE_FORWARDED: &[&str] =
-    &["accept", "accept-language", "authorization", "content-type"];
-
 /// Request headers that rewrite what the origin thinks the request is; never forwarded.
-const OVERRIDE_HEADERS: &[&str] = &[
+pub const OVERRIDE_HEADERS: &[&str] = &[
     "host",
     "forwarded",
     "x-forwarded-host",
@@ -271,24 +288,31 @@ const OVERRIDE_HEADERS: &[&str] = &[
     "expect",
 ];
 
-/// The headers to send to an origin for this request.
-/// Cacheable and bypassed reads carry only an allow-list; writes carry every
-/// end-to-end header except those that override routing or method. The edge
-/// adds `Via`. Conditional headers for revalidation are added by the caller.
-pub fn forward_headers(head: &RequestHead) -> Headers {
+/// The headers to send to an origin for this request under `behaviour`.
+/// Reads (GET, HEAD) carry only the behaviour's forwarded headers and selected
+/// cookies, which also key the cache (see [`crate::behaviour`]): anything else
+/// (for example `X-Forwarded-Host`, or a session cookie) could make the origin
+/// answer differently for one client and plant that answer for all. Writes
+/// carry every end-to-end header except those that override routing or
+/// method. The edge adds `Via`. Conditional headers for revalidation are
+/// added by the caller.
+pub fn forward_headers(head: &RequestHead, behaviour: &Behaviour) -> Headers {
     let mut forwarded = Headers::new();
     let safe = is_safe(&head.method);
     let mut client = head.headers.clone();
     client.remove_hop_by_hop();
     for (name, value) in client.iter() {
         let allowed = if safe {
-            CACHEABLE_FORWARDED.contains(&name)
+            behaviour.headers.iter().any(|h| h == name)
         } else {
             !OVERRIDE_HEADERS.contains(&name)
         };
         if allowed {
             forwarded.append(name, value);
         }
+    }
+    if safe && let Some(cookies) = behaviour.selected_cookies(&client) {
+        forwarded.append("cookie", cookies);
     }
     forwarded.append("via", "1.1 edge");
     forwarded
@@ -418,6 +442,33 @@ mod tests {
         check("POST", "/nope", &[("content-length", "101")], Err(413));
         check("GET", "/api/songs/1", &[("x-big", big.as_str())], Err(431));
         check("GET", "/nope", &[("x-big", big.as_str())], Err(431));
+        let uncached = EdgeConfig {
+            cache: false,
+            ..config()
+        };
+        assert_eq!(
+            classify(&head("GET", "/api/songs/1", &[]), &uncached),
+            Route::Proxy(Bypass),
+            "cache=off: every read bypasses the cache"
+        );
+    }
+
+    #[test]
+    fn every_405_names_the_allowed_methods() {
+        for (method, target, allow) in [
+            (
+                "TRACE",
+                "/api/songs/1",
+                "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+            ),
+            ("POST", "/healthz", "GET, HEAD"),
+        ] {
+            match classify(&head(method, target, &[]), &config()) {
+                Route::Reject(r) => assert_eq!((r.status, r.allow), (405, Some(allow))),
+                other => panic!("{method} {target}: {other:?}"),
+            }
+        }
+        assert_eq!(Rejection::new(400, "x", "y").allow, None);
     }
 
     #[test]
@@ -454,7 +505,7 @@ mod tests {
     #[test]
     fn forwarded_headers_follow_the_allow_list_for_reads() {
         fn check(method: &str, input: &[(&str, &str)], expected: &[(&str, &str)]) {
-            let got = forward_headers(&head(method, "/api/x", input));
+            let got = forward_headers(&head(method, "/api/x", input), &Behaviour::api("/api/*"));
             let expected: Headers = expected
                 .iter()
                 .copied()

@@ -1,6 +1,8 @@
 //! Serving from the cache: given what is stored, answer now, answer stale and
 //! refresh, revalidate, or go to the origin; and the headers the client gets.
 
+use std::rc::Rc;
+
 use crate::cache_control::CacheControl;
 use crate::headers::Headers;
 use crate::policy::secs_to_ms;
@@ -34,25 +36,40 @@ impl CacheStatus {
     }
 }
 
-/// What to do with a cacheable request, given the stored response for its key.
+/// What to do with a cacheable request, given the stored record for its key.
+/// Every answer from the cache carries the record it answers with, so no
+/// caller can hold a HIT without something to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     /// Nothing usable stored: fetch (collapsed with concurrent misses), then store.
     Miss,
-    /// Serve the stored response as it is, with this `Age`.
-    Hit { age: u64 },
-    /// Serve the stored response now with `X-Cache: STALE` and this `Age`, then
+    /// Serve the stored record as it is, with this `Age`.
+    Hit {
+        stored: Rc<StoredResponse>,
+        age: u64,
+    },
+    /// Serve the stored record now with `X-Cache: STALE` and this `Age`, then
     /// refresh it from the origin in the background.
-    StaleWhileRevalidate { age: u64 },
+    StaleWhileRevalidate {
+        stored: Rc<StoredResponse>,
+        age: u64,
+    },
     /// Ask the origin with these conditional headers (may be empty when the
-    /// response has no validator); on 304 serve the updated stored response
-    /// as REVALIDATED, on an error see [`stale_if_error`].
-    Revalidate { conditional: Headers },
+    /// record has no validator); on 304 serve the updated record as
+    /// REVALIDATED, on an error see [`stale_if_error`].
+    Revalidate {
+        stored: Rc<StoredResponse>,
+        conditional: Headers,
+    },
 }
 
 /// Decides how to answer a cacheable request at `now_ms` (Unix milliseconds).
 /// A request's `no-cache` or `max-age=0` forces revalidation (RFC 9111 section 5.2.1).
-pub fn lookup(stored: Option<&StoredResponse>, request_headers: &Headers, now_ms: u64) -> Lookup {
+pub fn lookup(
+    stored: Option<Rc<StoredResponse>>,
+    request_headers: &Headers,
+    now_ms: u64,
+) -> Lookup {
     let Some(stored) = stored else {
         return Lookup::Miss;
     };
@@ -62,19 +79,26 @@ pub fn lookup(stored: Option<&StoredResponse>, request_headers: &Headers, now_ms
     let request_cc = CacheControl::from_headers(request_headers);
     let age_ms = stored.age_ms(now_ms);
     let age = age_ms / 1000;
-    let client_wants_validation =
-        request_cc.no_cache || request_cc.max_age.is_some_and(|max| age > max);
+    let lifetime_ms = secs_to_ms(stored.freshness_lifetime);
+    // RFC 9111 section 5.2.1: the client's no-cache and max-age ask for a
+    // validated response; min-fresh for one that stays fresh that much longer.
+    let client_wants_validation = request_cc.no_cache
+        || request_cc.max_age.is_some_and(|max| age > max)
+        || request_cc
+            .min_fresh
+            .is_some_and(|min| age_ms.saturating_add(secs_to_ms(min)) >= lifetime_ms);
     if !client_wants_validation {
-        let lifetime_ms = secs_to_ms(stored.freshness_lifetime);
         if age_ms < lifetime_ms {
-            return Lookup::Hit { age };
+            return Lookup::Hit { stored, age };
         }
         if age_ms - lifetime_ms < secs_to_ms(stored.stale_while_revalidate) {
-            return Lookup::StaleWhileRevalidate { age };
+            return Lookup::StaleWhileRevalidate { stored, age };
         }
     }
+    let conditional = stored.conditional_headers();
     Lookup::Revalidate {
-        conditional: stored.conditional_headers(),
+        stored,
+        conditional,
     }
 }
 
@@ -143,34 +167,56 @@ mod tests {
                 ("etag", "\"e\""),
                 ("vary", "accept"),
             ]),
-            b"x".to_vec(),
+            bytes::Bytes::from_static(b"x"),
             at_ms,
             at_ms,
-            &config,
+            &config.ttl(),
         )
         .unwrap()
     }
 
-    fn revalidate() -> Lookup {
-        Lookup::Revalidate {
+    /// A lookup without the record it carries, for comparing outcomes.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Shape {
+        Miss,
+        Hit { age: u64 },
+        StaleWhileRevalidate { age: u64 },
+        Revalidate { conditional: Headers },
+    }
+
+    fn shape(lookup: Lookup) -> Shape {
+        match lookup {
+            Lookup::Miss => Shape::Miss,
+            Lookup::Hit { age, .. } => Shape::Hit { age },
+            Lookup::StaleWhileRevalidate { age, .. } => Shape::StaleWhileRevalidate { age },
+            Lookup::Revalidate { conditional, .. } => Shape::Revalidate { conditional },
+        }
+    }
+
+    fn look(stored: &StoredResponse, request: &Headers, now_ms: u64) -> Shape {
+        shape(lookup(Some(Rc::new(stored.clone())), request, now_ms))
+    }
+
+    fn revalidate() -> Shape {
+        Shape::Revalidate {
             conditional: h(&[("if-none-match", "\"e\"")]),
         }
     }
 
     #[test]
     fn lookups_follow_freshness_and_stale_windows() {
-        fn check(cache_control: &str, request: &[(&str, &str)], now: u64, expected: Lookup) {
+        fn check(cache_control: &str, request: &[(&str, &str)], now: u64, expected: Shape) {
             let mut request = request.to_vec();
             if !request.iter().any(|(n, _)| *n == "accept") {
                 request.push(("accept", "a"));
             }
             assert_eq!(
-                lookup(Some(&stored(cache_control)), &h(&request), now * 1000),
+                look(&stored(cache_control), &h(&request), now * 1000),
                 expected,
                 "{cache_control} {request:?} now={now}"
             );
         }
-        use Lookup::*;
+        use Shape::*;
         check("max-age=10", &[], 1000, Hit { age: 0 });
         check("max-age=10", &[], 1009, Hit { age: 9 });
         check("max-age=10", &[], 1010, revalidate());
@@ -227,6 +273,18 @@ mod tests {
             1006,
             revalidate(),
         );
+        check(
+            "max-age=10",
+            &[("cache-control", "min-fresh=4")],
+            1005,
+            Hit { age: 5 },
+        );
+        check(
+            "max-age=10, stale-while-revalidate=60",
+            &[("cache-control", "min-fresh=5")],
+            1005,
+            revalidate(),
+        );
         check("max-age=10", &[("accept", "b")], 1000, Miss);
         check(
             "max-age=10, stale-while-revalidate=5",
@@ -241,22 +299,22 @@ mod tests {
         let a = h(&[("accept", "a")]);
         let late_in_a_second = stored_at_ms("max-age=1, stale-while-revalidate=5", 1_000_900);
         assert_eq!(
-            lookup(Some(&late_in_a_second), &a, 1_001_100),
-            Lookup::Hit { age: 0 }
+            look(&late_in_a_second, &a, 1_001_100),
+            Shape::Hit { age: 0 }
         );
         assert_eq!(
-            lookup(Some(&late_in_a_second), &a, 1_001_899),
-            Lookup::Hit { age: 0 }
+            look(&late_in_a_second, &a, 1_001_899),
+            Shape::Hit { age: 0 }
         );
         assert_eq!(
-            lookup(Some(&late_in_a_second), &a, 1_001_900),
-            Lookup::StaleWhileRevalidate { age: 1 }
+            look(&late_in_a_second, &a, 1_001_900),
+            Shape::StaleWhileRevalidate { age: 1 }
         );
         assert_eq!(
-            lookup(Some(&late_in_a_second), &a, 1_006_899),
-            Lookup::StaleWhileRevalidate { age: 5 }
+            look(&late_in_a_second, &a, 1_006_899),
+            Shape::StaleWhileRevalidate { age: 5 }
         );
-        assert_eq!(lookup(Some(&late_in_a_second), &a, 1_006_900), revalidate());
+        assert_eq!(look(&late_in_a_second, &a, 1_006_900), revalidate());
         let with_error_window = stored_at_ms("max-age=1, stale-if-error=2", 1_000_500);
         assert!(stale_if_error(&with_error_window, 1_003_499));
         assert!(!stale_if_error(&with_error_window, 1_003_500));

@@ -1,10 +1,11 @@
 //! The stored-response record: what the edge puts in the key-value store for one
 //! cache key, and its compact binary encoding (no serde, so any adapter can read it).
 
+use bytes::Bytes;
 use thiserror::Error;
 
+use crate::behaviour::Ttl;
 use crate::cache_control::CacheControl;
-use crate::config::EdgeConfig;
 use crate::headers::Headers;
 use crate::policy::{self, NotStorable, secs_to_ms};
 
@@ -17,7 +18,8 @@ pub struct StoredResponse {
     pub status: u16,
     /// End-to-end headers as received, without hop-by-hop fields and `Age`.
     pub headers: Headers,
-    pub body: Vec<u8>,
+    /// Shared, so that serving a record never copies its body.
+    pub body: Bytes,
     /// When the response arrived (the RFC's `response_time`), Unix milliseconds.
     pub stored_at_ms: u64,
     /// Its corrected age on arrival in milliseconds (see [`policy::initial_age_ms`]).
@@ -39,14 +41,14 @@ impl StoredResponse {
         request_headers: &Headers,
         status: u16,
         response_headers: &Headers,
-        body: Vec<u8>,
+        body: Bytes,
         request_time_ms: u64,
         response_time_ms: u64,
-        config: &EdgeConfig,
+        ttl: &Ttl,
     ) -> Result<Self, NotStorable> {
         policy::storability("GET", request_headers, status, response_headers)?;
         let mut headers = response_headers.clone();
-        headers.remove_hop_by_hop();
+        remove_unstored(&mut headers);
         let initial_age_ms = policy::initial_age_ms(&headers, request_time_ms, response_time_ms);
         headers.remove("age");
         let mut stored = Self {
@@ -67,7 +69,7 @@ impl StoredResponse {
                 (name, value)
             })
             .collect();
-        stored.refresh_lifetimes(response_time_ms, config);
+        stored.refresh_lifetimes(response_time_ms, ttl);
         let has_validator =
             stored.headers.contains("etag") || stored.headers.contains("last-modified");
         if stored.freshness_lifetime == 0 && !has_validator && stored.stale_if_error == 0 {
@@ -76,10 +78,10 @@ impl StoredResponse {
         Ok(stored)
     }
 
-    fn refresh_lifetimes(&mut self, response_time_ms: u64, config: &EdgeConfig) {
+    fn refresh_lifetimes(&mut self, response_time_ms: u64, ttl: &Ttl) {
         let cc = CacheControl::from_headers(&self.headers);
         self.freshness_lifetime =
-            policy::freshness_lifetime(&self.headers, response_time_ms / 1000, config);
+            policy::freshness_lifetime(&self.headers, response_time_ms / 1000, ttl);
         let (swr, sie) = if cc.forbids_stale() {
             (0, 0)
         } else {
@@ -88,33 +90,31 @@ impl StoredResponse {
                 cc.stale_if_error.unwrap_or(0),
             )
         };
-        self.stale_while_revalidate = swr.min(config.max_ttl_secs);
-        self.stale_if_error = sie.min(config.max_ttl_secs);
+        self.stale_while_revalidate = swr.min(ttl.max_secs);
+        self.stale_if_error = sie.min(ttl.max_secs);
     }
 
-    /// The record after a `304 Not Modified`: stored headers are updated with the
-    /// 304's (RFC 9111 section 3.2; `Content-Length` and hop-by-hop fields excluded)
-    /// and the clock restarts.
+    /// The record after a `304 Not Modified` that identifies it (see
+    /// [`crate::conditional::identifies`]): stored headers are updated with the
+    /// 304's (RFC 9111 sections 3.2 and 4.3.4) and the clock restarts.
     pub fn revalidated(
         &self,
         not_modified_headers: &Headers,
         request_time_ms: u64,
         response_time_ms: u64,
-        config: &EdgeConfig,
+        ttl: &Ttl,
     ) -> Self {
         let mut fresh = self.clone();
         let mut update = not_modified_headers.clone();
-        update.remove_hop_by_hop();
+        remove_unstored(&mut update);
         let initial_age_ms = policy::initial_age_ms(&update, request_time_ms, response_time_ms);
-        for name in [
-            "content-length",
-            "age",
-            "content-encoding",
-            "content-range",
-            "content-type",
-        ] {
-            update.remove(name);
-        }
+        // Every other field replaces the stored one (RFC 9111 section 3.2):
+        // Content-Length describes the 304, not the stored body, and Age is
+        // taken into the initial age above. This cache stores bodies as
+        // received, so no field it depends on (such as Content-Encoding for a
+        // cache that decodes) needs keeping back.
+        update.remove("content-length");
+        update.remove("age");
         let mut names: Vec<&str> = update.iter().map(|(n, _)| n).collect();
         names.sort_unstable();
         names.dedup();
@@ -126,7 +126,7 @@ impl StoredResponse {
         }
         fresh.stored_at_ms = response_time_ms;
         fresh.initial_age_ms = initial_age_ms;
-        fresh.refresh_lifetimes(response_time_ms, config);
+        fresh.refresh_lifetimes(response_time_ms, ttl);
         fresh
     }
 
@@ -164,6 +164,22 @@ impl StoredResponse {
             conditional.append("if-modified-since", modified);
         }
         conditional
+    }
+
+    /// How long the record stays of use, in seconds: while fresh, then while it
+    /// may be served stale (either stale window), and, when it has a validator,
+    /// up to the TTL bound so that a later request can revalidate it with a 304
+    /// instead of a full fetch. Stores that expire entries keep it that long.
+    pub fn retention_secs(&self, ttl: &Ttl) -> u64 {
+        let stale_window = self.stale_while_revalidate.max(self.stale_if_error);
+        let usable = self.freshness_lifetime.saturating_add(stale_window);
+        let has_validator = !self.conditional_headers().is_empty();
+        let keep = if has_validator {
+            usable.max(ttl.max_secs)
+        } else {
+            usable
+        };
+        keep.saturating_sub(self.initial_age_ms / 1000).max(1)
     }
 
     /// Serialises the record for a key-value store.
@@ -236,7 +252,7 @@ impl StoredResponse {
             headers.append(&name, value);
         }
         let body_len = reader.len()?;
-        let body = reader.take(body_len)?.to_vec();
+        let body = Bytes::copy_from_slice(reader.take(body_len)?);
         if reader.at != bytes.len() {
             return Err(DecodeError::TrailingBytes);
         }
@@ -251,6 +267,20 @@ impl StoredResponse {
             stale_if_error,
             vary,
         })
+    }
+}
+
+/// Removes the fields a cache must not store (RFC 9111 section 3.1): the
+/// hop-by-hop ones, those `Connection` names, and the proxy's own
+/// authentication fields.
+fn remove_unstored(headers: &mut Headers) {
+    headers.remove_hop_by_hop();
+    for name in [
+        "proxy-authenticate",
+        "proxy-authentication-info",
+        "proxy-authorization",
+    ] {
+        headers.remove(name);
     }
 }
 
@@ -329,11 +359,11 @@ mod tests {
         fields.iter().copied().collect()
     }
 
-    fn config() -> EdgeConfig {
-        EdgeConfig {
+    fn config() -> crate::EdgeConfig {
+        crate::EdgeConfig {
             default_ttl_secs: 5,
             max_ttl_secs: 600,
-            ..EdgeConfig::default()
+            ..crate::EdgeConfig::default()
         }
     }
 
@@ -345,10 +375,10 @@ mod tests {
             &h(request),
             200,
             &h(response),
-            b"body".to_vec(),
+            Bytes::from_static(b"body"),
             1_000_000,
             1_000_000,
-            &config(),
+            &config().ttl(),
         )
     }
 
@@ -361,7 +391,11 @@ mod tests {
                     "cache-control",
                     "max-age=60, stale-while-revalidate=30, stale-if-error=300",
                 ),
-                ("connection", "close"),
+                ("connection", "close, X-Secret"),
+                ("x-secret", "per-connection"),
+                ("proxy-authenticate", "Basic"),
+                ("proxy-authentication-info", "x"),
+                ("transfer-encoding", "chunked"),
                 ("age", "4"),
                 ("etag", "\"v1\""),
             ],
@@ -523,17 +557,27 @@ mod tests {
                 ("x-new", "2"),
                 ("content-length", "0"),
                 ("content-type", "text/plain"),
-                ("connection", "close"),
+                ("content-encoding", "identity"),
+                ("connection", "close, x-hop"),
+                ("x-hop", "h"),
+                ("age", "1"),
+                ("proxy-authentication-info", "p"),
             ]),
             2_000_000,
             2_001_250,
-            &config(),
+            &config().ttl(),
         );
         assert_eq!(fresh.freshness_lifetime, 20);
         assert_eq!(fresh.stored_at_ms, 2_001_250);
-        assert_eq!(fresh.initial_age_ms, 1250);
-        assert_eq!(fresh.body, b"body");
-        assert_eq!(fresh.headers.get("content-type"), Some("application/json"));
+        assert_eq!(fresh.initial_age_ms, 2250, "the 304's Age plus the delay");
+        assert_eq!(fresh.body, &b"body"[..]);
+        // RFC 9111 section 3.2: every field of the 304 replaces the stored one...
+        assert_eq!(fresh.headers.get("content-type"), Some("text/plain"));
+        assert_eq!(fresh.headers.get("content-encoding"), Some("identity"));
+        // ...except Content-Length, Age and fields never stored.
+        assert_eq!(fresh.headers.get("age"), None);
+        assert_eq!(fresh.headers.get("x-hop"), None);
+        assert_eq!(fresh.headers.get("proxy-authentication-info"), None);
         assert_eq!(fresh.headers.get("x-old"), Some("1"));
         assert_eq!(fresh.headers.get("x-new"), Some("2"));
         assert_eq!(fresh.headers.get("content-length"), None);
@@ -578,7 +622,7 @@ mod tests {
         let bytes = r.encode();
         assert_eq!(StoredResponse::decode(&bytes), Ok(r.clone()));
         let mut empty_body = r.clone();
-        empty_body.body.clear();
+        empty_body.body = Bytes::new();
         assert_eq!(StoredResponse::decode(&empty_body.encode()), Ok(empty_body));
         fn check(bytes: &[u8], expected: DecodeError) {
             assert_eq!(StoredResponse::decode(bytes), Err(expected), "{bytes:?}");

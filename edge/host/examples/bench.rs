@@ -1,29 +1,42 @@
-//! Benchmark: one run, one machine, all on loopback. Starts a test origin, the edge
-//! (edge-host with the embedded component), nginx with `proxy_cache` in front of the
-//! same origin, and nginx `return 200`; warms both caches; then drives each with
-//! `wrk -t1 -c32 -d10s --latency` and prints requests/s, p50 and p99 side by side.
+//! Benchmark of the edge against nginx, in one run on one machine, all on loopback.
 //!
-//! Run: `cargo run --release -p edge-host --example bench` (needs `nginx` and `wrk`).
+//! Starts a small real stack (PostgreSQL, Redis, four origin instances without a
+//! CPU quota, nginx in front of them: `infra/stack`), the edge (edge-host with the
+//! embedded component, in this process) in front of that nginx, and a second nginx
+//! with `proxy_cache` in front of the same pool and a `return 200` server. It
+//! warms every cache, then drives each target with `wrk -t1 -c32 -d10s --latency`
+//! and prints requests/s, p50, p99 and the ratio to nginx `return 200`:
+//!
+//! - nginx `return 200`: the ceiling of one HTTP hop with this client;
+//! - nginx `proxy_cache` HIT and edge HIT: a song read served from the cache;
+//! - nginx → origin → Redis: the same read with a new query string each time,
+//!   which the origin ignores and answers from Redis (no edge);
+//! - edge MISS → nginx → origin → Redis: those reads through the edge, where
+//!   each new query string is a new cache key: a miss, an origin fetch, a store.
+//!
+//! Run: `cargo run --release -p edge-host --example bench` (needs `nginx`, `wrk`,
+//! PostgreSQL and Redis, as `scripts/setup` installs them; builds the origin).
+//! The figures are only comparable within one run: say the load average with them.
 
 use std::io::Write as _;
-use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use stack::binaries::{self, Binary};
+use stack::stack::{Stack, StackConfig};
 
-const PATH: &str = "/api/songs/1/comments?limit=20";
-const BODY: &str = r#"{"song_id":1,"comments":[{"id":1,"user_id":7,"track_ms":1200,"body":"great drop"},{"id":2,"user_id":9,"track_ms":5400,"body":"love this part"}],"next":null}"#;
+const SONG: &str = "/api/songs/1";
+/// Song ids the miss rows spread over (the `tiny` data set has 1,000 songs).
+const SONGS: u32 = 1_000;
+const WRK_ARGS: [&str; 3] = ["-t1", "-c32", "--latency"];
+const MEASURED: &str = "10s";
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 struct Nginx(Child);
@@ -49,9 +62,12 @@ impl Drop for Nginx {
     }
 }
 
+/// nginx with `proxy_cache` in front of `upstream_port` (configured as a demanding
+/// user would: one fetch per expired entry, stale answers while it refreshes), and
+/// a `return 200` server.
 fn start_nginx(
-    dir: &std::path::Path,
-    origin_port: u16,
+    dir: &Path,
+    upstream_port: u16,
     cache_port: u16,
     plain_port: u16,
 ) -> anyhow::Result<Nginx> {
@@ -59,12 +75,13 @@ fn start_nginx(
     let config = format!(
         "user root;\nworker_processes auto;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
          events {{ worker_connections 4096; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+         http {{\n  access_log off;\n  keepalive_requests 100000;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
            proxy_cache_path {d}/cache levels=1:2 keys_zone=edge:10m max_size=100m inactive=60m;\n\
-           upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}\n\
-           server {{ listen 127.0.0.1:{cache_port}; location / {{ proxy_cache edge; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://origin; add_header X-Cache $upstream_cache_status; }} }}\n\
+           upstream pool {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}\n\
+           server {{ listen 127.0.0.1:{cache_port}; location / {{ proxy_cache edge; proxy_cache_lock on; proxy_cache_use_stale updating; proxy_cache_background_update on; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://pool; add_header X-Cache $upstream_cache_status; }} }}\n\
            server {{ listen 127.0.0.1:{plain_port}; location / {{ return 200 'ok'; }} }}\n}}\n"
     );
+    std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("nginx.conf"), config)?;
     let child = Command::new("nginx")
         .args([
@@ -81,16 +98,35 @@ fn start_nginx(
     Ok(Nginx(child))
 }
 
-struct Figures {
-    requests_per_sec: String,
-    p50: String,
-    p99: String,
+/// A wrk script giving every request a new query string on songs 1..=SONGS.
+fn write_miss_script(dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("miss.lua");
+    std::fs::write(
+        &path,
+        format!(
+            "-- a new cache key per request; the origin ignores the query and reads Redis\n\
+             local prefix = tostring(os.time()) .. tostring(math.random(1000000))\n\
+             local n = 0\n\
+             request = function()\n  n = n + 1\n  return wrk.format(\"GET\", \"/api/songs/\" .. (n % {SONGS} + 1) .. \"?bench=\" .. prefix .. \"-\" .. n)\nend\n"
+        ),
+    )?;
+    Ok(path)
 }
 
-fn wrk(url: &str) -> anyhow::Result<Figures> {
-    let output = Command::new("wrk")
-        .args(["-t1", "-c32", "-d10s", "--latency", url])
-        .output()?;
+struct Figures {
+    requests_per_sec: f64,
+    p50: String,
+    p99: String,
+    socket_errors: Option<String>,
+}
+
+fn wrk(url: &str, script: Option<&Path>, duration: &str) -> anyhow::Result<Figures> {
+    let mut command = Command::new("wrk");
+    command.args(WRK_ARGS).arg(format!("-d{duration}"));
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let output = command.arg(url).output()?;
     let text = String::from_utf8_lossy(&output.stdout);
     let find = |prefix: &str| {
         text.lines()
@@ -100,15 +136,17 @@ fn wrk(url: &str) -> anyhow::Result<Figures> {
             .unwrap_or("?")
             .to_owned()
     };
-    let non_2xx = text
-        .lines()
-        .find(|l| l.contains("Non-2xx"))
-        .map(str::to_owned);
-    anyhow::ensure!(non_2xx.is_none(), "{url}: {}", non_2xx.unwrap_or_default());
+    if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
+        anyhow::bail!("{url}: {}", line.trim());
+    }
     Ok(Figures {
-        requests_per_sec: find("Requests/sec:"),
+        requests_per_sec: find("Requests/sec:").parse().unwrap_or(0.0),
         p50: find("50%"),
         p99: find("99%"),
+        socket_errors: text
+            .lines()
+            .find(|l| l.contains("Socket errors"))
+            .map(|l| l.trim().to_owned()),
     })
 }
 
@@ -133,72 +171,159 @@ async fn warm(url: &str, expect_header: &str) -> anyhow::Result<()> {
     anyhow::bail!("{url} never answered X-Cache: {expect_header} (last {last:?})")
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+struct Row {
+    name: &'static str,
+    url: String,
+    script: Option<PathBuf>,
+    figures: Option<Figures>,
+}
+
+fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
+    let rate = |name: &str| {
+        rows.iter()
+            .find(|row| row.name == name)
+            .and_then(|row| row.figures.as_ref())
+            .map_or(0.0, |f| f.requests_per_sec)
+    };
+    let ceiling = rate(RETURN_200);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "\nload average before {load_before}, after {}",
+        load_average()
+    )?;
+    writeln!(
+        out,
+        "{:<40} {:>12} {:>10} {:>10} {:>12}",
+        "wrk -t1 -c32 -d10s", "requests/s", "p50", "p99", "x return 200"
+    )?;
+    for row in rows {
+        let Some(f) = &row.figures else { continue };
+        let ratio = if ceiling > 0.0 {
+            f.requests_per_sec / ceiling
+        } else {
+            0.0
+        };
+        writeln!(
+            out,
+            "{:<40} {:>12.0} {:>10} {:>10} {:>12.2}",
+            row.name, f.requests_per_sec, f.p50, f.p99, ratio
+        )?;
+        if let Some(errors) = &f.socket_errors {
+            writeln!(out, "{:<40} {errors}", "")?;
+        }
+    }
+    let (with_edge, without) = (rate(EDGE_MISS), rate(NO_EDGE));
+    if without > 0.0 {
+        writeln!(
+            out,
+            "edge miss path / same path without the edge: {:.2}",
+            with_edge / without
+        )?;
+    }
+    Ok(())
+}
+
+const RETURN_200: &str = "nginx return 200";
+const NO_EDGE: &str = "nginx -> origin -> Redis (no edge)";
+const EDGE_MISS: &str = "edge MISS -> nginx -> origin -> Redis";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let load_before = load_average();
     let dir = tempfile::tempdir()?;
-    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let origin_port = origin.local_addr()?.port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = origin.accept().await {
-            tokio::spawn(async move {
-                let service = service_fn(|_request: hyper::Request<hyper::body::Incoming>| async {
-                    Ok::<_, std::convert::Infallible>(
-                        hyper::Response::builder()
-                            .header("content-type", "application/json")
-                            .header("cache-control", "public, max-age=3600")
-                            .body(Full::new(Bytes::from_static(BODY.as_bytes())))
-                            .expect("static response"),
-                    )
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let origin_bin = binaries::build(&[Binary::Origin], true)?.remove(0);
+    let config = StackConfig {
+        instances: 4,
+        cpu_per_instance: None,
+        memory_per_instance: None,
+        redis: true,
+        edge: false,
+        origin_bin: Some(origin_bin),
+        ..StackConfig::for_tests(dir.path().join("stack"))?
+    };
+    let stack = Stack::up(config).await?;
+    let pool_url = stack.nginx_url();
+    let pool_port: u16 = pool_url.rsplit(':').next().unwrap_or_default().parse()?;
 
     eprintln!("starting edge-host (compiling the component) ...");
     let options = edge_host::HostOptions::new(
         "127.0.0.1:0".parse()?,
-        vec![("origins".into(), format!("http://127.0.0.1:{origin_port}"))],
+        vec![("origins".into(), pool_url.clone())],
     );
     let edge = edge_host::EdgeHost::bind(options).await?;
-    let edge_port = edge.local_addr().port();
+    let edge_url = format!("http://127.0.0.1:{}", edge.local_addr().port());
     tokio::spawn(edge.run(std::future::pending()));
 
-    let (cache_port, plain_port) = (free_port(), free_port());
-    let _nginx = start_nginx(dir.path(), origin_port, cache_port, plain_port)?;
+    let (cache_port, plain_port) = (free_port()?, free_port()?);
+    let _nginx = start_nginx(&dir.path().join("nginx"), pool_port, cache_port, plain_port)?;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let cache_url = format!("http://127.0.0.1:{cache_port}");
+    let miss_script = write_miss_script(dir.path())?;
 
-    let edge_url = format!("http://127.0.0.1:{edge_port}{PATH}");
-    let cache_url = format!("http://127.0.0.1:{cache_port}{PATH}");
-    let plain_url = format!("http://127.0.0.1:{plain_port}/");
-    warm(&edge_url, "HIT").await?;
-    warm(&cache_url, "HIT").await?;
+    warm(&format!("{edge_url}{SONG}"), "HIT").await?;
+    warm(&format!("{cache_url}{SONG}"), "HIT").await?;
+    eprintln!("warming Redis: every song read once through the pool");
+    let pool = pool_url.clone();
+    let script = miss_script.clone();
+    tokio::task::spawn_blocking(move || wrk(&pool, Some(&script), "3s")).await??;
 
-    let mut rows = Vec::new();
-    for (name, url) in [
-        ("edge-host cache HIT", &edge_url),
-        ("nginx proxy_cache HIT", &cache_url),
-        ("nginx return 200", &plain_url),
-    ] {
-        eprintln!("wrk -t1 -c32 -d10s --latency {url}");
-        let url = url.clone();
-        let figures = tokio::task::spawn_blocking(move || wrk(&url)).await??;
-        rows.push((name, figures));
+    let mut rows = vec![
+        Row {
+            name: RETURN_200,
+            url: format!("http://127.0.0.1:{plain_port}/"),
+            script: None,
+            figures: None,
+        },
+        Row {
+            name: "nginx proxy_cache HIT",
+            url: format!("{cache_url}{SONG}"),
+            script: None,
+            figures: None,
+        },
+        Row {
+            name: "edge HIT",
+            url: format!("{edge_url}{SONG}"),
+            script: None,
+            figures: None,
+        },
+        Row {
+            name: NO_EDGE,
+            url: pool_url,
+            script: Some(miss_script.clone()),
+            figures: None,
+        },
+        Row {
+            name: EDGE_MISS,
+            url: edge_url,
+            script: Some(miss_script),
+            figures: None,
+        },
+    ];
+    for row in &mut rows {
+        eprintln!(
+            "{}: wrk {} -d{MEASURED} {}",
+            row.name,
+            WRK_ARGS.join(" "),
+            row.url
+        );
+        let (url, script) = (row.url.clone(), row.script.clone());
+        row.figures = Some(
+            tokio::task::spawn_blocking(move || wrk(&url, script.as_deref(), MEASURED)).await??,
+        );
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "\n{:<24} {:>12} {:>10} {:>10}",
-        "target (wrk -t1 -c32 -d10s)", "requests/s", "p50", "p99"
-    )?;
-    for (name, f) in &rows {
-        writeln!(
-            out,
-            "{:<24} {:>12} {:>10} {:>10}",
-            name, f.requests_per_sec, f.p50, f.p99
-        )?;
-    }
+    print_table(&rows, &load_before)?;
+    stack.down().await;
     Ok(())
 }

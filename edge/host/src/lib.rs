@@ -8,12 +8,16 @@
 //! - [`outbound`]: the pooled keep-alive HTTP client the guest's outbound
 //!   requests go through, restricted to the configured origins.
 //! - [`spin`]: Spin key-value and variables; [`kv`]: their storage.
+//! - `framing`: small bodies collected whole, `Connection` rules, error answers.
+//!
+//! Profiling: `EDGE_HOST_PROFILING=1` (see docs/edge-performance.md).
 //!
 //! Instances and collapsing: the component collapses concurrent misses with
 //! state inside one instance. `--max-instances N` caps how many instances
 //! exist at once; with 1, every request runs in the same instance (concurrently,
 //! while others wait on I/O) and collapsing is global for the host.
 
+mod framing;
 pub mod kv;
 pub mod outbound;
 pub mod spin;
@@ -29,8 +33,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -46,11 +49,22 @@ use wasmtime_wasi_http::handler::{
     WorkerExpiration, WorkerState, WorkerStatus,
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
-use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::framing::{
+    HostResponse, buffer_small_body, close_if_body_refused, has_body, host_error,
+    remove_connection_named,
+};
 use crate::kv::KvBackend;
 use crate::outbound::OriginClient;
 use crate::spin::{SpinShared, SpinView};
+
+/// mimalloc instead of glibc malloc: requests allocate on one thread and free on
+/// another (hyper's connection tasks and the instance's event loop), where glibc's
+/// arenas spent 17% of the host's CPU on the miss path (docs/edge-performance.md).
+/// Declared here so that the binary, its tests and the bench run on the same one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The edge component built from this workspace's `edge/spin` by build.rs.
 pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/edge_spin.wasm"));
@@ -150,13 +164,31 @@ fn engine() -> anyhow::Result<&'static Engine> {
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
-    let mut pooling = PoolingAllocationConfig::default();
-    pooling.total_component_instances(256);
-    pooling.total_core_instances(2048);
-    pooling.total_memories(1024);
-    pooling.total_tables(1024);
-    pooling.max_memory_size(256 * 1024 * 1024);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    // `EDGE_HOST_PROFILING=1` is for profiling runs (see docs/edge-performance.md):
+    // valgrind cannot map the pool's up-front address-space reservation, so
+    // instances are allocated on demand (they are reused, so the steady state does
+    // not depend on it), and the JIT code's symbols go to /tmp/perf-PID.map, where
+    // perf and our callgrind post-processing find the guest's function names.
+    let profiling = std::env::var_os("EDGE_HOST_PROFILING").is_some_and(|v| v != "0");
+    // Under valgrind a request runs ~50 times slower, and a 10 ms tick would make
+    // the guest yield in most of them: the profile would show ticks, not requests.
+    let tick = if profiling {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(10)
+    };
+    if profiling {
+        config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    } else {
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling.total_component_instances(256);
+        pooling.total_core_instances(2048);
+        pooling.total_memories(1024);
+        pooling.total_tables(1024);
+        pooling.max_memory_size(256 * 1024 * 1024);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    }
     let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let engine = ENGINE.get_or_init(|| engine);
     // Epoch ticks let a busy guest yield to other tasks and be interrupted.
@@ -167,7 +199,7 @@ fn engine() -> anyhow::Result<&'static Engine> {
             while let Some(engine) = ticker.upgrade() {
                 engine.increment_epoch();
                 drop(engine);
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(tick);
             }
         })
         .context("start the epoch thread")?;
@@ -344,11 +376,11 @@ impl EdgeHost {
             ServicePre::new(linker.instantiate_pre(&component).map_err(wasm)?).map_err(wasm)?;
 
         let variables: HashMap<String, String> = options.variables.iter().cloned().collect();
-        let origins = variables
-            .get("origins")
-            .map(String::as_str)
-            .unwrap_or_default();
-        let client = OriginClient::new(origins)?;
+        // The component reads the same variables; a bad configuration is
+        // refused here, at start, with the reason, instead of as a 500 later.
+        let config = edge_core::EdgeConfig::from_vars(|name| variables.get(name).cloned())
+            .context("edge configuration")?;
+        let client = OriginClient::new(&config.all_origins().join(","))?;
         let kv = match &options.kv {
             KvConfig::Memory { max_bytes } => KvBackend::memory(*max_bytes),
             KvConfig::Redis { url } => KvBackend::redis(url)
@@ -407,9 +439,10 @@ impl EdgeHost {
             };
             let handler = self.handler.clone();
             let timeout = self.request_timeout;
-            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 let handler = handler.clone();
                 async move {
+                    remove_connection_named(request.headers_mut());
                     let has_body = has_body(&request);
                     let mut response = dispatch(&handler, request, timeout).await;
                     close_if_body_refused(has_body, &mut response);
@@ -432,52 +465,6 @@ impl EdgeHost {
     }
 }
 
-type HostResponse = hyper::Response<WasiBody>;
-
-fn has_body<B>(request: &hyper::Request<B>) -> bool {
-    let headers = request.headers();
-    headers.contains_key(hyper::header::TRANSFER_ENCODING)
-        || headers
-            .get(hyper::header::CONTENT_LENGTH)
-            .is_some_and(|length| length.as_bytes() != b"0")
-}
-
-/// An error answer to a request that carried a body says `Connection: close`.
-/// The body may be left unread (over the limit, or refused before it was read);
-/// hyper then closes the connection after the answer when the rest is still on
-/// the wire, and a keep-alive client must not send its next request into it.
-/// (The component cannot say so itself: `connection` is a forbidden header in
-/// wasi-http.)
-fn close_if_body_refused(has_body: bool, response: &mut HostResponse) {
-    let status = response.status();
-    if has_body && (status.is_client_error() || status.is_server_error()) {
-        response.headers_mut().insert(
-            hyper::header::CONNECTION,
-            hyper::header::HeaderValue::from_static("close"),
-        );
-    }
-}
-
-fn host_error(status: u16, code: &str, message: &str) -> HostResponse {
-    let body = format!("{{\"error\":\"{code}\",\"message\":\"{message}\"}}");
-    hyper::Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .header("x-cache", "BYPASS")
-        .body(
-            Full::new(Bytes::from(body))
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        )
-        .unwrap_or_else(|_| {
-            hyper::Response::new(
-                Full::new(Bytes::new())
-                    .map_err(|never| match never {})
-                    .boxed_unsync(),
-            )
-        })
-}
-
 /// Hands a request to an instance; when the instance cap is reached the request
 /// comes back and is queued again until an instance takes it or time runs out.
 async fn dispatch(
@@ -489,10 +476,10 @@ async fn dispatch(
     let mut request =
         request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
     loop {
-        let result = tokio::time::timeout(
-            timeout.saturating_sub(started.elapsed()),
-            handler.handle((), request),
-        )
+        let result = tokio::time::timeout(timeout.saturating_sub(started.elapsed()), async {
+            let response = handler.handle((), request).await?;
+            Ok::<_, wasmtime::Error>(buffer_small_body(response).await)
+        })
         .await;
         match result {
             Err(_) => {

@@ -19,7 +19,9 @@ struct Cli {
     /// Component to serve; default: the one built from this source tree.
     #[arg(long)]
     component: Option<PathBuf>,
-    /// A Spin variable, `name=value`; repeatable. `origins` is required.
+    /// A Spin variable, `name=value`; repeatable. `origins` is required;
+    /// `origin_groups` and `behaviours` configure CloudFront-style behaviours
+    /// (see edge/README.md).
     #[arg(long = "var", value_parser = parse_var)]
     vars: Vec<(String, String)>,
     /// Keep the key-value store in Redis at this URL instead of in memory.

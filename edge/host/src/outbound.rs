@@ -86,7 +86,27 @@ impl WasiHttpHooks for OriginClient {
                     Error::HttpProtocolError
                 }
             })?;
-            let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
+            let small = crate::framing::content_length(response.headers())
+                .is_some_and(|length| length <= crate::framing::BUFFERED_BODY_BYTES);
+            let mut response = if small {
+                // The guest then reads the whole body at once, and the connection
+                // is back in the pool before the guest runs again.
+                let (parts, body) = response.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map_err(|_| Error::HttpProtocolError)?
+                    .to_bytes();
+                http::Response::from_parts(
+                    parts,
+                    http_body_util::Full::new(body)
+                        .map_err(|never| match never {})
+                        .boxed_unsync(),
+                )
+            } else {
+                response.map(|body| body.map_err(Error::from).boxed_unsync())
+            };
+            crate::framing::remove_connection_named(response.headers_mut());
             Ok((
                 response,
                 Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>,

@@ -62,3 +62,25 @@ fn edge_host_prints_its_address_serves_and_stops_on_sigterm() {
     };
     assert!(status.success(), "graceful exit, got {status}");
 }
+
+#[test]
+fn a_bad_behaviour_configuration_is_refused_at_start_with_the_reason() {
+    let output = Command::new(env!("CARGO_BIN_EXE_edge-host"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--var",
+            "origins=http://127.0.0.1:9",
+            "--var",
+            "behaviours=/static/* origin=nowhere",
+        ])
+        .output()
+        .expect("edge-host runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("behaviour `/static/* origin=nowhere`")
+            && stderr.contains("no origin group named `nowhere`"),
+        "{stderr}"
+    );
+}

@@ -1,7 +1,7 @@
-//! Translation between `worker` types and `edge-core` types: request heads, header
-//! lists and responses. Nothing here decides anything.
+//! Translation between `worker` types and `edge-core` types: request heads,
+//! header lists and responses. Nothing here decides anything.
 
-use edge_core::{CacheStatus, Headers, Rejection, RequestHead, client_headers};
+use edge_core::{EdgeResponse, Headers, RequestHead};
 use worker::{Request, Response, ResponseBuilder};
 
 /// The parts of a Workers request that edge-core reads.
@@ -38,34 +38,16 @@ pub fn worker_headers(headers: &Headers) -> worker::Result<worker::Headers> {
     Ok(out)
 }
 
-/// A response for the client. Statuses that may not carry a body (and HEAD
-/// requests) get none, because the Workers `Response` constructor refuses them.
-pub fn response(
-    status: u16,
-    headers: &Headers,
-    body: Vec<u8>,
-    head_request: bool,
-) -> worker::Result<Response> {
+/// edge-core's finished response as a Workers response. The `Response`
+/// constructor refuses a body (even an empty one) on body-less statuses, and
+/// edge-core leaves the body empty exactly then.
+pub fn response(answer: EdgeResponse) -> worker::Result<Response> {
     let builder = ResponseBuilder::new()
-        .with_status(status)
-        .with_headers(worker_headers(headers)?);
-    let null_body_status = matches!(status, 101 | 103 | 204 | 205 | 304);
-    Ok(if head_request || null_body_status || body.is_empty() {
+        .with_status(answer.status)
+        .with_headers(worker_headers(&answer.headers)?);
+    Ok(if answer.body.is_empty() {
         builder.empty()
     } else {
-        builder.fixed(body)
+        builder.fixed(answer.body.to_vec())
     })
-}
-
-/// An edge-made error: JSON body naming the problem, `X-Cache: BYPASS`.
-pub fn rejection(rejection: &Rejection) -> worker::Result<Response> {
-    let mut headers = Headers::new();
-    headers.set("content-type", "application/json");
-    let headers = client_headers(&headers, CacheStatus::Bypass, None);
-    response(
-        rejection.status,
-        &headers,
-        rejection.body().into_bytes(),
-        false,
-    )
 }

@@ -36,9 +36,11 @@ impl Binary {
         }
     }
 
+    /// The package whose binary this is (`origin` is the `origin-cli` package's:
+    /// the `origin` package is the server library).
     pub fn package(self) -> &'static str {
         match self {
-            Self::Origin => "origin",
+            Self::Origin => "origin-cli",
             Self::EdgeHost => "edge-host",
         }
     }

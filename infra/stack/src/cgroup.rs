@@ -4,16 +4,46 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The limits of one instance.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Limits {
     /// Share of one core, e.g. 0.2; `None` leaves CPU unlimited.
     pub cpu: Option<f64>,
+    /// CFS period the share is enforced over; `None` picks [`cfs_period`] of the share.
+    pub cpu_period: Option<Duration>,
     /// Memory ceiling in bytes; `None` leaves memory unlimited.
     pub memory_bytes: Option<u64>,
 }
 
-/// CFS period: 100 ms is the kernel default and gives a quota fine enough for 0.05 CPU.
-const CPU_PERIOD_US: u64 = 100_000;
+impl Limits {
+    /// The CFS period these limits use (meaningful only with a CPU share).
+    pub fn period(&self) -> Duration {
+        self.cpu_period
+            .unwrap_or_else(|| cfs_period(self.cpu.unwrap_or(1.0)))
+    }
+}
+
+/// The kernel's smallest CFS quota.
+const MIN_QUOTA: Duration = Duration::from_millis(1);
+/// The shortest period chosen: shorter ones cost scheduler work for little gain.
+const MIN_PERIOD: Duration = Duration::from_millis(10);
+/// The kernel's default period, and the longest chosen.
+const MAX_PERIOD: Duration = Duration::from_millis(100);
+
+/// The CFS period for a share of one core: the shortest (from 10 ms) whose quota is still
+/// the kernel's minimum of 1 ms, at most the default 100 ms.
+///
+/// A throttled process waits for the rest of its period, up to `period × (1 - share)`: at
+/// the default 100 ms a 0.05-core instance could stall 95 ms, which alone would break a
+/// 100 ms p99 objective; at 20 ms the stall is at most 19 ms.
+pub fn cfs_period(share: f64) -> Duration {
+    if !(share.is_finite() && share > 0.0) {
+        return MAX_PERIOD;
+    }
+    let shortest = MIN_QUOTA.as_secs_f64() / share;
+    // Whole milliseconds, rounded up so that the quota stays at or above the minimum.
+    let millis = (shortest * 1000.0).ceil();
+    Duration::from_millis(millis as u64).clamp(MIN_PERIOD, MAX_PERIOD)
+}
 
 /// Why a cgroup could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -86,13 +116,14 @@ impl Cgroup {
             Hierarchy::V1 { cpu, memory } => {
                 let cpu_dir = group.make_dir(cpu.join(name))?;
                 if let Some(share) = limits.cpu {
+                    let period = limits.period();
                     write(
                         &cpu_dir.join("cpu.cfs_period_us"),
-                        &CPU_PERIOD_US.to_string(),
+                        &period.as_micros().to_string(),
                     )?;
                     write(
                         &cpu_dir.join("cpu.cfs_quota_us"),
-                        &quota_us(share).to_string(),
+                        &quota_us(share, period).to_string(),
                     )?;
                 }
                 if let (Some(memory), Some(bytes)) = (memory, limits.memory_bytes) {
@@ -108,9 +139,10 @@ impl Cgroup {
                 let _ = std::fs::write(root.join("cgroup.subtree_control"), "+cpu +memory");
                 let dir = group.make_dir(root.join(name))?;
                 if let Some(share) = limits.cpu {
+                    let period = limits.period();
                     write(
                         &dir.join("cpu.max"),
-                        &format!("{} {CPU_PERIOD_US}", quota_us(share)),
+                        &format!("{} {}", quota_us(share, period), period.as_micros()),
                     )?;
                 }
                 if let Some(bytes) = limits.memory_bytes {
@@ -165,13 +197,14 @@ pub fn remove_group(directory: &Path) {
     tracing::warn!(path = %directory.display(), "could not remove cgroup (a process is still inside)");
 }
 
-/// Quota in microseconds per period for a share of one core (at least 1 ms, the kernel minimum).
-pub fn quota_us(share: f64) -> u64 {
-    let quota = (share * CPU_PERIOD_US as f64).round();
-    if quota.is_finite() && quota >= 1_000.0 {
+/// Quota in microseconds per `period` for a share of one core (at least 1 ms, the kernel minimum).
+pub fn quota_us(share: f64, period: Duration) -> u64 {
+    let quota = (share * period.as_micros() as f64).round();
+    let floor = MIN_QUOTA.as_micros() as f64;
+    if quota.is_finite() && quota >= floor {
         quota as u64
     } else {
-        1_000
+        floor as u64
     }
 }
 
@@ -220,10 +253,35 @@ mod tests {
 
     #[test]
     fn quota_is_a_share_of_the_period_with_a_floor() {
-        assert_eq!(quota_us(0.2), 20_000);
-        assert_eq!(quota_us(1.5), 150_000);
-        assert_eq!(quota_us(0.001), 1_000);
-        assert_eq!(quota_us(f64::NAN), 1_000);
+        let default = Duration::from_millis(100);
+        assert_eq!(quota_us(0.2, default), 20_000);
+        assert_eq!(quota_us(1.5, default), 150_000);
+        assert_eq!(quota_us(0.001, default), 1_000);
+        assert_eq!(quota_us(f64::NAN, default), 1_000);
+        assert_eq!(quota_us(0.05, Duration::from_millis(20)), 1_000);
+    }
+
+    #[test]
+    fn the_period_is_as_short_as_the_minimum_quota_allows() {
+        let ms = Duration::from_millis;
+        // 0.05 core: 1 ms of quota needs a 20 ms period (a stall of at most 19 ms).
+        assert_eq!(cfs_period(0.05), ms(20));
+        assert_eq!(cfs_period(0.03), ms(34));
+        // Large shares stop at 10 ms, tiny ones at the kernel's default 100 ms.
+        assert_eq!(cfs_period(0.2), ms(10));
+        assert_eq!(cfs_period(2.0), ms(10));
+        assert_eq!(cfs_period(0.001), ms(100));
+        assert_eq!(cfs_period(0.0), ms(100));
+        assert_eq!(cfs_period(f64::NAN), ms(100));
+        for share in [0.011, 0.02, 0.05, 0.07, 0.5] {
+            assert!(quota_us(share, cfs_period(share)) >= 1_000, "{share}");
+        }
+        let overridden = Limits {
+            cpu: Some(0.05),
+            cpu_period: Some(ms(100)),
+            memory_bytes: None,
+        };
+        assert_eq!(overridden.period(), ms(100));
     }
 
     #[test]
@@ -259,13 +317,14 @@ mod tests {
         };
         let limits = Limits {
             cpu: Some(0.25),
+            cpu_period: None,
             memory_bytes: Some(256 << 20),
         };
         let group = Cgroup::create(&hierarchy, "origin-1", limits).unwrap();
         let dir = root.path().join("origin-1");
         assert_eq!(
             std::fs::read_to_string(dir.join("cpu.max")).unwrap(),
-            "25000 100000"
+            "2500 10000"
         );
         assert_eq!(
             std::fs::read_to_string(dir.join("memory.max")).unwrap(),

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::probe::{self, ProbeError};
-use crate::process::{ManagedProcess, ProcessError};
+use crate::server::{ChildServer, Lifecycle, ServerDir, ServerError};
 
 /// The template, embedded so the binary works from any directory.
 pub const TEMPLATE: &str = include_str!("../../nginx/nginx.conf.template");
@@ -28,9 +27,7 @@ pub enum NginxError {
     #[error("cannot run nginx -t")]
     Check(#[source] std::io::Error),
     #[error(transparent)]
-    Process(#[from] ProcessError),
-    #[error(transparent)]
-    NotReady(#[from] ProbeError),
+    Server(#[from] ServerError),
     #[error("nginx exited right after the reload; see {0}")]
     DiedOnReload(PathBuf),
 }
@@ -106,7 +103,7 @@ pub fn render(template: &str, settings: &NginxSettings) -> Result<String, NginxE
 /// A running nginx master (and its workers) in the foreground.
 pub struct Nginx {
     settings: NginxSettings,
-    process: ManagedProcess,
+    server: ChildServer,
 }
 
 impl Nginx {
@@ -121,14 +118,18 @@ impl Nginx {
             .arg(settings.config_path())
             .arg("-e")
             .arg(settings.run_dir.join("nginx-error.log"));
-        let process = ManagedProcess::spawn("nginx", command, &settings.run_dir.join("nginx.log"))?;
-        let mut nginx = Self { settings, process };
+        let lifecycle = Lifecycle {
+            ready_within: Duration::from_secs(10),
+            ..Lifecycle::default()
+        };
+        let dir = ServerDir::given(&settings.run_dir)?;
+        let mut nginx = Self {
+            server: ChildServer::new("nginx", dir, "nginx.log", lifecycle),
+            settings,
+        };
         let url = format!("{}/nginx-healthz", nginx.url());
-        let process = &mut nginx.process;
-        probe::wait_until_ready("nginx", &url, Duration::from_secs(10), || {
-            process.is_running()
-        })
-        .await?;
+        nginx.server.spawn(command)?;
+        nginx.server.wait_ready_http(&url).await?;
         Ok(nginx)
     }
 
@@ -136,8 +137,9 @@ impl Nginx {
         format!("http://127.0.0.1:{}", self.settings.listen_port)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
+    /// The master's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.server.pid()
     }
 
     pub fn settings(&self) -> &NginxSettings {
@@ -153,18 +155,18 @@ impl Nginx {
         next.upstream_ports = upstream_ports;
         write_config(&next)?;
         self.settings = next;
-        self.process.signal(Signal::SIGHUP)?;
+        self.server.signal(Signal::SIGHUP)?;
         // The master re-reads the file synchronously; a short pause lets new workers start.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if !self.process.is_running() {
-            return Err(NginxError::DiedOnReload(self.process.log_path().to_owned()));
+        if !self.server.is_running() {
+            return Err(NginxError::DiedOnReload(self.server.log_path().to_owned()));
         }
         Ok(())
     }
 
     /// Graceful stop (SIGTERM is a fast shutdown for nginx; in-flight requests end within ms).
-    pub fn stop(self) {
-        self.process.stop(Duration::from_secs(5));
+    pub async fn stop(mut self) {
+        self.server.stop().await;
     }
 }
 

@@ -7,10 +7,13 @@
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+
+use crate::ports;
+use crate::server::{ChildServer, Lifecycle, ServerDir, ServerError};
 
 /// How long a server may take to accept connections after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,12 +28,6 @@ pub enum PostgresError {
     BinaryNotFound(&'static str),
     #[error("running as root but there is no `postgres` user to run the server as")]
     NoPostgresUser,
-    #[error("could not prepare directory {path}")]
-    Directory {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("could not change owner of {path} to the postgres user")]
     Chown {
         path: PathBuf,
@@ -48,13 +45,8 @@ pub enum PostgresError {
         status: std::process::ExitStatus,
         output: String,
     },
-    #[error("postgres exited during start ({status}); log tail:\n{log_tail}")]
-    ExitedDuringStart {
-        status: std::process::ExitStatus,
-        log_tail: String,
-    },
-    #[error("postgres did not accept connections within {0:?}; log tail:\n{1}")]
-    StartTimeout(Duration, String),
+    #[error(transparent)]
+    Server(#[from] ServerError),
     #[error("could not find a free port")]
     NoFreePort(#[source] std::io::Error),
     #[error("SQL on the server failed")]
@@ -116,14 +108,11 @@ impl PostgresOptions {
 pub struct PostgresServer {
     options: PostgresOptions,
     port: u16,
-    /// Holds `data/`, the socket and the log. Removed on drop when temporary.
-    run_dir: PathBuf,
-    _temp: Option<tempfile::TempDir>,
     data_dir: PathBuf,
-    log_path: PathBuf,
     bin_dir: PathBuf,
     run_as: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
-    child: Option<Child>,
+    /// The postgres process, its run directory (`data/`, the socket, the log) and cleanup.
+    server: ChildServer,
 }
 
 impl PostgresServer {
@@ -132,49 +121,33 @@ impl PostgresServer {
     pub async fn start(options: PostgresOptions) -> Result<Self, PostgresError> {
         let bin_dir = find_bin_dir()?;
         let run_as = postgres_user_if_root()?;
-        let (temp, run_dir) = match &options.data_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|source| PostgresError::Directory {
-                    path: dir.clone(),
-                    source,
-                })?;
-                (None, dir.clone())
-            }
-            None => {
-                let temp = tempfile::Builder::new()
-                    .prefix("pg-")
-                    .tempdir()
-                    .map_err(|source| PostgresError::Directory {
-                        path: "/tmp".into(),
-                        source,
-                    })?;
-                let path = temp.path().to_path_buf();
-                (Some(temp), path)
-            }
-        };
-        let data_dir = run_dir.join("data");
-        let log_path = run_dir.join("postgres.log");
+        let dir = ServerDir::given_or_temporary(options.data_dir.as_deref(), "pg-")?;
         if let Some((uid, gid)) = run_as {
-            chown(&run_dir, uid, gid)?;
+            chown(dir.path(), uid, gid)?;
         }
         let port = match options.port {
             Some(port) => port,
-            None => free_loopback_port()?,
+            None => ports::free_port().map_err(PostgresError::NoFreePort)?,
         };
-        let mut server = Self {
+        let lifecycle = Lifecycle {
+            ready_within: START_TIMEOUT,
+            // SIGINT is PostgreSQL's fast shutdown: abort transactions, checkpoint, exit.
+            stop_signal: Signal::SIGINT,
+            stop_grace: STOP_GRACE,
+            ..Lifecycle::default()
+        };
+        let server = Self {
             options,
             port,
-            run_dir,
-            _temp: temp,
-            data_dir,
-            log_path,
+            data_dir: dir.path().join("data"),
             bin_dir,
             run_as,
-            child: None,
+            server: ChildServer::new("postgres", dir, "postgres.log", lifecycle),
         };
         if !server.data_dir.join("PG_VERSION").exists() {
             server.initdb()?;
         }
+        let mut server = server;
         server.spawn_and_wait().await?;
         Ok(server)
     }
@@ -197,11 +170,11 @@ impl PostgresServer {
     }
 
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        self.server.log_path()
     }
 
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.server.is_running()
     }
 
     /// Creates a database (name: letters, digits, `_`) and returns its URL.
@@ -226,18 +199,13 @@ impl PostgresServer {
 
     /// Fast shutdown (SIGINT: abort transactions, checkpoint, exit); SIGKILL if it lingers.
     pub async fn stop(&mut self) -> Result<(), PostgresError> {
-        let Some(child) = self.child.take() else {
-            return Ok(());
-        };
-        stop_child(child, Signal::SIGINT, STOP_GRACE).await;
+        self.server.stop().await;
         Ok(())
     }
 
     /// SIGKILL, as a crash would. A following [`restart`](Self::restart) recovers.
     pub async fn kill(&mut self) {
-        if let Some(child) = self.child.take() {
-            stop_child(child, Signal::SIGKILL, Duration::ZERO).await;
-        }
+        self.server.kill();
     }
 
     /// Stops (if running) and starts again on the same port and data.
@@ -255,21 +223,14 @@ impl PostgresServer {
     }
 
     async fn connect(&self, database: &str) -> Result<tokio_postgres::Client, PostgresError> {
-        if self.child.is_none() {
+        if self.server.pid().is_none() {
             return Err(PostgresError::NotRunning);
         }
-        let (client, connection) =
-            tokio_postgres::connect(&self.database_url(database), tokio_postgres::NoTls)
-                .await
-                .map_err(PostgresError::Sql)?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
+        connect(&self.database_url(database)).await
     }
 
     fn initdb(&self) -> Result<(), PostgresError> {
-        std::fs::create_dir_all(&self.data_dir).map_err(|source| PostgresError::Directory {
+        std::fs::create_dir_all(&self.data_dir).map_err(|source| ServerError::Directory {
             path: self.data_dir.clone(),
             source,
         })?;
@@ -310,35 +271,24 @@ impl PostgresServer {
         // After a kill, the old backends may hold the shared memory for a moment
         // and postgres refuses to start; a few attempts ride that out.
         let deadline = Instant::now() + START_TIMEOUT;
+        let url = self.database_url("postgres");
         loop {
-            match self.spawn_once().await {
-                Ok(()) => return Ok(()),
-                Err(PostgresError::ExitedDuringStart { .. }) if Instant::now() < deadline => {
+            let command = self.command();
+            match self.server.start(command, || accepts_queries(&url)).await {
+                Ok(()) => {
+                    tracing::debug!(port = self.port, "postgres accepts connections");
+                    return Ok(());
+                }
+                Err(ServerError::ExitedDuringStart { .. }) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(error) => return Err(error),
+                Err(error) => return Err(error.into()),
             }
         }
     }
 
-    async fn spawn_once(&mut self) -> Result<(), PostgresError> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .map_err(|source| PostgresError::Directory {
-                path: self.log_path.clone(),
-                source,
-            })?;
-        if let Some((uid, gid)) = self.run_as {
-            chown(&self.log_path, uid, gid)?;
-        }
-        let log_err = log.try_clone().map_err(|source| PostgresError::Directory {
-            path: self.log_path.clone(),
-            source,
-        })?;
-        let program = self.bin_dir.join("postgres");
-        let mut command = Command::new(&program);
+    fn command(&self) -> Command {
+        let mut command = Command::new(self.bin_dir.join("postgres"));
         command
             .arg("-D")
             .arg(&self.data_dir)
@@ -349,14 +299,8 @@ impl PostgresServer {
             .arg("-c")
             .arg(format!(
                 "unix_socket_directories={}",
-                self.run_dir.display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            // Its own process group: a Ctrl-C meant for the test runner or the
-            // stack CLI reaches us, and we stop postgres in order.
-            .process_group(0);
+                self.server.dir().path().display()
+            ));
         if self.options.unsafe_no_fsync {
             for setting in [
                 "fsync=off",
@@ -373,93 +317,46 @@ impl PostgresServer {
             command.arg("-c").arg(format!("{name}={value}"));
         }
         self.drop_privileges(&mut command);
-        let child = command
-            .spawn()
-            .map_err(|source| PostgresError::Spawn { program, source })?;
-        self.child = Some(child);
-
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                self.child = None;
-                return Err(PostgresError::ExitedDuringStart {
-                    status,
-                    log_tail: self.log_tail(),
-                });
-            }
-            if let Ok(client) = self.connect("postgres").await
-                && client.simple_query("SELECT 1").await.is_ok()
-            {
-                tracing::debug!(port = self.port, "postgres accepts connections");
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let tail = self.log_tail();
-                self.kill().await;
-                return Err(PostgresError::StartTimeout(START_TIMEOUT, tail));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        command
     }
 
     fn drop_privileges(&self, command: &mut Command) {
         if let Some((uid, gid)) = self.run_as {
             command.uid(uid.as_raw()).gid(gid.as_raw());
-            command.env("HOME", &self.run_dir);
+            command.env("HOME", self.server.dir().path());
         }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
     }
 }
 
 impl Drop for PostgresServer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Immediate shutdown: the data goes away with the temp dir anyway, and
-            // for a durable data dir PostgreSQL recovers from its WAL.
-            let signal = if self._temp.is_some() {
-                Signal::SIGQUIT
-            } else {
-                Signal::SIGINT
-            };
-            send_signal(&child, signal);
-            let deadline = Instant::now() + STOP_GRACE;
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        // A temporary cluster goes away with its directory: an immediate shutdown (SIGQUIT)
+        // skips the checkpoint. The server then stops it as usual; a durable cluster gets
+        // the fast shutdown and recovers nothing.
+        if self.server.dir().is_temporary() {
+            let _ = self.server.signal(Signal::SIGQUIT);
         }
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (the OS picks it).
-pub fn free_loopback_port() -> Result<u16, PostgresError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(PostgresError::NoFreePort)?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(PostgresError::NoFreePort)
+async fn connect(url: &str) -> Result<tokio_postgres::Client, PostgresError> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(PostgresError::Sql)?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
 }
 
-pub(crate) fn send_signal(child: &Child, signal: Signal) {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::kill(pid, signal);
-}
-
-/// Sends `signal`, waits up to `grace` for the exit, then SIGKILLs and reaps.
-pub(crate) async fn stop_child(mut child: Child, signal: Signal, grace: Duration) {
-    send_signal(&child, signal);
-    let deadline = Instant::now() + grace;
-    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+/// The readiness probe: a connection and `SELECT 1`.
+async fn accepts_queries(url: &str) -> Result<(), String> {
+    let client = connect(url).await.map_err(|error| error.to_string())?;
+    client
+        .simple_query("SELECT 1")
+        .await
+        .map(drop)
+        .map_err(|error| error.to_string())
 }
 
 fn find_bin_dir() -> Result<PathBuf, PostgresError> {

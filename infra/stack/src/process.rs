@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, Signal};
@@ -39,11 +39,18 @@ pub enum ProcessError {
 ///
 /// Each child gets its own process group, so a Ctrl-C in the terminal reaches only the
 /// `stack` process, which then stops its children in order.
+#[derive(Debug)]
 pub struct ManagedProcess {
     name: String,
     child: Child,
     log_path: PathBuf,
+    /// How a graceful stop asks the process to exit, and how long it may take before SIGKILL.
+    stop_signal: Signal,
+    stop_grace: Duration,
 }
+
+/// What a graceful stop sends when nothing else was configured, and how long it waits.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
 
 impl ManagedProcess {
     /// Starts `command`, sending its output to `log_path` (appended, so restarts keep history).
@@ -70,7 +77,17 @@ impl ManagedProcess {
             name: name.into(),
             child,
             log_path: log_path.to_owned(),
+            stop_signal: Signal::SIGTERM,
+            stop_grace: DEFAULT_STOP_GRACE,
         })
+    }
+
+    /// Sets how [`stop`](Self::stop) and drop end the process (SIGTERM and 5 s by default):
+    /// PostgreSQL wants SIGINT for a fast shutdown, a JVM more grace than a C server.
+    pub fn with_stop(mut self, signal: Signal, grace: Duration) -> Self {
+        self.stop_signal = signal;
+        self.stop_grace = grace;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -90,6 +107,11 @@ impl ManagedProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The exit status once the process has exited (reaping it), `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Sends `signal` without waiting for any effect.
     pub fn signal(&self, signal: Signal) -> Result<(), ProcessError> {
         signal::kill(pid_of(self.pid()), signal).map_err(|source| ProcessError::Signal {
@@ -106,32 +128,60 @@ impl ManagedProcess {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then SIGKILL if the process has not exited within `grace`; always reaps.
-    pub fn stop(mut self, grace: Duration) {
-        self.terminate(grace);
+    /// The stop signal, then SIGKILL if the process has not exited within the grace; always
+    /// reaps. Blocks the thread while it waits: from async code use [`shut_down`](Self::shut_down).
+    pub fn stop(mut self) {
+        self.stop_blocking();
     }
 
-    fn terminate(&mut self, grace: Duration) {
-        if !self.is_running() {
+    fn stop_blocking(&mut self) {
+        if !self.ask_to_stop() {
             return;
         }
-        let _ = signal::kill(pid_of(self.pid()), Signal::SIGTERM);
-        let deadline = Instant::now() + grace;
+        let deadline = Instant::now() + self.stop_grace;
         while Instant::now() < deadline {
             if !self.is_running() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(STOP_POLL);
         }
-        tracing::warn!(name = %self.name, pid = self.pid(), "did not stop on SIGTERM; sending SIGKILL");
+        self.kill_lingering();
+    }
+
+    /// [`stop`](Self::stop) on a blocking thread, so that waiting out the grace does not hold
+    /// up a runtime worker.
+    pub async fn shut_down(self) {
+        let name = self.name.clone();
+        if tokio::task::spawn_blocking(move || self.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!(%name, "stopping panicked");
+        }
+    }
+
+    /// Sends the stop signal; false if the process had already exited.
+    fn ask_to_stop(&mut self) -> bool {
+        if !self.is_running() {
+            return false;
+        }
+        let _ = signal::kill(pid_of(self.pid()), self.stop_signal);
+        true
+    }
+
+    fn kill_lingering(&mut self) {
+        tracing::warn!(name = %self.name, pid = self.pid(), signal = %self.stop_signal, "did not stop in time; sending SIGKILL");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+/// How often a stopping process is checked.
+const STOP_POLL: Duration = Duration::from_millis(10);
+
 impl Drop for ManagedProcess {
     fn drop(&mut self) {
-        self.terminate(Duration::from_secs(5));
+        self.stop_blocking();
     }
 }
 

@@ -2,15 +2,14 @@
 //! port, in a temporary (or given) directory; stop, start again and kill on the
 //! same port, cleanup on drop.
 
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::postgres::{free_loopback_port, send_signal, stop_child};
+use crate::ports;
+use crate::server::{ChildServer, Lifecycle, ServerDir, ServerError};
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -19,23 +18,10 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub enum RedisError {
     #[error("no `redis-server` in PATH")]
     BinaryNotFound,
-    #[error("could not prepare directory {path}")]
-    Directory {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("could not find a free port")]
-    NoFreePort(#[source] crate::postgres::PostgresError),
-    #[error("could not run redis-server")]
-    Spawn(#[source] std::io::Error),
-    #[error("redis-server exited during start ({status}); log tail:\n{log_tail}")]
-    ExitedDuringStart {
-        status: std::process::ExitStatus,
-        log_tail: String,
-    },
-    #[error("redis-server did not answer PING within {0:?}; log tail:\n{1}")]
-    StartTimeout(Duration, String),
+    NoFreePort(#[source] std::io::Error),
+    #[error(transparent)]
+    Server(#[from] ServerError),
 }
 
 /// Options for [`RedisServer::start`]. `Default`: free port, temporary
@@ -79,47 +65,30 @@ impl RedisOptions {
 pub struct RedisServer {
     options: RedisOptions,
     port: u16,
-    dir: PathBuf,
-    _temp: Option<tempfile::TempDir>,
     program: PathBuf,
-    child: Option<Child>,
+    server: ChildServer,
 }
 
 impl RedisServer {
     /// Starts redis-server and waits until it answers PING.
     pub async fn start(options: RedisOptions) -> Result<Self, RedisError> {
         let program = find_redis_server()?;
-        let (temp, dir) = match &options.dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|source| RedisError::Directory {
-                    path: dir.clone(),
-                    source,
-                })?;
-                (None, dir.clone())
-            }
-            None => {
-                let temp = tempfile::Builder::new()
-                    .prefix("redis-")
-                    .tempdir()
-                    .map_err(|source| RedisError::Directory {
-                        path: "/tmp".into(),
-                        source,
-                    })?;
-                let path = temp.path().to_path_buf();
-                (Some(temp), path)
-            }
-        };
+        let dir = ServerDir::given_or_temporary(options.dir.as_deref(), "redis-")?;
         let port = match options.port {
             Some(port) => port,
-            None => free_loopback_port().map_err(RedisError::NoFreePort)?,
+            None => ports::free_port().map_err(RedisError::NoFreePort)?,
+        };
+        let lifecycle = Lifecycle {
+            ready_within: START_TIMEOUT,
+            probe_every: Duration::from_millis(20),
+            stop_grace: STOP_GRACE,
+            ..Lifecycle::default()
         };
         let mut server = Self {
             options,
             port,
-            dir,
-            _temp: temp,
             program,
-            child: None,
+            server: ChildServer::new("redis", dir, "redis.log", lifecycle),
         };
         server.spawn_and_wait().await?;
         Ok(server)
@@ -134,25 +103,26 @@ impl RedisServer {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.server.dir().path()
     }
 
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.server.is_running()
+    }
+
+    /// The server's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.server.pid()
     }
 
     /// SIGTERM (redis saves if persistent, then exits); SIGKILL if it lingers.
     pub async fn stop(&mut self) {
-        if let Some(child) = self.child.take() {
-            stop_child(child, Signal::SIGTERM, STOP_GRACE).await;
-        }
+        self.server.stop().await;
     }
 
     /// SIGKILL, as a crash would.
     pub async fn kill(&mut self) {
-        if let Some(child) = self.child.take() {
-            stop_child(child, Signal::SIGKILL, Duration::ZERO).await;
-        }
+        self.server.kill();
     }
 
     /// Starts again on the same port after [`stop`](Self::stop) or [`kill`](Self::kill).
@@ -168,11 +138,8 @@ impl RedisServer {
         self.spawn_and_wait().await
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.join("redis.log")
-    }
-
     async fn spawn_and_wait(&mut self) -> Result<(), RedisError> {
+        // No `--logfile`: redis logs to stdout, which the server sends to its log file.
         let mut command = Command::new(&self.program);
         command
             .arg("--port")
@@ -186,9 +153,7 @@ impl RedisServer {
                 "yes",
             ])
             .arg("--dir")
-            .arg(&self.dir)
-            .arg("--logfile")
-            .arg(self.log_path());
+            .arg(self.server.dir().path());
         if self.options.persistent {
             command.args(["--appendonly", "yes", "--appendfsync", "everysec"]);
         } else {
@@ -200,57 +165,14 @@ impl RedisServer {
                 .arg(bytes.to_string())
                 .args(["--maxmemory-policy", "volatile-lru"]);
         }
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        self.child = Some(command.spawn().map_err(RedisError::Spawn)?);
-
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                self.child = None;
-                return Err(RedisError::ExitedDuringStart {
-                    status,
-                    log_tail: self.log_tail(),
-                });
-            }
-            if ping(self.port).await {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let tail = self.log_tail();
-                self.kill().await;
-                return Err(RedisError::StartTimeout(START_TIMEOUT, tail));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        let port = self.port;
+        self.server.start(command, || ping(port)).await?;
+        Ok(())
     }
 }
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            send_signal(&child, Signal::SIGTERM);
-            let deadline = Instant::now() + STOP_GRACE;
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// One PING over a fresh connection; true on `+PONG`.
-async fn ping(port: u16) -> bool {
+/// One PING over a fresh connection; the readiness probe.
+async fn ping(port: u16) -> Result<(), String> {
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -260,10 +182,12 @@ async fn ping(port: u16) -> bool {
         stream.read_exact(&mut reply).await.ok()?;
         Some(&reply == b"+PONG\r\n")
     };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), attempt).await,
-        Ok(Some(true))
-    )
+    match tokio::time::timeout(Duration::from_secs(1), attempt).await {
+        Ok(Some(true)) => Ok(()),
+        Ok(Some(false)) => Err("an answer other than +PONG".to_owned()),
+        Ok(None) => Err("no connection or no answer".to_owned()),
+        Err(_) => Err("no answer within 1 s".to_owned()),
+    }
 }
 
 fn find_redis_server() -> Result<PathBuf, RedisError> {

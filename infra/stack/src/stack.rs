@@ -12,9 +12,8 @@ use crate::nginx::{Nginx, NginxError, NginxSettings};
 use crate::packages::{self, PackageError};
 use crate::ports;
 use crate::postgres::{PostgresError, PostgresOptions, PostgresServer};
-use crate::probe::{self, ProbeError};
-use crate::process::{ManagedProcess, ProcessError};
 use crate::redis::{RedisError, RedisOptions, RedisServer};
+use crate::server::{ChildServer, Lifecycle, ServerDir, ServerError};
 
 /// The most origin instances a stack runs.
 pub const MAX_INSTANCES: usize = 10;
@@ -81,9 +80,7 @@ pub enum StackError {
         source: CgroupError,
     },
     #[error(transparent)]
-    Process(#[from] ProcessError),
-    #[error(transparent)]
-    NotReady(#[from] ProbeError),
+    Server(#[from] ServerError),
     #[error("database setup")]
     Database(#[source] tokio_postgres::Error),
 }
@@ -137,6 +134,8 @@ pub struct StackConfig {
     pub instances: usize,
     /// CPU share per instance (1.0 = one core); `None` runs instances without a CPU quota.
     pub cpu_per_instance: Option<f64>,
+    /// CFS period of that quota; `None` picks [`crate::cgroup::cfs_period`] of the share.
+    pub cpu_period: Option<Duration>,
     /// Memory ceiling per instance in bytes; `None` for no limit.
     pub memory_per_instance: Option<u64>,
     /// Tokio worker threads per instance: one, as on a small node.
@@ -167,6 +166,7 @@ impl Default for StackConfig {
         Self {
             instances: 2,
             cpu_per_instance: Some(DEFAULT_CPU_PER_INSTANCE),
+            cpu_period: None,
             memory_per_instance: Some(DEFAULT_MEMORY_PER_INSTANCE),
             worker_threads: 1,
             db_pool_size: 8,
@@ -198,11 +198,10 @@ impl StackConfig {
 
 /// An origin instance's slot: its port is fixed, the process comes and goes.
 struct InstanceSlot {
-    index: usize,
     port: u16,
-    /// `None` after `kill_instance` until `restart_instance`.
-    process: Option<ManagedProcess>,
-    /// Declared after the process so the process is stopped before the group is removed.
+    /// Not running after `kill_instance` until `restart_instance`.
+    server: ChildServer,
+    /// Declared after the server so the process is stopped before the group is removed.
     cgroup: Option<Cgroup>,
 }
 
@@ -226,7 +225,7 @@ pub struct StackState {
 /// and wait); no process, port or cgroup is left behind either way.
 pub struct Stack {
     // Field order is drop order: front to back, the database last.
-    edge: Option<ManagedProcess>,
+    edge: Option<ChildServer>,
     nginx: Option<Nginx>,
     slots: Vec<InstanceSlot>,
     redis: Option<RedisServer>,
@@ -382,10 +381,8 @@ impl Stack {
             self.reload_nginx().await?;
             // Old nginx workers may still be sending requests to the leaving instances.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            for slot in leaving {
-                if let Some(process) = slot.process {
-                    process.stop(STOP_GRACE);
-                }
+            for mut slot in leaving {
+                slot.server.stop().await;
             }
         }
         Ok(())
@@ -394,10 +391,7 @@ impl Stack {
     /// SIGKILL one instance (numbered from 1), as a crash would; it stays in nginx's pool,
     /// whose passive health check and retries take over.
     pub fn kill_instance(&mut self, index: usize) -> Result<(), StackError> {
-        let slot = self.slot_mut(index)?;
-        if let Some(process) = slot.process.take() {
-            process.kill();
-        }
+        self.slot_mut(index)?.server.kill();
         self.progress(&format!("killed instance {index}"));
         Ok(())
     }
@@ -412,10 +406,7 @@ impl Stack {
     /// instance's start-up time, not in the sum of them.
     pub async fn restart_instances(&mut self, indices: &[usize]) -> Result<(), StackError> {
         for &index in indices {
-            let slot = self.slot_mut(index)?;
-            if let Some(process) = slot.process.take() {
-                process.stop(STOP_GRACE);
-            }
+            self.slot_mut(index)?.server.stop().await;
             let fresh = self.start_instance(index)?;
             self.slots[index - 1] = fresh;
         }
@@ -424,6 +415,33 @@ impl Stack {
             self.progress(&format!("instance {index} restarted"));
         }
         Ok(())
+    }
+
+    /// Brings the stack back to its configured shape after faults: every instance of the
+    /// pool that is not running is started again, and Redis if it is stopped. Returns what
+    /// was repaired (empty when nothing was needed).
+    pub async fn repair(&mut self) -> Result<Vec<String>, StackError> {
+        let mut repaired = Vec::new();
+        let dead: Vec<usize> = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(position, slot)| (!slot.server.is_running()).then_some(position + 1))
+            .collect();
+        if !dead.is_empty() {
+            self.restart_instances(&dead).await?;
+            repaired.extend(
+                dead.iter()
+                    .map(|index| format!("instance {index} restarted")),
+            );
+        }
+        if let Some(redis) = self.redis.as_mut()
+            && !redis.is_running()
+        {
+            redis.start_again().await?;
+            repaired.push("Redis started".to_owned());
+        }
+        Ok(repaired)
     }
 
     /// Stops Redis (the origins must keep answering from PostgreSQL).
@@ -453,15 +471,15 @@ impl Stack {
     /// Process ids and places, for the state file.
     pub fn state(&mut self) -> StackState {
         let mut processes = Vec::new();
-        if let Some(edge) = &self.edge {
-            processes.push(("edge".to_owned(), edge.pid()));
+        if let Some(pid) = self.edge.as_ref().and_then(ChildServer::pid) {
+            processes.push(("edge".to_owned(), pid));
         }
-        if let Some(nginx) = &self.nginx {
-            processes.push(("nginx".to_owned(), nginx.pid()));
+        if let Some(pid) = self.nginx.as_ref().and_then(Nginx::pid) {
+            processes.push(("nginx".to_owned(), pid));
         }
         for slot in &self.slots {
-            if let Some(process) = &slot.process {
-                processes.push((process.name().to_owned(), process.pid()));
+            if let Some(pid) = slot.server.pid() {
+                processes.push((slot.server.name().to_owned(), pid));
             }
         }
         if let Some(postgres) = &self.postgres
@@ -471,7 +489,7 @@ impl Stack {
         }
         if let Some(redis) = self.redis.as_mut()
             && redis.is_running()
-            && let Some(pid) = crate::process::pid_listening_on(redis.port())
+            && let Some(pid) = redis.pid()
         {
             processes.push(("redis".to_owned(), pid));
         }
@@ -504,16 +522,14 @@ impl Stack {
     /// Stops everything in order (front to back) and waits for each part to exit.
     pub async fn down(mut self) {
         self.progress("stopping");
-        if let Some(edge) = self.edge.take() {
-            edge.stop(STOP_GRACE);
+        if let Some(mut edge) = self.edge.take() {
+            edge.stop().await;
         }
         if let Some(nginx) = self.nginx.take() {
-            nginx.stop();
+            nginx.stop().await;
         }
-        for slot in self.slots.drain(..) {
-            if let Some(process) = slot.process {
-                process.stop(STOP_GRACE);
-            }
+        for mut slot in self.slots.drain(..) {
+            slot.server.stop().await;
         }
         if let Some(mut redis) = self.redis.take() {
             redis.stop().await;
@@ -624,6 +640,7 @@ impl Stack {
             Some(hierarchy) => {
                 let limits = Limits {
                     cpu: self.config.cpu_per_instance,
+                    cpu_period: self.config.cpu_period,
                     memory_bytes: self.config.memory_per_instance,
                 };
                 let group_name = format!("stack-{}-{name}", std::process::id());
@@ -634,22 +651,20 @@ impl Stack {
             }
             None => None,
         };
-        let process =
-            ManagedProcess::spawn(&name, command, &self.run_dir.join(format!("{name}.log")))?;
+        let dir = ServerDir::given(&self.run_dir)?;
+        let mut server = ChildServer::new(&name, dir, &format!("{name}.log"), server_lifecycle());
+        server.spawn(command)?;
+        let pid = server.pid().unwrap_or_default();
         if let Some(group) = &cgroup {
             // Before the instance takes traffic: writing the pid moves every thread.
             group
-                .add_process(process.pid())
+                .add_process(pid)
                 .map_err(|source| StackError::Cgroup { index, source })?;
         }
-        self.progress(&format!(
-            "started {name} on port {port} (pid {})",
-            process.pid()
-        ));
+        self.progress(&format!("started {name} on port {port} (pid {pid})"));
         Ok(InstanceSlot {
-            index,
             port,
-            process: Some(process),
+            server,
             cgroup,
         })
     }
@@ -657,13 +672,7 @@ impl Stack {
     async fn wait_instance_ready(&mut self, index: usize) -> Result<(), StackError> {
         let slot = self.slot_mut(index)?;
         let url = format!("http://127.0.0.1:{}/readyz", slot.port);
-        let what = format!("origin-{}", slot.index);
-        let process = slot.process.as_mut();
-        let mut process = process;
-        probe::wait_until_ready(&what, &url, READY_PATIENCE, || {
-            process.as_mut().is_some_and(|process| process.is_running())
-        })
-        .await?;
+        slot.server.wait_ready_http(&url).await?;
         Ok(())
     }
 
@@ -677,10 +686,12 @@ impl Stack {
         if !self.config.edge_cache {
             command.arg("--var").arg("cache=off");
         }
-        let mut process = ManagedProcess::spawn("edge", command, &self.run_dir.join("edge.log"))?;
+        let dir = ServerDir::given(&self.run_dir)?;
+        let mut edge = ChildServer::new("edge", dir, "edge.log", server_lifecycle());
+        edge.spawn(command)?;
         let url = format!("http://127.0.0.1:{}/healthz", self.config.ports.edge);
-        probe::wait_until_ready("edge", &url, READY_PATIENCE, || process.is_running()).await?;
-        self.edge = Some(process);
+        edge.wait_ready_http(&url).await?;
+        self.edge = Some(edge);
         Ok(())
     }
 
@@ -711,6 +722,15 @@ impl Stack {
                 self.started.elapsed().as_secs_f64()
             );
         }
+    }
+}
+
+/// How the stack's own servers (instances, the edge) are waited for and stopped.
+fn server_lifecycle() -> Lifecycle {
+    Lifecycle {
+        ready_within: READY_PATIENCE,
+        stop_grace: STOP_GRACE,
+        ..Lifecycle::default()
     }
 }
 

@@ -82,7 +82,7 @@ async fn postgres_starts_restarts_recovers_and_cleans_up() {
 #[tokio::test]
 async fn postgres_keeps_a_given_data_dir_and_port() {
     let dir = tempfile::tempdir().unwrap();
-    let port = stack::postgres::free_loopback_port().unwrap();
+    let port = stack::ports::free_port().unwrap();
     let options = PostgresOptions::default()
         .data_dir(dir.path().join("pg"))
         .port(port)

@@ -5,12 +5,18 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::spawn_get_stream;
+use common::GetStream;
 use stack::binaries::{self, Binary};
 use stack::ports::is_listening;
 use stack::probe::HttpClient;
 use stack::process::pid_alive;
 use stack::{Stack, StackConfig};
+
+/// The longest the GET stream may run: far beyond the sequence on any machine; reaching it
+/// fails the test (see [`GetStream::stop`]).
+const STREAM_BOUND: Duration = Duration::from_secs(300);
+/// The longest wait for the stream's progress between two steps.
+const STEP_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Builds `origin` and `edge-host` from the current source (a no-op when up to date) and
 /// returns a test configuration that uses them. Fails loudly when they cannot be built.
@@ -68,31 +74,31 @@ async fn stack_caches_at_the_edge_survives_a_killed_instance_and_scales() {
         assert_eq!(ready.status, 200, "{instance} not ready");
     }
 
-    // A stream of GETs at nginx (so every one reaches an origin) while instance 1 is killed.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // A stream of GETs at nginx (so every one reaches an origin) across the kill, the
+    // restart and the scaling. It runs until stopped; between steps the test waits for the
+    // stream to complete more GETs instead of sleeping, so every step happens under load on
+    // any machine.
     let base = nginx.clone();
-    let stream = spawn_get_stream(
+    let stream = GetStream::start(
         4,
-        3_000,
         Arc::new(move |n| format!("{base}/api/songs/{}/comments", n % 20 + 1)),
-        stopped,
+        STREAM_BOUND,
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let between_steps = 50;
+    stream.wait_for(between_steps, STEP_PATIENCE).await;
     stack.kill_instance(1).unwrap();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stream.wait_for(between_steps, STEP_PATIENCE).await;
     stack.restart_instance(1).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    stream.wait_for(between_steps, STEP_PATIENCE).await;
 
     // Scale 2 -> 3 -> 2 under the same stream.
     stack.scale_to(3).await.unwrap();
     assert_eq!(stack.instance_urls().len(), 3);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    stream.wait_for(between_steps, STEP_PATIENCE).await;
     stack.scale_to(2).await.unwrap();
     assert_eq!(stack.instance_urls().len(), 2);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.send(true).unwrap();
-    let report = stream.await.unwrap();
-    assert!(report.ok > 100, "only {} GETs completed", report.ok);
+    stream.wait_for(between_steps, STEP_PATIENCE).await;
+    let report = stream.stop().await;
     assert!(
         report.failures.is_empty(),
         "{} of {} GETs failed across kill, restart and scaling; first: {:?}",

@@ -1,143 +1,16 @@
-//! The study's results and its pure decisions: the profiles, the original
-//! study's figures, capacity search, recovery time, and run summaries. No I/O
-//! except [`Meta::collect`], which reads the machine's description.
-
-use std::time::Duration;
+//! The study's results: what each phase measured, as `results.json` keeps it and the
+//! report and `loadtest compare` read it back. Pure: no I/O.
 
 use serde::{Deserialize, Serialize};
 
-use crate::recorder::{ErrorCounts, Second};
+use super::meta::Meta;
+use super::profile::OriginalRow;
+use crate::recorder::{CacheCounts, ErrorCounts, Second};
 use crate::results::{EndpointResults, RunResults};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Profile {
-    Quick,
-    Full,
-}
-
-/// How long and how wide each part of the study runs.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProfileSettings {
-    pub sizes: &'static [usize],
-    /// Where the first pool size's search starts (per instance); it doubles
-    /// from there and gets one bisection more than the others (its capacity
-    /// sets the ideal line).
-    pub search_start: f64,
-    pub search_max: f64,
-    /// Later sizes start at the previous size's capacity and grow by this.
-    pub search_growth: f64,
-    pub bisect_steps: u32,
-    /// How long each capacity-search step offers its rate: long enough that
-    /// its p99 rests on more than a handful of requests.
-    pub search_step: Duration,
-    pub fixed_duration: Duration,
-    /// Send the original's request counts (at its rate) instead of a short run.
-    pub full_original_counts: bool,
-    pub fault_duration: Duration,
-    pub tier_duration: Duration,
-    pub seed_scale: &'static str,
-    /// Each half of the generator-versus-wrk check (0: skip it).
-    pub calibrate: Duration,
-    /// What this profile gives up for its running time, said in the report.
-    pub trade: &'static str,
-    /// Load before the first capacity step, left out of the report.
-    pub warm_up: Duration,
-    /// Each step of the edge's capacity search (it only sets the fault rate).
-    pub edge_step: Duration,
-}
-
-impl Profile {
-    pub fn settings(self) -> ProfileSettings {
-        match self {
-            // 2¼-2½ minutes on two cores: steps of 3 s (twice the old 1.5 s)
-            // paid for with the original's own pool sizes only (no 5), a
-            // gentler growth with one bisection after the first size, and 2 s
-            // fixed-rate and tier runs.
-            Profile::Quick => ProfileSettings {
-                sizes: &[1, 2, 3, 10],
-                search_start: 400.0,
-                search_max: 40_000.0,
-                search_growth: 1.5,
-                bisect_steps: 1,
-                search_step: Duration::from_secs(3),
-                fixed_duration: Duration::from_secs(2),
-                full_original_counts: false,
-                fault_duration: Duration::from_secs(9),
-                tier_duration: Duration::from_secs(2),
-                seed_scale: "small",
-                calibrate: Duration::from_secs(2),
-                warm_up: Duration::from_secs(2),
-                edge_step: Duration::from_secs(2),
-                trade: "quick profile, 2¼ to 2½ minutes on two cores: capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), and 2 s fixed-rate, edge-search and tier runs",
-            },
-            Profile::Full => ProfileSettings {
-                sizes: &[1, 2, 3, 5, 10],
-                search_start: 200.0,
-                search_max: 80_000.0,
-                search_growth: 2.0,
-                bisect_steps: 5,
-                search_step: Duration::from_secs(15),
-                fixed_duration: Duration::from_secs(60),
-                full_original_counts: true,
-                fault_duration: Duration::from_secs(45),
-                tier_duration: Duration::from_secs(30),
-                seed_scale: "medium",
-                calibrate: Duration::from_secs(10),
-                warm_up: Duration::from_secs(10),
-                edge_step: Duration::from_secs(15),
-                trade: "full profile: capacity steps of 15 s, five bisections, the original's request counts",
-            },
-        }
-    }
-}
-
-/// The original's load: the only rate it states (three services at 400 RPS).
-pub const ORIGINAL_RATE: f64 = 400.0;
-
-/// A row of the original study's Performance Summary.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct OriginalRow {
-    pub configuration: &'static str,
-    pub instances: usize,
-    pub requests: u64,
-    pub error_rate: &'static str,
-    pub avg_latency: &'static str,
-}
-
-pub const ORIGINAL_SUMMARY: &[OriginalRow] = &[
-    OriginalRow {
-        configuration: "Single Service",
-        instances: 1,
-        requests: 6000,
-        error_rate: "0%",
-        avg_latency: "~100ms",
-    },
-    OriginalRow {
-        configuration: "Two Services",
-        instances: 2,
-        requests: 12000,
-        error_rate: "0%",
-        avg_latency: "<60ms",
-    },
-    OriginalRow {
-        configuration: "Three Services",
-        instances: 3,
-        requests: 24000,
-        error_rate: "<0.1%",
-        avg_latency: "~800ms",
-    },
-    OriginalRow {
-        configuration: "Ten Services + Redis",
-        instances: 10,
-        requests: 60000,
-        error_rate: "~2.2%",
-        avg_latency: "Sub-100ms",
-    },
-];
-
-/// The figures of one run that the report shows.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// The figures of one run that the report shows, with how the run started and what the
+/// stack spent on it. Fields added after the first reports default when read back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub offered_rate: f64,
     pub requests: u64,
@@ -154,11 +27,30 @@ pub struct RunSummary {
     /// Successful responses per second.
     pub throughput: f64,
     pub duration_s: f64,
+    /// The noise of p50 and p99: the standard error of the per-second values over the
+    /// run's whole seconds (`None` with fewer than two).
+    #[serde(default)]
+    pub p50_noise_ms: Option<f64>,
+    #[serde(default)]
+    pub p99_noise_ms: Option<f64>,
+    /// The check that the run started from a healthy, idle stack.
+    #[serde(default)]
+    pub start: Option<HealthCheck>,
+    /// CPU each component used during the run.
+    #[serde(default)]
+    pub cpu: Option<CpuUse>,
+    /// Responses by what the edge's `X-Cache` said (all unmarked without the edge).
+    #[serde(default)]
+    pub cache: CacheCounts,
+    /// Requests the origin instances answered during the run (their own counters).
+    #[serde(default)]
+    pub origin_requests: Option<u64>,
 }
 
 impl RunSummary {
     pub fn of(results: &RunResults) -> Self {
         let latency = &results.overall.latency;
+        let whole = whole_seconds(results.duration_s, &results.timeline);
         Self {
             offered_rate: results.offered_rate,
             requests: results.requests,
@@ -174,6 +66,12 @@ impl RunSummary {
             max_ms: latency.max_ms,
             throughput: results.overall.ok as f64 / results.duration_s.max(1e-9),
             duration_s: results.duration_s,
+            p50_noise_ms: standard_error(whole.iter().map(Second::p50_ms)),
+            p99_noise_ms: standard_error(whole.iter().map(Second::p99_ms)),
+            start: None,
+            cpu: None,
+            cache: results.cache,
+            origin_requests: None,
         }
     }
 
@@ -183,6 +81,171 @@ impl RunSummary {
             && self.p99_ms < slo_ms
             && self.error_rate < 0.001
             && self.dropped_rate < 0.001
+    }
+
+    /// True unless the run is known to have started on an unhealthy stack.
+    pub fn started_healthy(&self) -> bool {
+        self.start.as_ref().is_none_or(|check| check.healthy)
+    }
+
+    /// The noise of the error rate: its binomial standard error, or for no errors the
+    /// "rule of three" bound (3/n), so that 0 of 800 is not read as exactly 0.
+    pub fn error_rate_noise(&self) -> f64 {
+        error_rate_noise(self.errors, self.error_rate, self.requests)
+    }
+
+    /// Requests per second that reached the origins.
+    pub fn origin_rate(&self) -> Option<f64> {
+        self.origin_requests
+            .map(|requests| requests as f64 / self.duration_s.max(1e-9))
+    }
+}
+
+/// The noise of an error rate of `errors` in `requests`: the binomial standard error, or
+/// 3/n (the "rule of three") when there were none.
+pub fn error_rate_noise(errors: u64, error_rate: f64, requests: u64) -> f64 {
+    let n = requests.max(1) as f64;
+    if errors == 0 {
+        3.0 / n
+    } else {
+        (error_rate * (1.0 - error_rate) / n).sqrt()
+    }
+}
+
+/// The seconds of a timeline that the schedule filled completely: the last bucket after
+/// the schedule's end holds only the tail of in-flight requests and would read as a drop.
+pub fn whole_seconds(duration_s: f64, timeline: &[Second]) -> &[Second] {
+    let whole = (duration_s + 1e-6).floor().max(0.0) as usize;
+    &timeline[..whole.min(timeline.len())]
+}
+
+/// Standard error of the mean of `values` (`None` for fewer than two).
+pub fn standard_error(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let values: Vec<f64> = values.filter(|value| *value > 0.0).collect();
+    if values.len() < 2 {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    Some((variance / n).sqrt())
+}
+
+/// Whether a measured run started from a healthy, idle stack: every instance ready,
+/// nginx sending to every instance, and a short low-rate probe back to the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub healthy: bool,
+    /// Seconds spent waiting for it (including the probes).
+    pub waited_s: f64,
+    /// Probes sent until it held (or the bound ran out).
+    pub probes: u32,
+    /// The last probe's median latency, and the baseline it was held against.
+    pub probe_p50_ms: Option<f64>,
+    pub baseline_p50_ms: Option<f64>,
+    /// What was still wrong when the bound ran out (`None` when healthy).
+    pub problem: Option<String>,
+    /// What had to be repaired first (fault runs start from a whole pool).
+    #[serde(default)]
+    pub repaired: Vec<String>,
+}
+
+/// CPU each part of the stack used during a run, in cores (CPU seconds per second).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuUse {
+    /// Wall time the figures are averaged over.
+    pub seconds: f64,
+    /// Every origin instance together, and each one (instance 1 first).
+    pub instances: f64,
+    #[serde(default)]
+    pub per_instance: Vec<f64>,
+    pub nginx: f64,
+    pub edge: f64,
+    pub postgres: f64,
+    pub redis: f64,
+    /// The load generator (this process).
+    pub generator: f64,
+    /// Everything else the machine ran meanwhile: other users' work is noise.
+    pub other: f64,
+    pub machine_cores: usize,
+    /// The CPU quota of one instance, if it had one.
+    pub instance_quota: Option<f64>,
+}
+
+impl CpuUse {
+    /// The parts' names, in the report's order.
+    pub fn parts_names() -> [&'static str; 7] {
+        [
+            "origin instances",
+            "nginx",
+            "edge",
+            "PostgreSQL",
+            "Redis",
+            "load generator",
+            "other processes",
+        ]
+    }
+
+    /// The parts in the report's order, with their names.
+    pub fn parts(&self) -> [(&'static str, f64); 7] {
+        let names = Self::parts_names();
+        let values = [
+            self.instances,
+            self.nginx,
+            self.edge,
+            self.postgres,
+            self.redis,
+            self.generator,
+            self.other,
+        ];
+        std::array::from_fn(|index| (names[index], values[index]))
+    }
+
+    /// Every core the machine was busy with.
+    pub fn busy(&self) -> f64 {
+        self.parts().iter().map(|(_, cores)| cores).sum()
+    }
+
+    /// The pool's whole quota (instances × quota per instance).
+    pub fn pool_quota(&self) -> Option<f64> {
+        self.instance_quota
+            .map(|quota| quota * self.per_instance.len().max(1) as f64)
+    }
+
+    /// Which part ran out of CPU, in words: the pool at its quota, the machine at its
+    /// cores (naming its largest users), or none.
+    pub fn bottleneck(&self) -> String {
+        const NEAR: f64 = 0.85;
+        let busiest_instance = self.per_instance.iter().copied().fold(0.0, f64::max);
+        if let (Some(pool), Some(quota)) = (self.pool_quota(), self.instance_quota)
+            && (self.instances >= NEAR * pool || busiest_instance >= NEAR * quota)
+        {
+            return format!(
+                "the origin pool at its CPU quota ({:.2} of {:.2} cores; busiest instance {:.3} of {:.3})",
+                self.instances, pool, busiest_instance, quota
+            );
+        }
+        let cores = self.machine_cores as f64;
+        if self.busy() >= NEAR * cores {
+            let mut users: Vec<(&str, f64)> = self.parts().to_vec();
+            users.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let named: Vec<String> = users
+                .iter()
+                .take(3)
+                .map(|(name, used)| format!("{name} {used:.2}"))
+                .collect();
+            return format!(
+                "the machine's CPU ({:.2} of {} cores busy; largest: {})",
+                self.busy(),
+                self.machine_cores,
+                named.join(", ")
+            );
+        }
+        format!(
+            "no part at a CPU limit ({:.2} of {} cores busy): the knee comes from waiting (queues, locks, I/O), not CPU",
+            self.busy(),
+            self.machine_cores
+        )
     }
 }
 
@@ -225,67 +288,6 @@ impl ClassSummary {
     }
 }
 
-/// Exponential growth until the objective fails, then bisection.
-#[derive(Debug, Clone)]
-pub struct CapacitySearch {
-    next: Option<f64>,
-    highest_pass: Option<f64>,
-    lowest_fail: Option<f64>,
-    max: f64,
-    growth: f64,
-    bisections_left: u32,
-}
-
-impl CapacitySearch {
-    /// Doubling from `start`.
-    pub fn new(start: f64, max: f64, bisections: u32) -> Self {
-        Self::with_growth(start, max, bisections, 2.0)
-    }
-
-    /// Growing by `growth` (> 1) from `start`, or shrinking by it while even
-    /// the first rate fails.
-    pub fn with_growth(start: f64, max: f64, bisections: u32, growth: f64) -> Self {
-        Self {
-            next: Some(start.min(max)),
-            highest_pass: None,
-            lowest_fail: None,
-            max,
-            growth: growth.max(1.1),
-            bisections_left: bisections,
-        }
-    }
-
-    pub fn next_rate(&self) -> Option<f64> {
-        self.next
-    }
-
-    pub fn record(&mut self, rate: f64, passed: bool) {
-        if passed {
-            self.highest_pass = Some(self.highest_pass.map_or(rate, |best| best.max(rate)));
-        } else {
-            self.lowest_fail = Some(self.lowest_fail.map_or(rate, |worst| worst.min(rate)));
-        }
-        self.next = match (self.highest_pass, self.lowest_fail) {
-            (Some(pass), None) if pass < self.max => {
-                Some((pass * self.growth).min(self.max).round())
-            }
-            (Some(_), None) => None,
-            // Even the first rate failed: shrink until something passes.
-            (None, Some(fail)) if fail > 25.0 => Some((fail / self.growth).floor()),
-            (Some(pass), Some(fail)) if self.bisections_left > 0 && fail - pass > pass * 0.02 => {
-                self.bisections_left -= 1;
-                Some(((pass + fail) / 2.0).round())
-            }
-            _ => None,
-        };
-    }
-
-    /// The highest rate that met the objective (0 if none did).
-    pub fn capacity(&self) -> f64 {
-        self.highest_pass.unwrap_or(0.0)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScalingResult {
     pub instances: usize,
@@ -294,7 +296,41 @@ pub struct ScalingResult {
     pub steps: Vec<RunSummary>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+impl ScalingResult {
+    /// The step at capacity: the highest offered rate within the objective.
+    pub fn at_capacity(&self, slo_ms: f64) -> Option<&RunSummary> {
+        self.steps
+            .iter()
+            .filter(|step| step.meets(slo_ms))
+            .max_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate))
+    }
+
+    /// The knee: the lowest offered rate above capacity that missed the objective.
+    pub fn knee(&self, slo_ms: f64) -> Option<&RunSummary> {
+        self.steps
+            .iter()
+            .filter(|step| !step.meets(slo_ms) && step.offered_rate > self.capacity_rps)
+            .min_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate))
+    }
+
+    /// How far the true capacity may lie above the figure: up to the knee's rate (the
+    /// search's resolution), as a fraction of the capacity.
+    pub fn resolution(&self, slo_ms: f64) -> Option<f64> {
+        let knee = self.knee(slo_ms)?;
+        (self.capacity_rps > 0.0)
+            .then(|| (knee.offered_rate - self.capacity_rps) / self.capacity_rps)
+    }
+
+    /// Steps that started on a stack that was not healthy and idle.
+    pub fn unhealthy_starts(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|step| !step.started_healthy())
+            .count()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FixedRun {
     pub original: OriginalRow,
     pub ours: RunSummary,
@@ -306,95 +342,6 @@ pub struct TierRun {
     pub redis: bool,
     pub rate: f64,
     pub summary: RunSummary,
-}
-
-/// The faults injected during load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    KillOne,
-    KillHalf,
-    StopRedis,
-    RestartPostgres,
-    AllOriginsAway,
-}
-
-impl Fault {
-    pub const ALL: [Fault; 5] = [
-        Fault::KillOne,
-        Fault::KillHalf,
-        Fault::StopRedis,
-        Fault::RestartPostgres,
-        Fault::AllOriginsAway,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::KillOne => "kill one instance",
-            Fault::KillHalf => "kill half the instances",
-            Fault::StopRedis => "stop Redis",
-            Fault::RestartPostgres => "restart PostgreSQL",
-            Fault::AllOriginsAway => "all origins away",
-        }
-    }
-
-    /// The instances this fault kills in a pool of `pool` (numbered from 1).
-    pub fn victims(self, pool: usize) -> Vec<usize> {
-        match self {
-            Fault::KillOne => vec![1],
-            Fault::KillHalf => (1..=pool / 2).collect(),
-            Fault::AllOriginsAway => (1..=pool).collect(),
-            Fault::StopRedis | Fault::RestartPostgres => Vec::new(),
-        }
-    }
-
-    /// What is done, in a pool of `pool` instances, with the load going
-    /// through the edge or (without it) straight to nginx.
-    pub fn description(self, pool: usize, edge: bool) -> String {
-        let path = if edge {
-            format!("load through the edge → nginx → {pool} instances")
-        } else {
-            format!("load straight to nginx → {pool} instances (no edge)")
-        };
-        let action = match self {
-            Fault::KillOne => {
-                format!("SIGKILL instance 1 of {pool} at 1/3 of the run, restart it at 2/3")
-            }
-            Fault::KillHalf => {
-                let half = pool / 2;
-                format!("SIGKILL instances 1-{half} of {pool} at 1/3, restart them at 2/3")
-            }
-            Fault::StopRedis => "stop Redis at 1/3, start it again at 2/3".to_owned(),
-            Fault::RestartPostgres => "restart PostgreSQL at 1/3 (same data, same port)".to_owned(),
-            Fault::AllOriginsAway => {
-                format!("SIGKILL all {pool} instances at 1/3, restart them at 2/3")
-            }
-        };
-        format!("{action}; {path}")
-    }
-
-    /// What the design promises under this fault, for the configuration run.
-    pub fn promise(self, edge: bool) -> &'static str {
-        match (self, edge) {
-            (Fault::KillOne | Fault::KillHalf, _) => {
-                "nginx marks a dead instance down after its first failure and retries idempotent requests (GET) on another: reads should not fail; a write in flight on a killed instance may fail (writes are never retried); the survivors carry the load"
-            }
-            (Fault::StopRedis, _) => {
-                "a cache failure never fails a request: no errors, reads go to PostgreSQL (latency may rise)"
-            }
-            (Fault::RestartPostgres, true) => {
-                "requests that need the database are answered 503 with Retry-After until it is back; reads cached in Redis or at the edge keep being served; no acknowledged write is lost"
-            }
-            (Fault::RestartPostgres, false) => {
-                "requests that need the database are answered 503 with Retry-After until it is back; reads cached in Redis keep being served; no acknowledged write is lost"
-            }
-            (Fault::AllOriginsAway, true) => {
-                "the edge serves reads it holds from its cache (stale-if-error); reads it never cached and every write cannot be served and fail (502/503/504) by design, until the instances are back"
-            }
-            (Fault::AllOriginsAway, false) => {
-                "with no edge in front nothing can answer: nginx has no cache, so reads and writes fail until the instances are back (this run shows what the edge buys)"
-            }
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -459,47 +406,6 @@ pub fn recovery_seconds_by(
     }
 }
 
-/// The machine's 1-minute load average (`/proc/loadavg`).
-pub fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// Where the capacity search of a pool size starts: at the previous size's
-/// capacity when it found one (a bigger pool is rarely slower, and this spends
-/// no steps re-climbing), else at `start` per instance.
-pub fn search_start(previous_capacity: Option<f64>, start: f64, instances: usize) -> f64 {
-    previous_capacity
-        .filter(|capacity| *capacity > 0.0)
-        .unwrap_or(start * instances as f64)
-}
-
-/// The load for fault and tier runs through the edge: the nginx rate (see
-/// [`fault_rate`]) unless the edge carried less than twice that, then half
-/// of what the edge carried (so that faults meet an edge with headroom, as
-/// they meet the origins).
-pub fn edge_fault_rate(nginx_rate: f64, edge_capacity: Option<f64>) -> f64 {
-    match edge_capacity {
-        Some(capacity) if capacity < 2.0 * nginx_rate => (capacity * 0.5).max(100.0).round(),
-        _ => nginx_rate,
-    }
-}
-
-/// The load for fault and tier runs: half the measured capacity of the
-/// nearest pool size at or below `instances`.
-pub fn fault_rate(scaling: &[ScalingResult], instances: usize) -> f64 {
-    let capacity = scaling
-        .iter()
-        .filter(|result| result.instances <= instances)
-        .map(|result| result.capacity_rps)
-        .fold(0.0, f64::max);
-    (capacity * 0.5).max(100.0).round()
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteCheck {
     pub acknowledged: u64,
@@ -508,209 +414,115 @@ pub struct WriteCheck {
     pub lost: u64,
 }
 
-/// Where and how the study ran.
+/// How long one phase of the study took.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Meta {
-    pub date: String,
-    pub git_revision: String,
-    pub cores: usize,
-    pub memory_gib: f64,
-    pub cpu_model: String,
-    /// The 1-minute load average when the study started and when it ended:
-    /// other work on the machine shows up in every figure.
-    #[serde(default)]
-    pub load_average_start: Option<f64>,
-    #[serde(default)]
-    pub load_average_end: Option<f64>,
-    pub profile: String,
-    pub slo_ms: f64,
-    /// The load went through the edge (false: `--no-edge`).
-    #[serde(default)]
-    pub edge: bool,
-    /// The generator against wrk on nginx `return 200`, measured before the
-    /// stack came up; `Err` says why it was not.
-    #[serde(default)]
-    pub calibration: Option<Result<CalibrationFigure, String>>,
-    pub configuration: Vec<(String, String)>,
-}
-
-/// `loadtest calibrate`'s figures, as the report keeps them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct CalibrationFigure {
-    pub wrk_rate: f64,
-    pub generator_rate: f64,
-    pub ratio: f64,
+pub struct PhaseTime {
+    pub name: String,
     pub seconds: f64,
-    pub connections: usize,
-    pub pinned: bool,
 }
 
-impl From<&crate::calibrate::Calibration> for CalibrationFigure {
-    fn from(calibration: &crate::calibrate::Calibration) -> Self {
-        Self {
-            wrk_rate: calibration.wrk_rate,
-            generator_rate: calibration.generator_rate,
-            ratio: calibration.ratio(),
-            seconds: calibration.seconds,
-            connections: calibration.connections,
-            pinned: calibration.pinned,
-        }
-    }
-}
-
-impl Meta {
-    pub fn collect(
-        args: &super::StudyArgs,
-        config: &stack::StackConfig,
-        profile: &ProfileSettings,
-        calibration: Option<Result<CalibrationFigure, String>>,
-    ) -> Self {
-        let git = |args: &[&str]| {
-            std::process::Command::new("git")
-                .args(args)
-                .current_dir(stack::binaries::workspace_root())
-                .output()
-                .ok()
-                .filter(|output| output.status.success())
-                .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        };
-        let revision =
-            git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
-        let dirty = git(&["status", "--porcelain"]).is_some_and(|status| !status.is_empty());
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let memory_kib: f64 = meminfo
-            .lines()
-            .find_map(|line| line.strip_prefix("MemTotal:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0.0);
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find_map(|line| line.strip_prefix("model name"))
-            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-            .unwrap_or_else(|| "unknown".into());
-        let load_path = if config.edge {
-            "capacity and fixed-rate runs straight to nginx (the edge cache would hide the origins); faults through the edge; cache tiers both ways"
-        } else {
-            "every run straight to nginx (--no-edge: no edge, no edge-cache tiers)"
-        };
-        let configuration = vec![
-            ("profile".into(), profile.trade.into()),
-            ("origin instances".into(), format!("{:?} (capacity search), {} (faults), {} (cache tiers)", profile.sizes, super::FAULT_POOL, super::TIER_POOL)),
-            ("load path".into(), load_path.into()),
-            (
-                "CPU quota per instance".into(),
-                config.cpu_per_instance.map_or("none".into(), |cpu| format!("{cpu} core")),
-            ),
-            ("worker threads per instance".into(), config.worker_threads.to_string()),
-            ("database pool per instance".into(), config.db_pool_size.to_string()),
-            ("seed scale".into(), config.seed_scale.clone()),
-            ("mix".into(), "read-heavy: 25% song, 40% comments page, 25% feed, 8% post, 1% patch, 1% delete; Zipf(1) songs".into()),
-            ("capacity objective".into(), format!("p99 < {} ms, errors < 0.1%, dropped < 0.1%", args.slo_ms)),
-            ("capacity search".into(), format!(
-                "1st size: x2 from {}/s, then {} bisections; later sizes: x{} from the previous size's capacity (÷{} while it fails), then {} bisection(s); {} s pause between steps",
-                profile.search_start, profile.bisect_steps + 1, profile.search_growth, profile.search_growth, profile.bisect_steps,
-                super::STEP_PAUSE.as_secs_f64()
-            )),
-            ("capacity step duration".into(), format!(
-                "{} s per step ({} profile; at 1000/s a step's p99 rests on its {} slowest requests)",
-                profile.search_step.as_secs_f64(),
-                format!("{:?}", args.profile).to_lowercase(),
-                (profile.search_step.as_secs_f64() * 1000.0 / 100.0).round()
-            )),
-            ("warm-up".into(), format!(
-                "{} s at {}/s before the first capacity step (not reported)",
-                profile.warm_up.as_secs_f64(),
-                profile.search_start * 0.5,
-            )),
-            ("fixed-rate, fault and tier runs".into(), format!(
-                "{} s, {} s (fault at 1/3, repair at 2/3), {} s",
-                if profile.full_original_counts { "the original's request counts at 400/s:".to_owned() } else { profile.fixed_duration.as_secs_f64().to_string() },
-                profile.fault_duration.as_secs_f64(),
-                profile.tier_duration.as_secs_f64()
-            )),
-            ("edge capacity search".into(), if config.edge {
-                format!(
-                    "steps of {} s, x2 from a quarter of the nginx pool's capacity (÷2 while it fails) up to that capacity, then {} bisection(s); it only sets the fault and tier rate",
-                    profile.edge_step.as_secs_f64(),
-                    profile.bisect_steps
-                )
-            } else {
-                "none (no edge)".into()
-            }),
-            ("load generator".into(), "loadtest (open model, latency from the intended start), on the same machine".into()),
-        ];
-        Self {
-            date: chrono::Utc::now().to_rfc3339(),
-            git_revision: if dirty {
-                format!("{revision} (with uncommitted changes)")
-            } else {
-                revision
-            },
-            cores: std::thread::available_parallelism()
-                .map(usize::from)
-                .unwrap_or(1),
-            memory_gib: memory_kib / 1024.0 / 1024.0,
-            cpu_model,
-            load_average_start: load_average(),
-            load_average_end: None,
-            profile: format!("{:?}", args.profile).to_lowercase(),
-            slo_ms: args.slo_ms,
-            edge: config.edge,
-            calibration,
-            configuration,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Everything the study measured: `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudyResults {
     pub meta: Meta,
     pub scaling: Vec<ScalingResult>,
-    /// The edge's capacity (cache on) in front of the fault pool, searched
-    /// only up to the nginx pool's capacity; `None` without an edge.
+    /// The edge's capacity (cache on) in front of the CDN phase's pool; `None` without
+    /// an edge.
     pub edge_capacity: Option<ScalingResult>,
     pub fixed: Vec<FixedRun>,
     pub tiers: Vec<TierRun>,
     pub faults: Vec<FaultRun>,
     pub writes: WriteCheck,
+    /// Each phase's running time, in the order run.
+    #[serde(default)]
+    pub phases: Vec<PhaseTime>,
+}
+
+impl StudyResults {
+    /// An empty result that the phases fill in.
+    pub fn new(meta: Meta) -> Self {
+        Self {
+            meta,
+            scaling: Vec::new(),
+            edge_capacity: None,
+            fixed: Vec::new(),
+            tiers: Vec::new(),
+            faults: Vec::new(),
+            writes: WriteCheck {
+                acknowledged: 0,
+                deleted_by_the_run: 0,
+                checked: 0,
+                lost: 0,
+            },
+            phases: Vec::new(),
+        }
+    }
+
+    /// The capacity of `instances` straight to nginx, if that pool size was searched.
+    pub fn capacity_of(&self, instances: usize) -> Option<&ScalingResult> {
+        self.scaling
+            .iter()
+            .find(|result| result.instances == instances)
+    }
+
+    /// How many times the capacity of one instance the largest pool carries.
+    pub fn scaling_factor(&self) -> Option<(usize, f64)> {
+        let first = self.scaling.first()?;
+        let last = self.scaling.last()?;
+        (first.capacity_rps > 0.0 && last.instances > first.instances)
+            .then(|| (last.instances, last.capacity_rps / first.capacity_rps))
+    }
+
+    /// Every measured run that started on a stack that was not healthy and idle, by name.
+    pub fn unhealthy_starts(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for result in &self.scaling {
+            for step in &result.steps {
+                if !step.started_healthy() {
+                    names.push(format!(
+                        "capacity step {:.0}/s with {} instance(s)",
+                        step.offered_rate, result.instances
+                    ));
+                }
+            }
+        }
+        if let Some(edge) = &self.edge_capacity {
+            for step in edge.steps.iter().filter(|step| !step.started_healthy()) {
+                names.push(format!("edge capacity step {:.0}/s", step.offered_rate));
+            }
+        }
+        for run in self.fixed.iter().filter(|run| !run.ours.started_healthy()) {
+            names.push(format!("fixed rate, {}", run.original.configuration));
+        }
+        for tier in self
+            .tiers
+            .iter()
+            .filter(|tier| !tier.summary.started_healthy())
+        {
+            names.push(format!(
+                "cache tier edge {} Redis {}",
+                on_off(tier.edge_cache),
+                on_off(tier.redis)
+            ));
+        }
+        for fault in self
+            .faults
+            .iter()
+            .filter(|fault| !fault.summary.started_healthy())
+        {
+            names.push(format!("fault '{}'", fault.name));
+        }
+        names
+    }
+}
+
+pub fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn search_with_capacity(true_capacity: f64) -> (f64, Vec<f64>) {
-        let mut search = CapacitySearch::new(200.0, 40_000.0, 4);
-        let mut tried = Vec::new();
-        while let Some(rate) = search.next_rate() {
-            tried.push(rate);
-            search.record(rate, rate <= true_capacity);
-        }
-        (search.capacity(), tried)
-    }
-
-    #[test]
-    fn capacity_search_doubles_then_bisects() {
-        let (capacity, tried) = search_with_capacity(2_500.0);
-        assert_eq!(&tried[..5], &[200.0, 400.0, 800.0, 1600.0, 3200.0]);
-        assert_eq!(tried.len(), 9);
-        assert!(
-            (2_350.0..=2_500.0).contains(&capacity),
-            "capacity {capacity} from {tried:?}"
-        );
-    }
-
-    #[test]
-    fn capacity_search_handles_the_extremes() {
-        assert_eq!(search_with_capacity(1e9).0, 40_000.0);
-        let (capacity, tried) = search_with_capacity(60.0);
-        assert!(
-            capacity > 0.0 && capacity <= 60.0,
-            "{capacity} from {tried:?}"
-        );
-        assert_eq!(search_with_capacity(0.0).0, 0.0);
-    }
 
     #[test]
     fn recovery_counts_from_the_fault_to_the_last_bad_second() {
@@ -728,36 +540,6 @@ mod tests {
         assert_eq!(recovery_seconds(&clean, 1), Some(0));
         let never: Vec<Second> = [0, 0, 3, 3].into_iter().map(second).collect();
         assert_eq!(recovery_seconds(&never, 1), None);
-    }
-
-    #[test]
-    fn a_gentler_growth_shrinks_and_grows_by_its_factor() {
-        let mut search = CapacitySearch::with_growth(3000.0, 40_000.0, 1, 1.5);
-        search.record(3000.0, false);
-        assert_eq!(search.next_rate(), Some(2000.0));
-        search.record(2000.0, true);
-        assert_eq!(search.next_rate(), Some(2500.0));
-        search.record(2500.0, true);
-        assert_eq!(search.next_rate(), None, "one bisection only");
-        assert_eq!(search.capacity(), 2500.0);
-        let mut up = CapacitySearch::with_growth(1000.0, 40_000.0, 1, 1.5);
-        up.record(1000.0, true);
-        assert_eq!(up.next_rate(), Some(1500.0));
-    }
-
-    #[test]
-    fn a_slow_edge_lowers_the_fault_rate() {
-        assert_eq!(edge_fault_rate(1750.0, None), 1750.0);
-        assert_eq!(edge_fault_rate(1750.0, Some(3500.0)), 1750.0);
-        assert_eq!(edge_fault_rate(1750.0, Some(1300.0)), 650.0);
-        assert_eq!(edge_fault_rate(1750.0, Some(0.0)), 100.0);
-    }
-
-    #[test]
-    fn later_sizes_start_from_the_previous_capacity() {
-        assert_eq!(search_start(None, 400.0, 1), 400.0);
-        assert_eq!(search_start(Some(0.0), 400.0, 3), 1200.0);
-        assert_eq!(search_start(Some(1800.0), 400.0, 5), 1800.0);
     }
 
     #[test]
@@ -783,41 +565,95 @@ mod tests {
     }
 
     #[test]
-    fn fault_text_is_true_to_the_configuration() {
-        for fault in Fault::ALL {
-            let with_edge = fault.description(4, true);
-            let without = fault.description(4, false);
-            assert!(with_edge.contains("through the edge"), "{with_edge}");
-            assert!(
-                !without.contains("through the edge") && without.contains("no edge"),
-                "{without}"
-            );
-        }
-        assert!(Fault::KillHalf.description(6, true).contains("1-3 of 6"));
-        assert_eq!(Fault::KillHalf.victims(4), vec![1, 2]);
-        assert_eq!(Fault::AllOriginsAway.victims(3), vec![1, 2, 3]);
-        assert!(
-            Fault::AllOriginsAway
-                .promise(true)
-                .contains("stale-if-error")
-        );
-        assert!(
-            !Fault::AllOriginsAway
-                .promise(false)
-                .contains("stale-if-error")
-        );
-        assert!(Fault::RestartPostgres.promise(true).contains("Retry-After"));
+    fn only_whole_seconds_count() {
+        let timeline = vec![Second::default(); 4];
+        assert_eq!(whole_seconds(3.0, &timeline).len(), 3);
+        assert_eq!(whole_seconds(2.999_999_9, &timeline).len(), 3);
+        assert_eq!(whole_seconds(2.5, &timeline).len(), 2);
+        assert_eq!(whole_seconds(9.0, &timeline).len(), 4);
     }
 
     #[test]
-    fn fault_rate_is_half_the_nearest_capacity() {
-        let result = |instances, capacity_rps| ScalingResult {
-            instances,
-            capacity_rps,
-            steps: Vec::new(),
+    fn noise_is_the_standard_error_of_the_seconds() {
+        assert_eq!(standard_error([5.0].into_iter()), None);
+        let noise = standard_error([4.0, 6.0].into_iter()).unwrap();
+        assert!((noise - 1.0).abs() < 1e-9, "{noise}");
+        // Seconds without requests (0) do not count.
+        assert_eq!(standard_error([4.0, 0.0].into_iter()), None);
+    }
+
+    fn cpu(instances: Vec<f64>, nginx: f64, other: f64) -> CpuUse {
+        CpuUse {
+            seconds: 3.0,
+            instances: instances.iter().sum(),
+            per_instance: instances,
+            nginx,
+            edge: 0.0,
+            postgres: 0.2,
+            redis: 0.05,
+            generator: 0.3,
+            other,
+            machine_cores: 2,
+            instance_quota: Some(0.05),
+        }
+    }
+
+    #[test]
+    fn the_bottleneck_is_named_from_cpu_figures() {
+        let pool = cpu(vec![0.049, 0.048], 0.2, 0.0);
+        assert!(
+            pool.bottleneck()
+                .starts_with("the origin pool at its CPU quota"),
+            "{}",
+            pool.bottleneck()
+        );
+        // One instance at its quota saturates the pool even if the other idles (imbalance).
+        let skewed = cpu(vec![0.049, 0.01], 0.2, 0.0);
+        assert!(skewed.bottleneck().starts_with("the origin pool"));
+        let machine = cpu(vec![0.02, 0.02], 0.7, 0.5);
+        let text = machine.bottleneck();
+        assert!(
+            text.starts_with("the machine's CPU (1.79 of 2 cores busy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nginx 0.70, other processes 0.50, load generator 0.30"),
+            "{text}"
+        );
+        let idle = cpu(vec![0.02, 0.02], 0.1, 0.0);
+        assert!(idle.bottleneck().starts_with("no part at a CPU limit"));
+        assert_eq!(machine.pool_quota(), Some(0.1));
+    }
+
+    #[test]
+    fn error_noise_never_reads_zero_as_exact() {
+        let mut summary = RunSummary {
+            offered_rate: 400.0,
+            requests: 800,
+            errors: 0,
+            error_rate: 0.0,
+            dropped: 0,
+            dropped_rate: 0.0,
+            mean_ms: 1.0,
+            p50_ms: 1.0,
+            p90_ms: 1.0,
+            p99_ms: 1.0,
+            p999_ms: 1.0,
+            max_ms: 1.0,
+            throughput: 400.0,
+            duration_s: 2.0,
+            p50_noise_ms: None,
+            p99_noise_ms: None,
+            start: None,
+            cpu: None,
+            cache: CacheCounts::default(),
+            origin_requests: Some(400),
         };
-        let scaling = vec![result(1, 1000.0), result(3, 2600.0), result(5, 4000.0)];
-        assert_eq!(fault_rate(&scaling, 4), 1300.0);
-        assert_eq!(fault_rate(&[], 4), 100.0);
+        assert!((summary.error_rate_noise() - 3.0 / 800.0).abs() < 1e-12);
+        summary.errors = 8;
+        summary.error_rate = 0.01;
+        assert!((summary.error_rate_noise() - (0.01f64 * 0.99 / 800.0).sqrt()).abs() < 1e-12);
+        assert_eq!(summary.origin_rate(), Some(200.0));
+        assert!(summary.started_healthy());
     }
 }

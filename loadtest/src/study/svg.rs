@@ -1,6 +1,6 @@
-//! Charts drawn by hand as SVG text: line charts with axes, ticks, a legend
-//! and optional vertical markers, so the report opens anywhere without a
-//! server or a script.
+//! Charts drawn by hand as SVG text: line charts with axes, ticks, a legend, vertical
+//! markers and shaded bands, and stacked bar charts, so the report opens anywhere without
+//! a server or a script. Every line and every band is named in the legend.
 
 use std::fmt::Write as _;
 
@@ -20,6 +20,25 @@ pub struct Marker {
     pub label: String,
 }
 
+/// A shaded area with its name in the legend.
+#[derive(Debug, Clone)]
+pub struct Band {
+    pub name: String,
+    pub color: &'static str,
+    pub area: Area,
+}
+
+#[derive(Debug, Clone)]
+pub enum Area {
+    /// Everything between two x values (a fault's duration).
+    Span { from: f64, to: f64 },
+    /// Between two lines over the same x values (a figure's uncertainty).
+    Between {
+        lower: Vec<(f64, f64)>,
+        upper: Vec<(f64, f64)>,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Chart {
     pub title: String,
@@ -27,6 +46,7 @@ pub struct Chart {
     pub y_label: String,
     pub series: Vec<Series>,
     pub markers: Vec<Marker>,
+    pub bands: Vec<Band>,
     /// A logarithmic y axis (decades), for latencies that span 1 ms to seconds;
     /// points at or below zero are left out.
     pub log_y: bool,
@@ -36,10 +56,11 @@ pub const PALETTE: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
 ];
 
-const WIDTH: f64 = 640.0;
+const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 360.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 150.0;
+/// Room for the legend: names such as "slowest of the second" fit.
+const RIGHT: f64 = 210.0;
 const TOP: f64 = 36.0;
 const BOTTOM: f64 = 50.0;
 
@@ -150,6 +171,44 @@ impl YAxis {
     }
 }
 
+/// The start of a chart: the root element, a white background and the title.
+fn open_svg(title: &str) -> String {
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="11" role="img" aria-label="{title}"><rect width="{WIDTH}" height="{HEIGHT}" fill="white"/><text x="{LEFT}" y="20" font-size="14" font-weight="bold">{title}</text>"#,
+        title = escape(title)
+    )
+}
+
+/// Horizontal grid lines with the y axis's tick labels.
+fn y_grid(svg: &mut String, axis: &YAxis, sy: impl Fn(f64) -> f64) {
+    let plot_width = WIDTH - LEFT - RIGHT;
+    for (y, label) in axis.ticks() {
+        let _ = write!(
+            svg,
+            r##"<line x1="{LEFT}" x2="{x2}" y1="{py}" y2="{py}" stroke="#e5e5e5"/><text x="{tx}" y="{ty}" text-anchor="end">{label}</text>"##,
+            x2 = LEFT + plot_width,
+            py = sy(y),
+            tx = LEFT - 6.0,
+            ty = sy(y) + 4.0,
+        );
+    }
+}
+
+/// The plot's frame and the two axis labels.
+fn frame(svg: &mut String, x_label: &str, y_label: &str) {
+    let plot_width = WIDTH - LEFT - RIGHT;
+    let plot_height = HEIGHT - TOP - BOTTOM;
+    let _ = write!(
+        svg,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{plot_width}" height="{plot_height}" fill="none" stroke="#888"/><text x="{}" y="{}" text-anchor="middle">{}</text><text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"##,
+        LEFT + plot_width / 2.0,
+        HEIGHT - 12.0,
+        escape(x_label),
+        TOP + plot_height / 2.0,
+        escape(y_label)
+    );
+}
+
 impl Chart {
     pub fn render(&self) -> String {
         let keep = |&&(_, y): &&(f64, f64)| !self.log_y || y > 0.0;
@@ -171,6 +230,17 @@ impl Chart {
         for marker in &self.markers {
             x_max = x_max.max(marker.x);
         }
+        for band in &self.bands {
+            match &band.area {
+                Area::Span { to, .. } => x_max = x_max.max(*to),
+                Area::Between { upper, .. } => {
+                    for &(x, y) in upper {
+                        x_max = x_max.max(x);
+                        y_max = y_max.max(y);
+                    }
+                }
+            }
+        }
         if !x_min.is_finite() {
             x_min = 0.0;
         }
@@ -183,33 +253,8 @@ impl Chart {
         let sx = |x: f64| LEFT + (x - x_min) / (x_top - x_min) * plot_width;
         let sy = |y: f64| TOP + plot_height - y_axis.fraction(y) * plot_height;
 
-        let mut svg = String::new();
-        let _ = write!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="11" role="img" aria-label="{title}">"#,
-            title = escape(&self.title)
-        );
-        let _ = write!(
-            svg,
-            r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
-        );
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="20" font-size="14" font-weight="bold">{}</text>"#,
-            LEFT,
-            escape(&self.title)
-        );
-        // Grid and ticks.
-        for (y, label) in y_axis.ticks() {
-            let _ = write!(
-                svg,
-                r##"<line x1="{LEFT}" x2="{x2}" y1="{py}" y2="{py}" stroke="#e5e5e5"/><text x="{tx}" y="{ty}" text-anchor="end">{label}</text>"##,
-                x2 = LEFT + plot_width,
-                py = sy(y),
-                tx = LEFT - 6.0,
-                ty = sy(y) + 4.0,
-            );
-        }
+        let mut svg = open_svg(&self.title);
+        y_grid(&mut svg, &y_axis, sy);
         let mut x = (x_min / x_step).ceil() * x_step;
         while x <= x_top + x_step / 2.0 {
             let _ = write!(
@@ -222,23 +267,33 @@ impl Chart {
             );
             x += x_step;
         }
-        let _ = write!(
-            svg,
-            r##"<rect x="{LEFT}" y="{TOP}" width="{plot_width}" height="{plot_height}" fill="none" stroke="#888"/>"##
-        );
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-            LEFT + plot_width / 2.0,
-            HEIGHT - 12.0,
-            escape(&self.x_label)
-        );
-        let _ = write!(
-            svg,
-            r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
-            TOP + plot_height / 2.0,
-            escape(&self.y_label)
-        );
+        frame(&mut svg, &self.x_label, &self.y_label);
+        for band in &self.bands {
+            match &band.area {
+                Area::Span { from, to } => {
+                    let _ = write!(
+                        svg,
+                        r#"<rect x="{:.1}" y="{TOP}" width="{:.1}" height="{plot_height}" fill="{}" fill-opacity="0.15"/>"#,
+                        sx(*from),
+                        (sx(*to) - sx(*from)).max(0.0),
+                        band.color
+                    );
+                }
+                Area::Between { lower, upper } => {
+                    let outline: Vec<String> = upper
+                        .iter()
+                        .chain(lower.iter().rev())
+                        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                        .collect();
+                    let _ = write!(
+                        svg,
+                        r#"<polygon points="{}" fill="{}" fill-opacity="0.18" stroke="none"/>"#,
+                        outline.join(" "),
+                        band.color
+                    );
+                }
+            }
+        }
         for marker in &self.markers {
             let _ = write!(
                 svg,
@@ -290,6 +345,131 @@ impl Chart {
                 escape(&series.name)
             );
         }
+        for (index, band) in self.bands.iter().enumerate() {
+            let legend_y = TOP + 14.0 + (self.series.len() + index) as f64 * 18.0;
+            let legend_x = LEFT + plot_width + 12.0;
+            let _ = write!(
+                svg,
+                r#"<rect x="{legend_x}" y="{}" width="18" height="10" fill="{}" fill-opacity="0.3"/><text x="{}" y="{}">{}</text>"#,
+                legend_y - 5.0,
+                band.color,
+                legend_x + 24.0,
+                legend_y + 4.0,
+                escape(&band.name)
+            );
+        }
+        svg.push_str("</svg>");
+        svg
+    }
+}
+
+/// One layer of a stacked bar chart: a part's value in every bar.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub name: String,
+    pub color: &'static str,
+    pub values: Vec<f64>,
+}
+
+/// Bars made of layers stacked bottom up (the CPU of each part at each pool size), with
+/// an optional horizontal reference line (the machine's cores).
+#[derive(Debug, Clone)]
+pub struct StackedBars {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub bars: Vec<String>,
+    pub layers: Vec<Layer>,
+    pub reference: Option<(f64, String)>,
+}
+
+impl StackedBars {
+    pub fn render(&self) -> String {
+        let totals: Vec<f64> = (0..self.bars.len())
+            .map(|bar| {
+                self.layers
+                    .iter()
+                    .map(|layer| layer.values.get(bar).copied().unwrap_or(0.0).max(0.0))
+                    .sum()
+            })
+            .collect();
+        let top_value = totals
+            .iter()
+            .copied()
+            .chain(self.reference.iter().map(|(value, _)| *value))
+            .fold(0.0, f64::max);
+        let axis = YAxis::new(false, f64::INFINITY, top_value.max(1e-9));
+        let plot_width = WIDTH - LEFT - RIGHT;
+        let plot_height = HEIGHT - TOP - BOTTOM;
+        let sy = |y: f64| TOP + plot_height - axis.fraction(y) * plot_height;
+        let slot = plot_width / self.bars.len().max(1) as f64;
+        let bar_width = slot * 0.6;
+
+        let mut svg = open_svg(&self.title);
+        y_grid(&mut svg, &axis, sy);
+        for (bar, name) in self.bars.iter().enumerate() {
+            let x = LEFT + slot * bar as f64 + (slot - bar_width) / 2.0;
+            let mut base = 0.0;
+            for layer in &self.layers {
+                let value = layer.values.get(bar).copied().unwrap_or(0.0).max(0.0);
+                if value > 0.0 {
+                    let _ = write!(
+                        svg,
+                        r#"<rect x="{x:.1}" y="{:.1}" width="{bar_width:.1}" height="{:.1}" fill="{}"><title>{}: {value:.3}</title></rect>"#,
+                        sy(base + value),
+                        (sy(base) - sy(base + value)).max(0.0),
+                        layer.color,
+                        escape(&layer.name)
+                    );
+                }
+                base += value;
+            }
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{:.2}</text>"#,
+                x + bar_width / 2.0,
+                TOP + plot_height + 16.0,
+                escape(name),
+                x + bar_width / 2.0,
+                sy(base) - 4.0,
+                base
+            );
+        }
+        if let Some((value, _)) = &self.reference {
+            let _ = write!(
+                svg,
+                r##"<line x1="{LEFT}" x2="{x2}" y1="{py}" y2="{py}" stroke="#444" stroke-dasharray="6 4"/>"##,
+                x2 = LEFT + plot_width,
+                py = sy(*value),
+            );
+        }
+        frame(&mut svg, &self.x_label, &self.y_label);
+        // Legend top down in the order the layers stack bottom up, so it reads like the bars;
+        // the reference line last.
+        let legend_x = LEFT + plot_width + 12.0;
+        let legend_y = |row: usize| TOP + 14.0 + row as f64 * 18.0;
+        for (index, layer) in self.layers.iter().rev().enumerate() {
+            let _ = write!(
+                svg,
+                r#"<rect x="{legend_x}" y="{}" width="14" height="10" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+                legend_y(index) - 5.0,
+                layer.color,
+                legend_x + 20.0,
+                legend_y(index) + 4.0,
+                escape(&layer.name)
+            );
+        }
+        if let Some((_, label)) = &self.reference {
+            let y = legend_y(self.layers.len());
+            let _ = write!(
+                svg,
+                r##"<line x1="{legend_x}" x2="{}" y1="{y}" y2="{y}" stroke="#444" stroke-dasharray="6 4"/><text x="{}" y="{}">{}</text>"##,
+                legend_x + 14.0,
+                legend_x + 20.0,
+                y + 4.0,
+                escape(label)
+            );
+        }
         svg.push_str("</svg>");
         svg
     }
@@ -315,10 +495,29 @@ mod tests {
                 x: 1.5,
                 label: "fault".into(),
             }],
+            bands: vec![
+                Band {
+                    name: "fault active".into(),
+                    color: PALETTE[1],
+                    area: Area::Span { from: 1.5, to: 1.8 },
+                },
+                Band {
+                    name: "capacity lies here".into(),
+                    color: PALETTE[0],
+                    area: Area::Between {
+                        lower: vec![(1.0, 100.0), (2.0, 190.0)],
+                        upper: vec![(1.0, 120.0), (2.0, 250.0)],
+                    },
+                },
+            ],
             log_y: false,
         };
         let svg = chart.render();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert!(svg.contains(">fault active<") && svg.contains(">capacity lies here<"));
+        assert_eq!(svg.matches("<polygon").count(), 1);
+        // The band's top (250) widened the y axis.
+        assert!(svg.contains(">250<") || svg.contains(">300<"), "{svg}");
         assert!(svg.contains("capacity &lt;vs&gt; instances"));
         assert!(svg.contains("<polyline") && svg.contains("measured") && svg.contains("fault"));
         assert_eq!(svg.matches("<circle").count(), 2);
@@ -337,6 +536,7 @@ mod tests {
                 dashed: false,
             }],
             markers: Vec::new(),
+            bands: Vec::new(),
             log_y: true,
         };
         let svg = chart.render();
@@ -349,6 +549,38 @@ mod tests {
         assert_eq!((axis.bottom, axis.top), (-2.0, 2.0));
         assert_eq!(axis.ticks()[0].1, "0.01");
         assert!((axis.fraction(1.0) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn stacked_bars_stack_their_layers_and_name_each_one() {
+        let chart = StackedBars {
+            title: "CPU per part".into(),
+            x_label: "instances".into(),
+            y_label: "cores".into(),
+            bars: vec!["1".into(), "10".into()],
+            layers: vec![
+                Layer {
+                    name: "origin instances".into(),
+                    color: PALETTE[0],
+                    values: vec![0.05, 0.5],
+                },
+                Layer {
+                    name: "nginx".into(),
+                    color: PALETTE[1],
+                    values: vec![0.1, 0.0],
+                },
+            ],
+            reference: Some((2.0, "machine: 2 cores".into())),
+        };
+        let svg = chart.render();
+        // Three non-empty segments (the zero is not drawn), two legend swatches.
+        assert_eq!(svg.matches("<title>").count(), 3);
+        assert!(svg.contains(">origin instances<") && svg.contains(">nginx<"));
+        assert!(
+            svg.contains(">0.15<") && svg.contains(">0.50<"),
+            "totals on the bars"
+        );
+        assert!(svg.contains("machine: 2 cores"));
     }
 
     #[test]

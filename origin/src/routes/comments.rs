@@ -9,21 +9,36 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::input;
 use crate::auth::Author;
 use crate::cache::CacheKey;
 use crate::domain::{Comment, CommentBody};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::http_cache::{cacheable_json, uncacheable_json};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::Mutation;
 
-#[derive(Debug, Deserialize)]
+/// The new text of a comment (its position and author stay).
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct EditRequest {
+    #[schema(value_type = CommentBody)]
     body: String,
 }
 
+/// A comment.
+#[utoipa::path(
+    get,
+    path = "/api/comments/{comment_id}",
+    tag = "comments",
+    params(("comment_id" = String, Path, format = Uuid, description = "The comment.")),
+    responses(
+        (status = 200, description = "The comment.", body = Comment),
+        (status = 400, description = "comment_id is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such comment.", body = ErrorBody),
+    )
+)]
 pub async fn comment(
     State(state): State<Arc<AppState>>,
     Path(raw_id): Path<String>,
@@ -46,6 +61,22 @@ pub async fn comment(
     Ok(cacheable_json(&headers, body, &state.http_cache))
 }
 
+/// Edits a comment's body; only its author may.
+#[utoipa::path(
+    patch,
+    path = "/api/comments/{comment_id}",
+    tag = "comments",
+    params(("comment_id" = String, Path, format = Uuid, description = "The comment.")),
+    request_body = EditRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The edited comment.", body = Comment,
+            headers(("Link" = String, description = "`</api/songs/{song_id}/comments>; rel=\"collection\"`: the comment's song's list, which shared caches drop (RFC 6573)."))),
+        (status = 400, description = "A malformed comment_id or body.", body = ErrorBody),
+        (status = 403, description = "The comment is someone else's; nothing changed.", body = ErrorBody),
+        (status = 404, description = "No such comment.", body = ErrorBody),
+    )
+)]
 pub async fn edit_comment(
     State(state): State<Arc<AppState>>,
     Author(author): Author,
@@ -63,6 +94,21 @@ pub async fn edit_comment(
     ))
 }
 
+/// Deletes a comment; only its author may.
+#[utoipa::path(
+    delete,
+    path = "/api/comments/{comment_id}",
+    tag = "comments",
+    params(("comment_id" = String, Path, format = Uuid, description = "The comment.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted.",
+            headers(("Link" = String, description = "`</api/songs/{song_id}/comments>; rel=\"collection\"`: the comment's song's list, which shared caches drop (RFC 6573)."))),
+        (status = 400, description = "comment_id is not a UUID.", body = ErrorBody),
+        (status = 403, description = "The comment is someone else's; nothing changed.", body = ErrorBody),
+        (status = 404, description = "No such comment.", body = ErrorBody),
+    )
+)]
 pub async fn delete_comment(
     State(state): State<Arc<AppState>>,
     Author(author): Author,

@@ -1,6 +1,8 @@
 //! HTTP routes, one file per area: songs (song, comments page, feed, new
 //! comment), comments (read, edit, delete) and health (liveness, readiness,
-//! metrics). Handlers parse and check input, then call the cache and storage.
+//! metrics, the OpenAPI description). Handlers parse and check input, then call
+//! the cache and storage. Each handler carries its `#[utoipa::path]`, so the
+//! router and the OpenAPI description ([`crate::openapi`]) come from one list.
 
 mod comments;
 mod health;
@@ -9,32 +11,30 @@ mod songs;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The API under `/api`, behind load shedding.
-pub fn api_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/songs/{song_id}", get(songs::song))
-        .route(
-            "/api/songs/{song_id}/comments",
-            get(songs::comments).post(songs::create_comment),
-        )
-        .route("/api/songs/{song_id}/feed", get(songs::feed))
-        .route(
-            "/api/comments/{comment_id}",
-            get(comments::comment)
-                .patch(comments::edit_comment)
-                .delete(comments::delete_comment),
-        )
+pub fn api_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(songs::song))
+        .routes(routes!(songs::comments, songs::create_comment))
+        .routes(routes!(songs::feed))
+        .routes(routes!(
+            comments::comment,
+            comments::edit_comment,
+            comments::delete_comment
+        ))
 }
 
-/// Liveness, readiness and metrics: never shed, so operators can see an overload.
-pub fn health_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+/// Liveness, readiness, metrics and the description: never shed, so operators
+/// (and clients) can see an overload.
+pub fn health_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(health::openapi_json))
 }

@@ -11,41 +11,49 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::input::{self, PageQuery};
+use utoipa::ToSchema;
+
+use super::input::{self, FeedQuery, PageQuery};
 use crate::auth::Author;
 use crate::cache::CacheKey;
 use crate::domain::{
     Comment, CommentBody, Cursor, FeedComment, NewComment, Song, SongId, check_track_position,
     page_limit,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::http_cache::{cacheable_json, uncacheable_json};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::StorageError;
 
-#[derive(Debug, Serialize)]
-struct CommentsPageBody<'a> {
+/// One page of a song's comments, in (track_ms, id) order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommentsPage {
     song_id: SongId,
-    comments: &'a [Comment],
+    comments: Vec<Comment>,
+    /// Where the next page starts (`after=`), when this page is full.
+    #[schema(pattern = "^[A-Za-z0-9_-]{27}$")]
     next: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct FeedBody<'a> {
-    song: &'a Song,
-    comments: &'a [FeedComment],
+/// The song with its first comments and their authors, in one answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Feed {
+    song: Song,
+    comments: Vec<FeedComment>,
+    /// Where the comments list continues (`after=`), when this page is full.
+    #[schema(pattern = "^[A-Za-z0-9_-]{27}$")]
     next: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A new comment. Its author is the token's subject, never a field here.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct NewCommentRequest {
+    #[schema(value_type = CommentBody)]
     body: String,
+    /// Where in the song, in milliseconds: 0 to the song's `duration_ms`
+    /// (a position past the end is refused with 400).
+    #[schema(minimum = 0, maximum = 2147483647)]
     track_ms: i64,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct FeedQuery {
-    limit: Option<u32>,
 }
 
 fn to_json<T: Serialize>(value: &T) -> Bytes {
@@ -67,6 +75,18 @@ pub(super) async fn song_json(
     loaded.map_err(ApiError::Storage)
 }
 
+/// A song.
+#[utoipa::path(
+    get,
+    path = "/api/songs/{song_id}",
+    tag = "songs",
+    params(("song_id" = SongId, Path, description = "The song.")),
+    responses(
+        (status = 200, description = "The song.", body = Song),
+        (status = 400, description = "song_id is not a positive integer.", body = ErrorBody),
+        (status = 404, description = "No such song.", body = ErrorBody),
+    )
+)]
 pub async fn song(
     State(state): State<Arc<AppState>>,
     Path(raw_id): Path<String>,
@@ -79,6 +99,18 @@ pub async fn song(
     Ok(cacheable_json(&headers, body, &state.http_cache))
 }
 
+/// One page of a song's comments, in (track_ms, id) order.
+#[utoipa::path(
+    get,
+    path = "/api/songs/{song_id}/comments",
+    tag = "songs",
+    params(("song_id" = SongId, Path, description = "The song."), PageQuery),
+    responses(
+        (status = 200, description = "A page (empty when the song has no comments).", body = CommentsPage),
+        (status = 400, description = "A malformed song_id, limit or cursor.", body = ErrorBody),
+        (status = 404, description = "No such song.", body = ErrorBody),
+    )
+)]
 pub async fn comments(
     State(state): State<Arc<AppState>>,
     Path(raw_id): Path<String>,
@@ -89,15 +121,13 @@ pub async fn comments(
     let (limit, after) = input::page(query)?;
     let storage = Arc::clone(&state.storage);
     let load = move || async move {
-        let page = storage.comments(song, after, limit).await?;
-        // An empty page cannot tell "no comments (yet)" from "no such song".
-        if page.items.is_empty() && storage.song(song).await?.is_none() {
+        let Some(page) = storage.comments(song, after, limit).await? else {
             return Ok::<_, StorageError>(None);
-        }
+        };
         let next = page.next.as_ref().map(Cursor::encode);
-        Ok(Some(to_json(&CommentsPageBody {
+        Ok(Some(to_json(&CommentsPage {
             song_id: song,
-            comments: &page.items,
+            comments: page.items,
             next,
         })))
     };
@@ -110,6 +140,18 @@ pub async fn comments(
     Ok(cacheable_json(&headers, body, &state.http_cache))
 }
 
+/// The song with its first comments and their authors.
+#[utoipa::path(
+    get,
+    path = "/api/songs/{song_id}/feed",
+    tag = "songs",
+    params(("song_id" = SongId, Path, description = "The song."), FeedQuery),
+    responses(
+        (status = 200, description = "The song and its first comments.", body = Feed),
+        (status = 400, description = "A malformed song_id or limit.", body = ErrorBody),
+        (status = 404, description = "No such song.", body = ErrorBody),
+    )
+)]
 pub async fn feed(
     State(state): State<Arc<AppState>>,
     Path(raw_id): Path<String>,
@@ -117,20 +159,16 @@ pub async fn feed(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let song = input::song_id(&raw_id)?;
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest {
-        status: StatusCode::BAD_REQUEST,
-        message: rejection.body_text(),
-    })?;
-    let limit = page_limit(query.limit)?;
+    let limit = page_limit(input::query(query)?.limit)?;
     let storage = Arc::clone(&state.storage);
     let load = move || async move {
         let Some(feed) = storage.feed(song, limit).await? else {
             return Ok(None);
         };
         let next = feed.comments.next.as_ref().map(Cursor::encode);
-        Ok(Some(to_json(&FeedBody {
-            song: &feed.song,
-            comments: &feed.comments.items,
+        Ok(Some(to_json(&Feed {
+            song: feed.song,
+            comments: feed.comments.items,
             next,
         })))
     };
@@ -143,6 +181,26 @@ pub async fn feed(
     Ok(cacheable_json(&headers, body, &state.http_cache))
 }
 
+/// Posts a comment on a song, as the token's subject.
+#[utoipa::path(
+    post,
+    path = "/api/songs/{song_id}/comments",
+    tag = "comments",
+    params(("song_id" = SongId, Path, description = "The song.")),
+    request_body = NewCommentRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored; `Location` names the new comment.", body = Comment,
+            headers(("Location" = String, description = "`/api/comments/{id}` of the new comment.")),
+            links(
+                ("ReadTheComment" = (operation_id = "comment", parameters(("comment_id" = "$response.body#/id")))),
+                ("EditTheComment" = (operation_id = "edit_comment", parameters(("comment_id" = "$response.body#/id")))),
+                ("DeleteTheComment" = (operation_id = "delete_comment", parameters(("comment_id" = "$response.body#/id")))),
+            )),
+        (status = 400, description = "A malformed song_id, body or position (past the song's end).", body = ErrorBody),
+        (status = 404, description = "No such song.", body = ErrorBody),
+    )
+)]
 pub async fn create_comment(
     State(state): State<Arc<AppState>>,
     Author(author): Author,

@@ -1,5 +1,8 @@
 //! Storage behind one trait, one backend per file. Every backend passes the
 //! same conformance suite (`tests/conformance.rs`) over the HTTP API.
+//! [`open`] is the one place that turns a chosen [`Database`] into a backend.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -9,6 +12,78 @@ use crate::domain::{
 
 pub mod postgres;
 pub mod scylla;
+
+/// A database to run on, with where it is and how to talk to it.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Postgres {
+        url: String,
+        options: postgres::PostgresOptions,
+    },
+    Scylla(scylla::ScyllaOptions),
+}
+
+/// What [`open`] does about the schema before it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply whatever migrations are missing (the server does this on start).
+    Migrate,
+    /// Use the schema as it is (tools reading a loaded data set).
+    AsIs,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("could not migrate the PostgreSQL database")]
+    Migrate(#[source] postgres::MigrateError),
+    #[error("could not set up the PostgreSQL connection pool")]
+    Pool(#[source] postgres::ConnectError),
+    #[error("could not set up ScyllaDB")]
+    Scylla(#[source] scylla::ScyllaError),
+}
+
+/// The backend for `database`: the one place where the choice of database is made.
+pub async fn open(database: &Database, schema: Schema) -> Result<Arc<dyn Storage>, OpenError> {
+    let storage: Arc<dyn Storage> = match database {
+        Database::Postgres { url, options } => {
+            if schema == Schema::Migrate {
+                migrate(database).await?;
+            }
+            Arc::new(postgres::PostgresStorage::connect(url, options).map_err(OpenError::Pool)?)
+        }
+        Database::Scylla(options) => {
+            let session = scylla::session(options).await.map_err(OpenError::Scylla)?;
+            if schema == Schema::Migrate {
+                scylla::migrate(&session, options)
+                    .await
+                    .map_err(OpenError::Scylla)?;
+            }
+            Arc::new(
+                scylla::ScyllaStorage::with_session(session, &options.keyspace)
+                    .await
+                    .map_err(OpenError::Scylla)?,
+            )
+        }
+    };
+    Ok(storage)
+}
+
+/// Applies the schema changes `database` lacks (`origin migrate`; safe to repeat).
+pub async fn migrate(database: &Database) -> Result<(), OpenError> {
+    match database {
+        Database::Postgres { url, .. } => {
+            let applied = postgres::migrate(url).await.map_err(OpenError::Migrate)?;
+            tracing::info!(?applied, "PostgreSQL migrations applied");
+        }
+        Database::Scylla(options) => {
+            let session = scylla::session(options).await.map_err(OpenError::Scylla)?;
+            scylla::migrate(&session, options)
+                .await
+                .map_err(OpenError::Scylla)?;
+        }
+    }
+    Ok(())
+}
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -48,13 +123,14 @@ pub trait Storage: Send + Sync + 'static {
     async fn song(&self, id: SongId) -> Result<Option<Song>, StorageError>;
 
     /// Comments of a song in (track_ms, id) order, strictly after `after`.
-    /// `next` is set when the page is full.
+    /// `next` is set when the page is full. `None` when the song does not
+    /// exist, told apart from an empty page without a second round trip.
     async fn comments(
         &self,
         song: SongId,
         after: Option<Cursor>,
         limit: u32,
-    ) -> Result<Page<Comment>, StorageError>;
+    ) -> Result<Option<Page<Comment>>, StorageError>;
 
     /// The song and its first `limit` comments with their authors, in one round
     /// trip where the backend allows it. `None` when the song does not exist.
@@ -79,6 +155,10 @@ pub trait Storage: Send + Sync + 'static {
         id: CommentId,
         author: UserId,
     ) -> Result<Mutation<Comment>, StorageError>;
+
+    /// The database product behind the backend, as reports name it:
+    /// "PostgreSQL", "Cassandra" or "ScyllaDB".
+    fn product(&self) -> &'static str;
 
     /// Connection pool figures for `/metrics`, where the backend has a pool.
     fn pool_status(&self) -> Option<PoolStatus> {

@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use postgres_types::{FromSql, IsNull, ToSql, Type, accepts, to_sql_checked};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{Mutation, PoolStatus, Storage, StorageError};
+use super::{BoxError, Mutation, PoolStatus, Storage, StorageError};
 use crate::domain::{
     Comment, CommentBody, CommentId, Cursor, Feed, FeedComment, NewComment, Page, Song, SongId,
     UserId,
@@ -27,11 +29,19 @@ pub const MIGRATIONS: &[(&str, &str)] = &[(
 const MIGRATION_LOCK: i64 = 0x5f0c_0de5;
 
 const SONG_SQL: &str = "SELECT id, title, artist, duration_ms, created_at FROM songs WHERE id = $1";
+// The song and one page of its comments in one statement, so that an empty
+// page tells "no such song" (no row) from "no comments" (one row of NULLs).
 // The row comparison walks comments_by_song_position from the cursor on; the
 // first page passes (-1, nil) which every row follows.
-const COMMENTS_SQL: &str = "SELECT id, song_id, user_id, body, track_ms, created_at, updated_at \
-     FROM comments WHERE song_id = $1 AND (track_ms, id) > ($2, $3) \
-     ORDER BY track_ms, id LIMIT $4";
+const COMMENTS_SQL: &str = "SELECT c.id, c.song_id, c.user_id, c.body, c.track_ms, c.created_at, c.updated_at \
+     FROM songs s \
+     LEFT JOIN LATERAL ( \
+         SELECT id, song_id, user_id, body, track_ms, created_at, updated_at FROM comments \
+         WHERE song_id = s.id AND (track_ms, id) > ($2, $3) \
+         ORDER BY track_ms, id LIMIT $4 \
+     ) c ON true \
+     WHERE s.id = $1 \
+     ORDER BY c.track_ms, c.id";
 // One round trip: the song, its first page through the covering index
 // (LATERAL ... LIMIT), and each comment's author. A song without comments
 // yields one row with NULL comment columns.
@@ -66,6 +76,32 @@ const DELETE_SQL: &str = "WITH gone AS ( \
      UNION ALL \
      SELECT false, id, song_id, user_id, body, track_ms, created_at, updated_at FROM comments \
      WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM gone)";
+
+/// Song and user ids are `bigint` columns. One read back that is not positive
+/// fails the query (nothing the service writes makes one).
+macro_rules! bigint_id {
+    ($id:ty) => {
+        impl ToSql for $id {
+            fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+                self.get().to_sql(ty, out)
+            }
+
+            accepts!(INT8);
+            to_sql_checked!();
+        }
+
+        impl<'a> FromSql<'a> for $id {
+            fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+                Ok(Self::try_from(i64::from_sql(ty, raw)?)?)
+            }
+
+            accepts!(INT8);
+        }
+    };
+}
+
+bigint_id!(SongId);
+bigint_id!(UserId);
 
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
@@ -253,7 +289,7 @@ impl Storage for PostgresStorage {
         song: SongId,
         after: Option<Cursor>,
         limit: u32,
-    ) -> Result<Page<Comment>, StorageError> {
+    ) -> Result<Option<Page<Comment>>, StorageError> {
         let (after_ms, after_id) = after.map_or((-1, Uuid::nil()), |c| (c.track_ms, c.id));
         let rows = self
             .query(
@@ -261,8 +297,15 @@ impl Storage for PostgresStorage {
                 &[&song, &after_ms, &after_id, &i64::from(limit)],
             )
             .await?;
-        let items = rows.iter().map(|row| comment_from(row, 0)).collect();
-        Ok(page_of(items, limit, Comment::cursor))
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let items = rows
+            .iter()
+            .filter(|row| row.get::<_, Option<Uuid>>(0).is_some())
+            .map(|row| comment_from(row, 0))
+            .collect();
+        Ok(Some(page_of(items, limit, Comment::cursor)))
     }
 
     async fn feed(&self, song: SongId, limit: u32) -> Result<Option<Feed>, StorageError> {
@@ -344,6 +387,10 @@ impl Storage for PostgresStorage {
     ) -> Result<Mutation<Comment>, StorageError> {
         let rows = self.query(DELETE_SQL, &[&id, &author]).await?;
         Ok(mutation_from(&rows, author))
+    }
+
+    fn product(&self) -> &'static str {
+        "PostgreSQL"
     }
 
     fn pool_status(&self) -> Option<PoolStatus> {

@@ -5,19 +5,22 @@
 //! CQL has no joins, so each query has its table: `songs` and `users` by id,
 //! `comments_by_song` (one partition per song, rows in `(track_ms, id)` order,
 //! the author's name and avatar copied in so the feed reads one partition) and
-//! `comments_by_id` (single reads, and the key of the per-song row for edits
-//! and deletes). A write touches both comment tables in one logged batch.
+//! `comments_by_id` (an index from a comment's id to its row). Comments are
+//! written with conditional writes: see [`comments`] for why and how.
 //!
-//! Semantics match the PostgreSQL backend, with these differences:
-//! - Times are stored in milliseconds (CQL `timestamp`); a comment's times are
-//!   rounded down to the millisecond before they are stored and returned, so
-//!   what a write returns is what later reads return. An edit moves
-//!   `updated_at` at least one millisecond forward.
-//! - Author-only edits and deletes read the comment, check the author, then
-//!   write; there is no lock. Edits are UPDATEs of `body` and `updated_at`, so
-//!   an edit that races a delete can leave only a row without `user_id`, which
-//!   every read skips: the delete wins. A page whose last rows were such
-//!   remnants may then hold fewer than `limit` comments and still have `next`.
+//! Semantics match the PostgreSQL backend, with one difference: times are
+//! stored in milliseconds (CQL `timestamp`); a comment's times are rounded down
+//! to the millisecond before they are stored and returned, so what a write
+//! returns is what later reads return. An edit moves `updated_at` at least one
+//! millisecond forward.
+//!
+//! Nothing here is ScyllaDB-only: the same statements run on Apache Cassandra
+//! 4.1+ (the tests run them on a real Cassandra 5.0 node) and on ScyllaDB, whose
+//! keyspaces must use vnodes, not tablets, for the conditional writes.
+
+mod comments;
+
+pub use comments::Located;
 
 use std::time::Duration;
 
@@ -27,10 +30,15 @@ use scylla::DeserializeRow;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::deserialize::value::DeserializeValue;
+use scylla::deserialize::{DeserializationError, FrameSlice, TypeCheckError};
 use scylla::errors::{DbError, ExecutionError, NewSessionError, PrepareError, RequestAttemptError};
+use scylla::frame::response::result::ColumnType;
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::response::query_result::QueryResult;
-use scylla::statement::batch::{Batch, BatchType};
+use scylla::serialize::SerializationError;
+use scylla::serialize::value::SerializeValue;
+use scylla::serialize::writers::{CellWriter, WrittenCellProof};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, Statement};
 use scylla::value::CqlTimestamp;
@@ -54,9 +62,41 @@ pub const DEFAULT_REPLICATION: &str =
 /// than a read or write.
 const SCHEMA_TIMEOUT: Duration = Duration::from_secs(60);
 
-const COMMENT_COLUMNS: &str = "id, song_id, track_ms, user_id, body, created_at, updated_at";
 const PAGE_COLUMNS: &str =
     "id, track_ms, user_id, body, created_at, updated_at, author_name, author_avatar_url";
+
+/// Song and user ids are `bigint` columns. One read back that is not positive
+/// fails the read (nothing the service writes makes one).
+macro_rules! bigint_id {
+    ($id:ty) => {
+        impl SerializeValue for $id {
+            fn serialize<'b>(
+                &self,
+                typ: &ColumnType,
+                writer: CellWriter<'b>,
+            ) -> Result<WrittenCellProof<'b>, SerializationError> {
+                self.get().serialize(typ, writer)
+            }
+        }
+
+        impl<'frame, 'metadata> DeserializeValue<'frame, 'metadata> for $id {
+            fn type_check(typ: &ColumnType) -> Result<(), TypeCheckError> {
+                <i64 as DeserializeValue>::type_check(typ)
+            }
+
+            fn deserialize(
+                typ: &'metadata ColumnType<'metadata>,
+                v: Option<FrameSlice<'frame>>,
+            ) -> Result<Self, DeserializationError> {
+                let value = <i64 as DeserializeValue>::deserialize(typ, v)?;
+                Self::try_from(value).map_err(DeserializationError::new)
+            }
+        }
+    };
+}
+
+bigint_id!(SongId);
+bigint_id!(UserId);
 
 #[derive(Debug, Clone)]
 pub struct ScyllaOptions {
@@ -133,8 +173,48 @@ fn check_keyspace(keyspace: &str) -> Result<(), ScyllaError> {
     }
 }
 
+/// Which server a session talks to. ScyllaDB advertises its shards when a
+/// connection opens; Cassandra does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    Cassandra,
+    ScyllaDb,
+}
+
+impl Product {
+    pub fn of(session: &Session) -> Self {
+        let sharded = session
+            .get_cluster_state()
+            .get_nodes_info()
+            .iter()
+            .any(|node| node.sharder().is_some());
+        if sharded {
+            Self::ScyllaDb
+        } else {
+            Self::Cassandra
+        }
+    }
+
+    /// The name people know it by, for logs and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cassandra => "Cassandra",
+            Self::ScyllaDb => "ScyllaDB",
+        }
+    }
+}
+
 /// The statements of `cql/schema.cql` for `keyspace`, created with `replication`.
-pub fn schema_statements(keyspace: &str, replication: &str) -> Vec<String> {
+///
+/// On ScyllaDB a new keyspace uses vnodes, not tablets (the default since
+/// ScyllaDB 6), because the conditional writes of comments need lightweight
+/// transactions, which tablet keyspaces do not offer. That option is
+/// ScyllaDB's own CQL: Cassandra is never sent it.
+pub fn schema_statements(keyspace: &str, replication: &str, product: Product) -> Vec<String> {
+    let keyspace_options = match product {
+        Product::Cassandra => String::new(),
+        Product::ScyllaDb => " AND tablets = {'enabled': false}".to_owned(),
+    };
     let without_comments: String = SCHEMA_CQL
         .lines()
         .map(|line| line.split("--").next().unwrap_or_default())
@@ -146,7 +226,10 @@ pub fn schema_statements(keyspace: &str, replication: &str) -> Vec<String> {
         .filter(|statement| !statement.is_empty())
         .map(|statement| {
             if statement.starts_with("CREATE KEYSPACE") {
-                format!("CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}")
+                format!(
+                    "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
+                     {replication}{keyspace_options}"
+                )
             } else {
                 statement.replace(&format!("{DEFAULT_KEYSPACE}."), &format!("{keyspace}."))
             }
@@ -159,7 +242,8 @@ pub fn schema_statements(keyspace: &str, replication: &str) -> Vec<String> {
 /// agree on the schema after each change).
 pub async fn migrate(session: &Session, options: &ScyllaOptions) -> Result<(), ScyllaError> {
     check_keyspace(&options.keyspace)?;
-    for statement in schema_statements(&options.keyspace, &options.replication) {
+    let product = Product::of(session);
+    for statement in schema_statements(&options.keyspace, &options.replication, product) {
         let mut ddl = Statement::new(statement.as_str());
         ddl.set_request_timeout(Some(SCHEMA_TIMEOUT));
         session
@@ -170,14 +254,14 @@ pub async fn migrate(session: &Session, options: &ScyllaOptions) -> Result<(), S
                 source: Box::new(source),
             })?;
     }
-    tracing::info!(keyspace = %options.keyspace, "CQL schema in place");
+    tracing::info!(keyspace = %options.keyspace, product = product.name(), "CQL schema in place");
     Ok(())
 }
 
 /// Prepares `cql` (with `{ks}` standing for the keyspace) as an idempotent
 /// statement: every statement here may be retried safely, since writes carry
 /// their own ids and values.
-pub(crate) async fn prepare(
+pub async fn prepare(
     session: &Session,
     keyspace: &str,
     cql: &str,
@@ -194,67 +278,17 @@ pub(crate) async fn prepare(
     Ok(prepared)
 }
 
-pub(crate) fn logged_batch(statements: &[&PreparedStatement]) -> Batch {
-    let mut batch = Batch::new(BatchType::Logged);
-    for statement in statements {
-        batch.append_statement((*statement).clone());
-    }
-    batch.set_is_idempotent(true);
-    batch
-}
-
 struct Statements {
     ping: PreparedStatement,
     song: PreparedStatement,
     user: PreparedStatement,
     first_page: PreparedStatement,
     page_after: PreparedStatement,
-    comment: PreparedStatement,
-    /// Inserts into comments_by_song and comments_by_id.
-    insert: Batch,
-    /// Sets body and updated_at in both tables.
-    update: Batch,
-    /// Deletes from both tables.
-    delete: Batch,
+    comments: comments::CommentStatements,
 }
 
 impl Statements {
     async fn prepare(session: &Session, ks: &str) -> Result<Self, ScyllaError> {
-        let insert_by_song = prepare(
-            session,
-            ks,
-            "INSERT INTO {ks}.comments_by_song (song_id, track_ms, id, user_id, body, created_at, \
-             updated_at, author_name, author_avatar_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .await?;
-        let insert_by_id = prepare(
-            session,
-            ks,
-            "INSERT INTO {ks}.comments_by_id (id, song_id, track_ms, user_id, body, created_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .await?;
-        let update_by_song = prepare(
-            session,
-            ks,
-            "UPDATE {ks}.comments_by_song SET body = ?, updated_at = ? \
-             WHERE song_id = ? AND track_ms = ? AND id = ?",
-        )
-        .await?;
-        let update_by_id = prepare(
-            session,
-            ks,
-            "UPDATE {ks}.comments_by_id SET body = ?, updated_at = ? WHERE id = ?",
-        )
-        .await?;
-        let delete_by_song = prepare(
-            session,
-            ks,
-            "DELETE FROM {ks}.comments_by_song WHERE song_id = ? AND track_ms = ? AND id = ?",
-        )
-        .await?;
-        let delete_by_id =
-            prepare(session, ks, "DELETE FROM {ks}.comments_by_id WHERE id = ?").await?;
         Ok(Self {
             ping: prepare(
                 session,
@@ -291,21 +325,15 @@ impl Statements {
                 ),
             )
             .await?,
-            comment: prepare(
-                session,
-                ks,
-                &format!("SELECT {COMMENT_COLUMNS} FROM {{ks}}.comments_by_id WHERE id = ?"),
-            )
-            .await?,
-            insert: logged_batch(&[&insert_by_song, &insert_by_id]),
-            update: logged_batch(&[&update_by_song, &update_by_id]),
-            delete: logged_batch(&[&delete_by_song, &delete_by_id]),
+            comments: comments::CommentStatements::prepare(session, ks).await?,
         })
     }
 }
 
 pub struct ScyllaStorage {
     session: Session,
+    product: Product,
+    keyspace: String,
     statements: Statements,
 }
 
@@ -322,13 +350,19 @@ impl ScyllaStorage {
         check_keyspace(keyspace)?;
         let statements = Statements::prepare(&session, keyspace).await?;
         Ok(Self {
+            product: Product::of(&session),
             session,
+            keyspace: keyspace.to_owned(),
             statements,
         })
     }
 
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    pub fn keyspace(&self) -> &str {
+        &self.keyspace
     }
 
     async fn execute(
@@ -342,18 +376,6 @@ impl ScyllaStorage {
             .map_err(classify)
     }
 
-    async fn batch(
-        &self,
-        batch: &Batch,
-        values: impl scylla::serialize::batch::BatchValues,
-    ) -> Result<(), StorageError> {
-        self.session
-            .batch(batch, values)
-            .await
-            .map(drop)
-            .map_err(classify)
-    }
-
     async fn user(&self, id: UserId) -> Result<Option<User>, StorageError> {
         let result = self.execute(&self.statements.user, (id,)).await?;
         let row: Option<UserRow> = first_row(result)?;
@@ -363,12 +385,6 @@ impl ScyllaStorage {
             avatar_url: row.avatar_url.unwrap_or_default(),
             location: row.location.unwrap_or_default(),
         }))
-    }
-
-    async fn stored_comment(&self, id: CommentId) -> Result<Option<Comment>, StorageError> {
-        let result = self.execute(&self.statements.comment, (id,)).await?;
-        let row: Option<CommentRow> = first_row(result)?;
-        Ok(row.and_then(CommentRow::into_comment))
     }
 
     async fn page(
@@ -392,8 +408,8 @@ impl ScyllaStorage {
             }
         };
         let rows: Vec<PageRow> = all_rows(result)?;
-        // `next` follows the rows read, remnants included, so a page that ends in
-        // a remnant still leads on to the rest.
+        // `next` follows the rows read, remnants included (see `PageRow`), so a
+        // page that ends in a remnant still leads on to the rest.
         let next = if rows.len() == limit as usize {
             rows.last().map(|row| Cursor {
                 track_ms: row.track_ms,
@@ -412,7 +428,7 @@ impl ScyllaStorage {
 
 #[derive(DeserializeRow)]
 struct SongRow {
-    id: i64,
+    id: SongId,
     title: Option<String>,
     artist: Option<String>,
     duration_ms: Option<i32>,
@@ -421,46 +437,21 @@ struct SongRow {
 
 #[derive(DeserializeRow)]
 struct UserRow {
-    id: i64,
+    id: UserId,
     name: Option<String>,
     avatar_url: Option<String>,
     location: Option<String>,
 }
 
-/// A row of comments_by_id. Columns other than the key are optional because an
-/// edit that raced a delete can leave a row with only `body` and `updated_at`.
-#[derive(DeserializeRow)]
-struct CommentRow {
-    id: Uuid,
-    song_id: Option<i64>,
-    track_ms: Option<i32>,
-    user_id: Option<i64>,
-    body: Option<String>,
-    created_at: Option<CqlTimestamp>,
-    updated_at: Option<CqlTimestamp>,
-}
-
-impl CommentRow {
-    fn into_comment(self) -> Option<Comment> {
-        let created_at = from_cql(self.created_at?);
-        Some(Comment {
-            id: self.id,
-            song_id: self.song_id?,
-            user_id: self.user_id?,
-            body: self.body?,
-            track_ms: self.track_ms?,
-            created_at,
-            updated_at: self.updated_at.map_or(created_at, from_cql),
-        })
-    }
-}
-
-/// A row of comments_by_song (its partition key, the song, is known).
+/// A row of comments_by_song (its partition key, the song, is known). Columns
+/// are optional and a row without its author is skipped: before edits were
+/// conditional, an edit racing a delete could leave such a remnant, and a
+/// keyspace written then may still hold some.
 #[derive(DeserializeRow)]
 struct PageRow {
     id: Uuid,
     track_ms: i32,
-    user_id: Option<i64>,
+    user_id: Option<UserId>,
     body: Option<String>,
     created_at: Option<CqlTimestamp>,
     updated_at: Option<CqlTimestamp>,
@@ -487,7 +478,7 @@ impl PageRow {
     }
 }
 
-pub(crate) fn to_cql(time: DateTime<Utc>) -> CqlTimestamp {
+pub fn to_cql(time: DateTime<Utc>) -> CqlTimestamp {
     CqlTimestamp(time.timestamp_millis())
 }
 
@@ -557,6 +548,10 @@ pub(crate) fn classify(error: ExecutionError) -> StorageError {
 
 #[async_trait]
 impl Storage for ScyllaStorage {
+    fn product(&self) -> &'static str {
+        self.product.name()
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         self.execute(&self.statements.ping, ()).await.map(drop)
     }
@@ -580,12 +575,13 @@ impl Storage for ScyllaStorage {
         song: SongId,
         after: Option<Cursor>,
         limit: u32,
-    ) -> Result<Page<Comment>, StorageError> {
-        let page = self.page(song, after, limit).await?;
-        Ok(Page {
+    ) -> Result<Option<Page<Comment>>, StorageError> {
+        // CQL has no join: the song is read beside the page, in the same round trip of time.
+        let (found, page) = tokio::try_join!(self.song(song), self.page(song, after, limit))?;
+        Ok(found.map(|_| Page {
             items: page.items.into_iter().map(|item| item.comment).collect(),
             next: page.next,
-        })
+        }))
     }
 
     /// Two single-partition reads at once (the song, and the first slice of its
@@ -600,51 +596,13 @@ impl Storage for ScyllaStorage {
     }
 
     /// Reads the author (for the name and avatar the feed shows, and to refuse
-    /// unknown users as PostgreSQL's foreign key does), then writes both tables
-    /// in one logged batch.
+    /// unknown users as PostgreSQL's foreign key does), then writes the comment.
     async fn insert_comment(&self, comment: NewComment) -> Result<Comment, StorageError> {
         let author = self
             .user(comment.user_id)
             .await?
             .ok_or(StorageError::UnknownUser(comment.user_id))?;
-        let created_at = to_millis(comment.created_at);
-        let stored = Comment {
-            id: comment.id,
-            song_id: comment.song_id,
-            user_id: comment.user_id,
-            body: comment.body.into_inner(),
-            track_ms: comment.track_ms,
-            created_at,
-            updated_at: created_at,
-        };
-        let at = to_cql(created_at);
-        self.batch(
-            &self.statements.insert,
-            (
-                (
-                    stored.song_id,
-                    stored.track_ms,
-                    stored.id,
-                    stored.user_id,
-                    stored.body.as_str(),
-                    at,
-                    at,
-                    author.name.as_str(),
-                    author.avatar_url.as_str(),
-                ),
-                (
-                    stored.id,
-                    stored.song_id,
-                    stored.track_ms,
-                    stored.user_id,
-                    stored.body.as_str(),
-                    at,
-                    at,
-                ),
-            ),
-        )
-        .await?;
-        Ok(stored)
+        self.insert(comment, &author.name, &author.avatar_url).await
     }
 
     async fn update_comment(
@@ -653,31 +611,11 @@ impl Storage for ScyllaStorage {
         author: UserId,
         body: CommentBody,
     ) -> Result<Mutation<Comment>, StorageError> {
-        let Some(mut comment) = self.stored_comment(id).await? else {
-            return Ok(Mutation::NotFound);
-        };
-        if comment.user_id != author {
-            return Ok(Mutation::Forbidden);
+        match self.locate(id, author).await? {
+            Mutation::Done(located) => self.edit_located(located, body).await,
+            Mutation::NotFound => Ok(Mutation::NotFound),
+            Mutation::Forbidden => Ok(Mutation::Forbidden),
         }
-        let now = to_millis(Utc::now());
-        comment.updated_at = now.max(comment.updated_at + chrono::Duration::milliseconds(1));
-        comment.body = body.into_inner();
-        let at = to_cql(comment.updated_at);
-        self.batch(
-            &self.statements.update,
-            (
-                (
-                    comment.body.as_str(),
-                    at,
-                    comment.song_id,
-                    comment.track_ms,
-                    comment.id,
-                ),
-                (comment.body.as_str(), at, comment.id),
-            ),
-        )
-        .await?;
-        Ok(Mutation::Done(comment))
     }
 
     async fn delete_comment(
@@ -685,21 +623,11 @@ impl Storage for ScyllaStorage {
         id: CommentId,
         author: UserId,
     ) -> Result<Mutation<Comment>, StorageError> {
-        let Some(comment) = self.stored_comment(id).await? else {
-            return Ok(Mutation::NotFound);
-        };
-        if comment.user_id != author {
-            return Ok(Mutation::Forbidden);
+        match self.locate(id, author).await? {
+            Mutation::Done(located) => self.delete_located(located).await,
+            Mutation::NotFound => Ok(Mutation::NotFound),
+            Mutation::Forbidden => Ok(Mutation::Forbidden),
         }
-        self.batch(
-            &self.statements.delete,
-            (
-                (comment.song_id, comment.track_ms, comment.id),
-                (comment.id,),
-            ),
-        )
-        .await?;
-        Ok(Mutation::Done(comment))
     }
 }
 
@@ -712,6 +640,7 @@ mod tests {
         let statements = schema_statements(
             "test_ks",
             "{'class': 'SimpleStrategy', 'replication_factor': 3}",
+            Product::Cassandra,
         );
         assert_eq!(statements.len(), 5, "{statements:#?}");
         assert_eq!(
@@ -732,8 +661,21 @@ mod tests {
                 .any(|s| s.contains("PRIMARY KEY ((song_id), track_ms, id)")
                     && s.contains("CLUSTERING ORDER BY (track_ms ASC, id ASC)"))
         );
-        let default = schema_statements(DEFAULT_KEYSPACE, DEFAULT_REPLICATION);
+        let default = schema_statements(DEFAULT_KEYSPACE, DEFAULT_REPLICATION, Product::Cassandra);
         assert!(default[0].ends_with(DEFAULT_REPLICATION));
+        assert!(
+            !default.iter().any(|s| s.contains("tablets")),
+            "never sent to Cassandra"
+        );
+        let scylla = schema_statements(DEFAULT_KEYSPACE, DEFAULT_REPLICATION, Product::ScyllaDb);
+        assert!(
+            scylla[0].ends_with(&format!(
+                "{DEFAULT_REPLICATION} AND tablets = {{'enabled': false}}"
+            )),
+            "{}",
+            scylla[0]
+        );
+        assert_eq!(scylla[1..], default[1..]);
     }
 
     #[test]
@@ -752,7 +694,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_missing_their_author_are_remnants() {
+    fn rows_missing_their_author_are_skipped() {
         let remnant = PageRow {
             id: Uuid::now_v7(),
             track_ms: 5,
@@ -763,17 +705,6 @@ mod tests {
             author_name: None,
             author_avatar_url: None,
         };
-        assert!(remnant.into_feed_comment(1).is_none());
-        let whole = CommentRow {
-            id: Uuid::now_v7(),
-            song_id: Some(1),
-            track_ms: Some(5),
-            user_id: Some(2),
-            body: Some("hi".into()),
-            created_at: Some(CqlTimestamp(1_000)),
-            updated_at: None,
-        };
-        let comment = whole.into_comment().unwrap();
-        assert_eq!(comment.updated_at, comment.created_at);
+        assert!(remnant.into_feed_comment(SongId::new(1).unwrap()).is_none());
     }
 }

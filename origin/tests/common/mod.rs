@@ -1,7 +1,10 @@
-//! Test harness: real PostgreSQL and Redis through the `stack` launchers, the
-//! real app in-process on port 0, a fixture data set, and a small HTTP client.
+//! Test harness: real PostgreSQL, Cassandra and Redis through the `stack`
+//! launchers, the real app in-process on port 0, a fixture data set, and a
+//! small HTTP client.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod cql;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +22,8 @@ use origin::configuration::ServeArgs;
 use origin::domain::{
     Comment, CommentBody, CommentId, Cursor, Feed, NewComment, Page, Song, SongId, UserId,
 };
-use origin::startup::{AppState, Application};
+use origin::startup::Application;
+use origin::state::AppState;
 use origin::storage::{Mutation, PoolStatus, Storage, StorageError};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -29,13 +33,13 @@ pub const JWT_SECRET: &str = "test-secret-for-the-origin";
 pub const HANG_LIMIT: Duration = Duration::from_secs(10);
 
 /// (id, title, artist, duration_ms). Song 3 is short and has no comments.
-pub const FIXTURE_SONGS: [(SongId, &str, &str, i32); 3] = [
+pub const FIXTURE_SONGS: [(i64, &str, &str, i32); 3] = [
     (1, "Blue Hour", "Ada Lane", 180_000),
     (2, "Night Drive", "The Pines", 240_000),
     (3, "Short Cut", "Ada Lane", 1_000),
 ];
 /// (id, name, avatar_url).
-pub const FIXTURE_USERS: [(UserId, &str, &str); 3] = [
+pub const FIXTURE_USERS: [(i64, &str, &str); 3] = [
     (1, "alice", "https://img.example/alice.png"),
     (2, "bob", "https://img.example/bob.png"),
     (3, "carol", "https://img.example/carol.png"),
@@ -80,6 +84,11 @@ pub async fn fresh_postgres_database(server: &stack::postgres::PostgresServer) -
     url
 }
 
+/// User `id` (tests name users by number).
+pub fn user(id: i64) -> UserId {
+    UserId::new(id).expect("a positive user id")
+}
+
 pub fn test_args(database_url: &str, redis_url: Option<String>) -> ServeArgs {
     ServeArgs::for_tests(database_url.to_string(), redis_url, JWT_SECRET)
 }
@@ -90,6 +99,8 @@ pub struct TestApp {
     pub jwt: JwtKeys,
     shutdown: CancellationToken,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// What the app's test depends on (a shared server's handle), dropped with it.
+    held: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Drop for TestApp {
@@ -158,12 +169,21 @@ fn run(app: Application) -> TestApp {
         jwt: JwtKeys::new(JWT_SECRET.as_bytes()),
         shutdown,
         client,
+        held: Vec::new(),
     }
 }
 
 impl TestApp {
-    pub fn token(&self, user: UserId) -> String {
-        self.jwt.issue(user, 3600)
+    /// Keeps `guard` alive as long as the app (a shared server's handle, which marks the
+    /// server's logs to be kept when the test holding it fails).
+    pub fn holding(mut self, guard: impl std::any::Any + Send + Sync) -> Self {
+        self.held.push(Box::new(guard));
+        self
+    }
+
+    /// A valid token for user `id` (the fixture has users 1..=3).
+    pub fn token(&self, id: i64) -> String {
+        self.jwt.issue(user(id), 3600)
     }
 
     pub async fn send(
@@ -232,13 +252,7 @@ impl TestApp {
     }
 
     /// Posts a comment as `user` and returns the created comment.
-    pub async fn post_comment(
-        &self,
-        song: SongId,
-        user: UserId,
-        body: &str,
-        track_ms: i64,
-    ) -> Value {
+    pub async fn post_comment(&self, song: i64, user: i64, body: &str, track_ms: i64) -> Value {
         let token = self.token(user);
         let reply = self
             .json(
@@ -262,7 +276,7 @@ impl TestApp {
     }
 
     /// Every comment of a song, following `next` cursors.
-    pub async fn all_comments(&self, song: SongId) -> Vec<Value> {
+    pub async fn all_comments(&self, song: i64) -> Vec<Value> {
         let mut all = Vec::new();
         let mut path = format!("/api/songs/{song}/comments?limit=200");
         loop {
@@ -316,7 +330,7 @@ impl Storage for InstrumentedStorage {
         song: SongId,
         after: Option<Cursor>,
         limit: u32,
-    ) -> Result<Page<Comment>, StorageError> {
+    ) -> Result<Option<Page<Comment>>, StorageError> {
         self.page_reads.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         self.inner.comments(song, after, limit).await
@@ -352,7 +366,98 @@ impl Storage for InstrumentedStorage {
         self.inner.delete_comment(id, author).await
     }
 
+    fn product(&self) -> &'static str {
+        self.inner.product()
+    }
+
     fn pool_status(&self) -> Option<PoolStatus> {
         self.inner.pool_status()
+    }
+}
+
+/// Polls `probe` until it returns true or `limit` passes.
+pub async fn eventually(limit: Duration, mut probe: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if probe().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// The database restart tests: a comment "before" was posted by user 1 on song 1.
+pub mod outage {
+    use std::time::{Duration, Instant};
+
+    use hyper::{Method, StatusCode};
+
+    use super::TestApp;
+
+    /// With the database down, every read, readiness and a write answer 503 with
+    /// Retry-After at once (each within [`super::HANG_LIMIT`], or `send` fails the test).
+    pub async fn answers_503_while_down(app: &TestApp, database: &str) {
+        for path in [
+            "/api/songs/1/comments",
+            "/api/songs/2",
+            "/api/songs/1/feed",
+            "/readyz",
+        ] {
+            let started = Instant::now();
+            let reply = app.get(path).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{path} while {database} is down: {reply:?}"
+            );
+            assert_eq!(reply.header("retry-after"), "1");
+            assert_eq!(reply.json()["code"], "unavailable");
+            eprintln!(
+                "{path} answered 503 in {:?} with {database} down",
+                started.elapsed()
+            );
+        }
+        let token = app.token(1);
+        let reply = app
+            .json(
+                Method::POST,
+                "/api/songs/1/comments",
+                Some(&token),
+                &serde_json::json!({"body": "gap", "track_ms": 5}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    }
+
+    /// Once the database is back, reads recover within `limit` by themselves, and the
+    /// write made in the gap left nothing behind.
+    pub async fn recovers_within(app: &TestApp, limit: Duration, database: &str) {
+        let started = Instant::now();
+        let recovered = super::eventually(limit, async || {
+            app.get("/api/songs/1/comments").await.status == StatusCode::OK
+        })
+        .await;
+        assert!(
+            recovered,
+            "reads recover within {limit:?} after {database} is back"
+        );
+        eprintln!(
+            "reads recovered {:?} after {database} answered again",
+            started.elapsed()
+        );
+        assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
+        app.post_comment(1, 2, "after", 2_000).await;
+        let bodies: Vec<String> = app
+            .all_comments(1)
+            .await
+            .iter()
+            .map(|c| c["body"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            bodies,
+            ["before", "after"],
+            "the write in the gap left nothing behind"
+        );
     }
 }

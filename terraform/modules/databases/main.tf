@@ -135,21 +135,19 @@ resource "aws_cloudwatch_log_group" "postgres" {
 }
 
 # --- Amazon Keyspaces: the Cassandra-compatible backend. Tables follow
-# origin/cql/schema.cql: comments are stored twice, by song in track order for
-# the page query and by id for edits and deletes.
+# origin/cql/schema.cql: comments are stored by song in track order (the page
+# query and the feed), with an index from id to that row for edits and deletes.
 
 locals {
-  comment_columns = {
-    id         = "uuid"
-    song_id    = "bigint"
-    user_id    = "bigint"
-    body       = "text"
-    track_ms   = "int"
-    created_at = "timestamp"
-    updated_at = "timestamp"
+  # The index holds only columns that never change; the row is the truth.
+  comment_index_columns = {
+    id       = "uuid"
+    song_id  = "bigint"
+    track_ms = "int"
+    user_id  = "bigint"
   }
 
-  # The per-song copy also carries the author's name and avatar, so the feed
+  # The per-song row also carries the author's name and avatar, so the feed
   # reads one partition and needs no join.
   comments_by_song_columns = {
     id                = "uuid"
@@ -191,7 +189,7 @@ locals {
       clustering_key = ["track_ms", "id"]
     }
     comments_by_id = {
-      columns        = local.comment_columns
+      columns        = local.comment_index_columns
       partition_key  = ["id"]
       clustering_key = []
     }

@@ -77,6 +77,10 @@ struct UpArgs {
     /// CPU share per instance (1.0 = one core); 0 for no quota.
     #[arg(long, default_value_t = stack::stack::DEFAULT_CPU_PER_INSTANCE)]
     cpu_per_instance: f64,
+    /// CFS period of the quota in milliseconds (default: the shortest that still gives
+    /// the kernel's 1 ms minimum quota, from 10 to 100 ms).
+    #[arg(long)]
+    cpu_period_ms: Option<u64>,
     /// Memory limit per instance, e.g. 256M; 0 for no limit.
     #[arg(long, default_value = "256M")]
     memory_per_instance: String,
@@ -173,6 +177,7 @@ async fn up(root: PathBuf, args: UpArgs) -> CliResult {
     let config = StackConfig {
         instances: usize::try_from(args.instances)?,
         cpu_per_instance: (args.cpu_per_instance > 0.0).then_some(args.cpu_per_instance),
+        cpu_period: args.cpu_period_ms.map(Duration::from_millis),
         memory_per_instance: memory,
         redis: !args.no_redis,
         edge: !args.no_edge,

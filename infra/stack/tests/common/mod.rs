@@ -94,50 +94,115 @@ pub struct StreamReport {
     /// GETs sent again after a keep-alive connection closed under them (RFC 9112 9.3.1).
     pub retried: u64,
     pub failures: Vec<String>,
+    /// True when the stream ended at its time bound instead of on [`GetStream::stop`]: the
+    /// test's sequence outlasted it, so part of the sequence was not watched.
+    pub ran_out_of_time: bool,
 }
 
-/// Runs `workers` loops of GETs against `urls(i)` until `stop` resolves or `max_requests`
-/// per worker were sent; bounded in count and time.
-pub fn spawn_get_stream(
-    workers: usize,
-    max_requests: usize,
-    url_for: Arc<dyn Fn(usize) -> String + Send + Sync>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> JoinHandle<StreamReport> {
-    tokio::spawn(async move {
-        let mut handles = Vec::new();
-        for worker in 0..workers {
-            let url_for = url_for.clone();
-            let stop = stop.clone();
-            handles.push(tokio::spawn(async move {
-                let client = HttpClient::new(Duration::from_secs(10));
-                let mut report = StreamReport::default();
-                for n in 0..max_requests {
-                    if *stop.borrow() {
-                        break;
+/// Closed-loop workers sending GETs until told to stop, bounded in time only, so that the
+/// whole of a test's fault sequence is watched whatever the machine's speed.
+pub struct GetStream {
+    stop: tokio::sync::watch::Sender<bool>,
+    answered: Arc<AtomicU64>,
+    task: JoinHandle<StreamReport>,
+}
+
+impl GetStream {
+    /// Starts `workers` loops of GETs at `url_for(n)`; they end on [`stop`](Self::stop) or
+    /// after `bound`, whichever comes first.
+    pub fn start(
+        workers: usize,
+        url_for: Arc<dyn Fn(u64) -> String + Send + Sync>,
+        bound: Duration,
+    ) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let answered = Arc::new(AtomicU64::new(0));
+        let deadline = tokio::time::Instant::now() + bound;
+        let counter = answered.clone();
+        let next = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(async move {
+            let mut handles = Vec::new();
+            for _ in 0..workers {
+                let url_for = url_for.clone();
+                let stopped = stopped.clone();
+                let counter = counter.clone();
+                let next = next.clone();
+                handles.push(tokio::spawn(async move {
+                    let client = HttpClient::new(Duration::from_secs(10));
+                    let mut report = StreamReport::default();
+                    while !*stopped.borrow() {
+                        if tokio::time::Instant::now() >= deadline {
+                            report.ran_out_of_time = true;
+                            break;
+                        }
+                        let url = url_for(next.fetch_add(1, Ordering::SeqCst));
+                        let outcome = client.get(&url).await;
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        match outcome {
+                            Ok(response) if response.status.is_success() => report.ok += 1,
+                            Ok(response) => report
+                                .failures
+                                .push(format!("{url}: status {}", response.status)),
+                            Err(error) => report
+                                .failures
+                                .push(format!("{url}: {}", stack::probe::error_chain(&error))),
+                        }
                     }
-                    let url = url_for(worker * max_requests + n);
-                    match client.get(&url).await {
-                        Ok(response) if response.status.is_success() => report.ok += 1,
-                        Ok(response) => report
-                            .failures
-                            .push(format!("{url}: status {}", response.status)),
-                        Err(error) => report
-                            .failures
-                            .push(format!("{url}: {}", stack::probe::error_chain(&error))),
-                    }
-                }
-                report.retried = client.retries();
-                report
-            }));
+                    report.retried = client.retries();
+                    report
+                }));
+            }
+            let mut total = StreamReport::default();
+            for handle in handles {
+                let report = handle.await.unwrap();
+                total.ok += report.ok;
+                total.retried += report.retried;
+                total.failures.extend(report.failures);
+                total.ran_out_of_time |= report.ran_out_of_time;
+            }
+            total
+        });
+        Self {
+            stop,
+            answered,
+            task,
         }
-        let mut total = StreamReport::default();
-        for handle in handles {
-            let report = handle.await.unwrap();
-            total.ok += report.ok;
-            total.retried += report.retried;
-            total.failures.extend(report.failures);
+    }
+
+    /// Waits until `count` more GETs have been answered (or failed) since this call, so the
+    /// stream is known to run across the step before and after, within `patience`.
+    pub async fn wait_for(&self, count: u64, patience: Duration) {
+        let target = self.answered.load(Ordering::SeqCst) + count;
+        let deadline = tokio::time::Instant::now() + patience;
+        while self.answered.load(Ordering::SeqCst) < target {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the GET stream completed fewer than {count} requests in {patience:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        total
-    })
+    }
+
+    /// Stops the workers and returns what they saw; the stream must not have run out of time.
+    pub async fn stop(self) -> StreamReport {
+        self.stop.send_replace(true);
+        let report = self.task.await.unwrap();
+        assert!(
+            !report.ran_out_of_time,
+            "the GET stream reached its time bound before the test stopped it: the sequence it was to watch took too long"
+        );
+        report
+    }
+}
+
+/// Polls `condition` until it holds; fails the test naming `what` after `patience`.
+pub async fn wait_until(patience: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + patience;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {patience:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -1,0 +1,111 @@
+//! The failover loop: attempts at the origin group in passive-health order, each
+//! bounded by the per-attempt limit cut to what remains of the total bound, and
+//! a next attempt only where [`should_retry`] allows it.
+
+use bytes::Bytes;
+
+use crate::flow::Edge;
+use crate::flow::io::{AttemptError, EdgeIo, OriginRequest, OriginResponse};
+use crate::headers::Headers;
+use crate::origin::{AttemptOutcome, attempt_timeout_ms, origin_url, should_retry};
+use crate::request::Rejection;
+
+/// An origin's answer with the times the RFC's age calculation needs.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub response: OriginResponse,
+    /// When the answering attempt left and its response arrived (Unix ms).
+    pub request_time_ms: u64,
+    pub response_time_ms: u64,
+}
+
+/// Sends `method target` to the origin group.
+///
+/// When the attempts end without a usable answer, the last answer an origin
+/// gave (a 502-504) is passed on if there is one, also when the time ran out
+/// after it: it is what the origin said, often with `Retry-After`, and a 504
+/// would claim that no origin answered. Only when no origin answered at all
+/// does the edge answer itself: 504 after a timeout, else 502.
+pub async fn fetch<I: EdgeIo>(
+    edge: &Edge,
+    io: &I,
+    group: usize,
+    method: &str,
+    target: &str,
+    headers: &Headers,
+    body: Bytes,
+) -> Result<Answered, Rejection> {
+    let config = &edge.config;
+    let origins = config.group(group);
+    let Some(health) = edge.health.get(group) else {
+        return Err(Rejection::bad_gateway("no such origin group"));
+    };
+    let started = io.now_ms();
+    let order = health.borrow().attempt_order(started);
+    let mut last_answer = None;
+    let mut last_failure = AttemptOutcome::NotSent;
+    let mut detail = "no origin configured".to_owned();
+    for (attempt_index, &index) in order.iter().enumerate() {
+        let elapsed = io.now_ms().saturating_sub(started);
+        let Some(limit_ms) = attempt_timeout_ms(elapsed, config) else {
+            last_failure = AttemptOutcome::Timeout;
+            break;
+        };
+        let request = OriginRequest {
+            method,
+            url: origin_url(&origins[index], target),
+            headers,
+            body: body.clone(),
+        };
+        let request_time_ms = io.now_ms();
+        let result = io.attempt(&request, limit_ms).await;
+        let response_time_ms = io.now_ms();
+        let outcome = match &result {
+            Ok(response) => AttemptOutcome::Status(response.status),
+            Err(AttemptError::NotSent(why)) => {
+                detail = format!("{}: {why}", origins[index]);
+                AttemptOutcome::NotSent
+            }
+            Err(AttemptError::Broken(why)) => {
+                detail = format!("{}: {why}", origins[index]);
+                AttemptOutcome::Broken
+            }
+            Err(AttemptError::TimedOut) => AttemptOutcome::Timeout,
+        };
+        health
+            .borrow_mut()
+            .record(index, outcome, response_time_ms, config);
+        let retry = should_retry(
+            method,
+            outcome,
+            attempt_index + 1,
+            order.len(),
+            response_time_ms.saturating_sub(started),
+            config,
+        );
+        match result {
+            Ok(response) => {
+                let answered = Answered {
+                    response,
+                    request_time_ms,
+                    response_time_ms,
+                };
+                if !retry {
+                    return Ok(answered);
+                }
+                last_answer = Some(answered);
+            }
+            Err(_) => {
+                last_failure = outcome;
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    match (last_answer, last_failure) {
+        (Some(answered), _) => Ok(answered),
+        (None, AttemptOutcome::Timeout) => Err(Rejection::gateway_timeout()),
+        (None, _) => Err(Rejection::bad_gateway(&detail)),
+    }
+}

@@ -1,0 +1,483 @@
+//! The whole caching flow, written once for every platform: routing, lookup,
+//! revalidation, stale-while-revalidate, stale-if-error, collapsing, the
+//! failover loop and invalidation after writes. It is generic over [`EdgeIo`],
+//! the few calls it makes to its platform, so the Spin component and the Worker
+//! only translate their requests, responses and those calls.
+//!
+//! - [`io`]: the [`EdgeIo`] and [`RecordStore`] traits the adapters implement.
+//! - [`fetch`]: attempts at the origin group with time limits and failover.
+//! - [`collapse`]: concurrent misses for one key wait for one origin fetch.
+//! - [`respond`]: the finished [`EdgeResponse`].
+
+pub mod collapse;
+pub mod fetch;
+pub mod io;
+pub mod respond;
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::future::Future;
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use crate::behaviour::{Behaviour, Ttl};
+use crate::cache_control::CacheControl;
+use crate::conditional::identifies;
+use crate::config::EdgeConfig;
+use crate::headers::Headers;
+use crate::invalidate::invalidation;
+use crate::key::{CacheKey, next_generation, song_of_path};
+use crate::origin::OriginHealth;
+use crate::request::{
+    ProxyKind, Rejection, RequestHead, Route, classify, forward_headers, origin_method,
+};
+use crate::serve::{CacheStatus, Lookup, is_origin_error_status, lookup, stale_if_error};
+use crate::stored::StoredResponse;
+use collapse::{Collapsed, InFlight, Join};
+use fetch::{Answered, fetch};
+pub use io::{
+    AttemptError, Background, EdgeIo, Encoded, KeyValue, OriginRequest, OriginResponse, RecordStore,
+};
+pub use respond::EdgeResponse;
+
+/// How often a collapsed follower looks at its slot while the leader fetches.
+const FOLLOWER_POLL_MS: u64 = 1;
+
+/// What one instance keeps between requests: the configuration, the origins'
+/// passive health, the misses in flight, and the keys being refreshed.
+#[derive(Debug)]
+pub struct Edge {
+    pub config: EdgeConfig,
+    /// Passive health of each origin group (see [`EdgeConfig::group`]).
+    pub health: Vec<RefCell<OriginHealth>>,
+    /// Stands in for a behaviour where none matches; never used in practice,
+    /// because [`classify`] refuses such paths with a 404.
+    fallback: Behaviour,
+    pub in_flight: Rc<InFlight>,
+    refreshing: RefCell<HashSet<String>>,
+}
+
+impl Edge {
+    pub fn new(config: EdgeConfig) -> Rc<Self> {
+        let health = (0..config.group_count())
+            .map(|g| RefCell::new(OriginHealth::new(config.group(g).len())))
+            .collect();
+        Rc::new(Self {
+            config,
+            health,
+            fallback: Behaviour::api("*"),
+            in_flight: Rc::default(),
+            refreshing: RefCell::default(),
+        })
+    }
+
+    /// The behaviour a path falls under.
+    fn behaviour(&self, path_and_query: &str) -> &Behaviour {
+        let path = path_and_query.split('?').next().unwrap_or_default();
+        self.config.behaviour_for(path).unwrap_or(&self.fallback)
+    }
+}
+
+/// Answers one request. `body` reads the request body up to
+/// `config.max_body_bytes` (a 413 [`Rejection`] beyond); it is awaited only for
+/// requests that send one to the origin (writes).
+pub async fn handle<I: EdgeIo>(
+    edge: &Rc<Edge>,
+    io: &Rc<I>,
+    head: RequestHead,
+    body: impl Future<Output = Result<Bytes, Rejection>>,
+) -> EdgeResponse {
+    match classify(&head, &edge.config) {
+        Route::Health => respond::health(&head),
+        Route::Reject(refused) => respond::rejection(&head, &refused),
+        Route::Proxy(ProxyKind::Cacheable) if io.store().is_some() => {
+            cacheable(edge, io, head).await
+        }
+        Route::Proxy(ProxyKind::Cacheable | ProxyKind::Bypass) => {
+            bypass(edge, io.as_ref(), &head).await
+        }
+        Route::Proxy(ProxyKind::Unsafe) => match body.await {
+            Ok(body) => write(edge, io.as_ref(), &head, body).await,
+            Err(refused) => respond::rejection(&head, &refused),
+        },
+    }
+}
+
+/// The key of `path_and_query` under its behaviour (the selected query and
+/// the request's values of what it forwards) and its song's current generation.
+async fn current_key<S: RecordStore>(
+    edge: &Edge,
+    store: &S,
+    request_headers: &Headers,
+    host: &str,
+    path_and_query: &str,
+) -> CacheKey {
+    let behaviour = edge.behaviour(path_and_query);
+    let target = behaviour.key_target(path_and_query);
+    let generation = match song_of_path(&target) {
+        Some(song) => store.generation(song).await,
+        None => 0,
+    };
+    CacheKey::new(host, &target, generation).with_parts(&behaviour.key_parts(request_headers))
+}
+
+async fn cacheable<I: EdgeIo>(edge: &Rc<Edge>, io: &Rc<I>, head: RequestHead) -> EdgeResponse {
+    let Some(store) = io.store() else {
+        return bypass(edge, io.as_ref(), &head).await;
+    };
+    let key = current_key(
+        edge,
+        store,
+        &head.headers,
+        &head.key_host(),
+        &head.path_and_query,
+    )
+    .await;
+    let stored = store.get(&key).await;
+    let decision = lookup(stored, &head.headers, io.now_ms());
+    if matches!(decision, Lookup::Revalidate { .. } | Lookup::Miss)
+        && CacheControl::from_headers(&head.headers).only_if_cached
+    {
+        // RFC 9111 section 5.2.1.7: a stored response or a 504, no origin.
+        let refused = Rejection::new(
+            504,
+            "not_cached",
+            "only-if-cached, and no stored response can answer this request",
+        );
+        return respond::rejection(&head, &refused);
+    }
+    match decision {
+        Lookup::Hit { stored, age } => from_record(&head, &stored, CacheStatus::Hit, age),
+        Lookup::StaleWhileRevalidate { stored, age } => {
+            let response = from_record(&head, &stored, CacheStatus::Stale, age);
+            refresh_in_background(edge, io, head, key, stored);
+            response
+        }
+        Lookup::Revalidate { stored, .. } => {
+            match refresh(edge, io.as_ref(), &head, &key, Some(&stored)).await {
+                Refreshed::Revalidated(fresh) => {
+                    let age = fresh.age(io.now_ms());
+                    from_record(&head, &fresh, CacheStatus::Revalidated, age)
+                }
+                Refreshed::Fetched { answer, record } => {
+                    from_answer(&head, &answer, record.is_some())
+                }
+                Refreshed::Failed(_) if stale_if_error(&stored, io.now_ms()) => {
+                    let age = stored.age(io.now_ms());
+                    from_record(&head, &stored, CacheStatus::Stale, age)
+                }
+                Refreshed::Failed(failure) => failed(&head, failure),
+            }
+        }
+        Lookup::Miss => miss(edge, io.as_ref(), &head, &key).await,
+    }
+}
+
+/// A stale-while-revalidate refresh, at most one per key at a time in this instance.
+fn refresh_in_background<I: EdgeIo>(
+    edge: &Rc<Edge>,
+    io: &Rc<I>,
+    head: RequestHead,
+    key: CacheKey,
+    stored: Rc<StoredResponse>,
+) {
+    if !edge.refreshing.borrow_mut().insert(key.as_str().to_owned()) {
+        return;
+    }
+    let (edge, task_io) = (edge.clone(), io.clone());
+    io.spawn(Box::pin(async move {
+        let _ = refresh(&edge, task_io.as_ref(), &head, &key, Some(&stored)).await;
+        edge.refreshing.borrow_mut().remove(key.as_str());
+    }));
+}
+
+/// A miss: one origin fetch per key in this instance; concurrent misses for the
+/// same key wait for it (at most `collapse_wait_ms`), then fetch themselves.
+async fn miss<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead, key: &CacheKey) -> EdgeResponse {
+    if !io.can_collapse() {
+        return fetched_miss(refresh(edge, io, head, key, None).await, head);
+    }
+    match edge.in_flight.join(key.as_str()) {
+        Join::Follower(slot) => {
+            let mut waited = 0;
+            while waited < edge.config.collapse_wait_ms {
+                let outcome = slot.borrow_mut().take();
+                match outcome {
+                    Some(Collapsed::Stored(stored)) if stored.vary_matches(&head.headers) => {
+                        let age = stored.age(io.now_ms());
+                        return from_record(head, &stored, CacheStatus::Miss, age);
+                    }
+                    Some(_) => break,
+                    None => {
+                        io.sleep_ms(FOLLOWER_POLL_MS).await;
+                        waited += FOLLOWER_POLL_MS;
+                    }
+                }
+            }
+            fetched_miss(refresh(edge, io, head, key, None).await, head)
+        }
+        Join::Leader(leader) => {
+            let refreshed = refresh(edge, io, head, key, None).await;
+            let shared = match &refreshed {
+                Refreshed::Fetched {
+                    record: Some(record),
+                    ..
+                } => Collapsed::Stored(record.clone()),
+                _ => Collapsed::FetchYourself,
+            };
+            leader.release(shared);
+            fetched_miss(refreshed, head)
+        }
+    }
+}
+
+fn fetched_miss(refreshed: Refreshed, head: &RequestHead) -> EdgeResponse {
+    match refreshed {
+        Refreshed::Fetched { answer, record } => from_answer(head, &answer, record.is_some()),
+        Refreshed::Revalidated(fresh) => from_record(head, &fresh, CacheStatus::Miss, 0),
+        Refreshed::Failed(failure) => failed(head, failure),
+    }
+}
+
+/// How a fetch for the cache ended.
+enum Refreshed {
+    /// The origin confirmed the stored record (304); the updated record is stored.
+    Revalidated(Rc<StoredResponse>),
+    /// A new response; `record` is what was stored of it, if it may be stored.
+    Fetched {
+        answer: Answered,
+        record: Option<Rc<StoredResponse>>,
+    },
+    /// No usable answer, and a stored record might stand in: the origin's error
+    /// answer or the edge's own. Nothing was stored.
+    Failed(Result<Answered, Rejection>),
+}
+
+/// Fetches `head` for the cache, conditionally when `previous` has validators,
+/// and stores what may be stored.
+async fn refresh<I: EdgeIo>(
+    edge: &Edge,
+    io: &I,
+    head: &RequestHead,
+    key: &CacheKey,
+    previous: Option<&StoredResponse>,
+) -> Refreshed {
+    let behaviour = edge.behaviour(&head.path_and_query);
+    let mut headers = forward_headers(head, behaviour);
+    if let Some(previous) = previous {
+        add_revalidation_headers(&mut headers, previous);
+    }
+    let mut result = fetch_read(edge, io, head, &headers).await;
+    if let (Ok(answered), Some(previous)) = (&result, previous)
+        && answered.response.status == 304
+        && !identifies(&answered.response.headers, &previous.headers)
+    {
+        // The 304 names another representation than the stored one (RFC 9111
+        // section 4.3.4): it must not update it. Ask again without conditions.
+        result = fetch_read(edge, io, head, &forward_headers(head, behaviour)).await;
+    }
+    let answered = match result {
+        Ok(answered) => answered,
+        Err(rejection) => return Refreshed::Failed(Err(rejection)),
+    };
+    let now = io.now_ms();
+    let ttl = edge.config.ttl_of(behaviour);
+    let response = &answered.response;
+    if let Some(previous) = previous {
+        if is_origin_error_status(response.status) && stale_if_error(previous, now) {
+            return Refreshed::Failed(Ok(answered));
+        }
+        if response.status == 304 && identifies(&response.headers, &previous.headers) {
+            let fresh = Rc::new(previous.revalidated(
+                &response.headers,
+                answered.request_time_ms,
+                answered.response_time_ms,
+                &ttl,
+            ));
+            put(io, key, &fresh, &ttl).await;
+            return Refreshed::Revalidated(fresh);
+        }
+    }
+    let record = StoredResponse::from_origin(
+        &head.headers,
+        response.status,
+        &response.headers,
+        response.body.clone(),
+        answered.request_time_ms,
+        answered.response_time_ms,
+        &ttl,
+    )
+    .ok()
+    .map(Rc::new);
+    if let Some(record) = &record {
+        put(io, key, record, &ttl).await;
+    }
+    Refreshed::Fetched {
+        answer: answered,
+        record,
+    }
+}
+
+/// The conditional headers of `previous`, and the request headers its `Vary`
+/// names (the origin must see the request the stored response was selected by,
+/// or its 304 would be about another variant).
+fn add_revalidation_headers(headers: &mut Headers, previous: &StoredResponse) {
+    for (name, value) in previous.conditional_headers().iter() {
+        headers.set(name, value);
+    }
+    for (name, value) in &previous.vary {
+        if let Some(value) = value
+            && !headers.contains(name)
+        {
+            headers.append(name, value.as_str());
+        }
+    }
+}
+
+async fn put<I: EdgeIo>(io: &I, key: &CacheKey, record: &Rc<StoredResponse>, ttl: &Ttl) {
+    if let Some(store) = io.store() {
+        let keep_secs = record.retention_secs(ttl);
+        store.put(key, record.clone(), keep_secs).await;
+    }
+}
+
+/// A GET or HEAD sent on (as GET) without a body.
+async fn fetch_read<I: EdgeIo>(
+    edge: &Edge,
+    io: &I,
+    head: &RequestHead,
+    headers: &Headers,
+) -> Result<Answered, Rejection> {
+    let behaviour = edge.behaviour(&head.path_and_query);
+    let target = behaviour.origin_target(&head.path_and_query);
+    let method = origin_method(&head.method);
+    fetch(
+        edge,
+        io,
+        behaviour.group,
+        method,
+        &target,
+        headers,
+        Bytes::new(),
+    )
+    .await
+}
+
+/// GET or HEAD that the cache must not answer: forwarded, never stored.
+async fn bypass<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead) -> EdgeResponse {
+    let behaviour = edge.behaviour(&head.path_and_query);
+    match fetch_read(edge, io, head, &forward_headers(head, behaviour)).await {
+        Ok(answered) => respond::passed_on(
+            head,
+            answered.response.status,
+            &answered.response.headers,
+            CacheStatus::Bypass,
+            answered.response.body,
+        ),
+        Err(refused) => respond::rejection(head, &refused),
+    }
+}
+
+/// A write goes to the origin group (failing over only where that is safe);
+/// after a success, what it changed is dropped from the cache.
+///
+/// Order: first the stored responses of the targets are deleted, under the
+/// generation they were stored with; then the songs' generations move. Deleting
+/// after the move would compute the keys under the new generation, delete
+/// nothing stale (or a fresh entry a concurrent read just stored) and leave the
+/// old records orphaned. Moving last also hides anything a read that was in
+/// flight during the write stored between the two steps.
+async fn write<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead, body: Bytes) -> EdgeResponse {
+    let behaviour = edge.behaviour(&head.path_and_query);
+    let headers = forward_headers(head, behaviour);
+    let target = behaviour.origin_target(&head.path_and_query);
+    let group = behaviour.group;
+    let answered = match fetch(edge, io, group, &head.method, &target, &headers, body).await {
+        Ok(answered) => answered,
+        Err(refused) => return respond::rejection(head, &refused),
+    };
+    let response = answered.response;
+    let host = head.key_host();
+    let changed = invalidation(
+        &head.method,
+        &head.path_and_query,
+        &host,
+        response.status,
+        &response.headers,
+    );
+    if let Some(store) = io.store()
+        && !changed.is_empty()
+    {
+        for target in &changed.targets {
+            let path = target.split('?').next().unwrap_or_default();
+            if edge.config.behaviour_for(path).is_some() {
+                let key = current_key(edge, store, &head.headers, &host, target).await;
+                store.delete(&key).await;
+            }
+        }
+        let keep_secs = crate::key::generation_retention_secs(&edge.config);
+        for &song in &changed.songs {
+            let current = store.generation(song).await;
+            let next = next_generation(current, io.now_ms());
+            store.set_generation(song, next, keep_secs).await;
+        }
+    }
+    respond::passed_on(
+        head,
+        response.status,
+        &response.headers,
+        CacheStatus::Bypass,
+        response.body,
+    )
+}
+
+fn from_record(
+    head: &RequestHead,
+    stored: &StoredResponse,
+    status: CacheStatus,
+    age: u64,
+) -> EdgeResponse {
+    respond::cached(
+        head,
+        stored.status,
+        &stored.headers,
+        status,
+        Some(age),
+        stored.body.clone(),
+    )
+}
+
+/// A fetched answer served as a MISS; when it was stored, a client holding the
+/// same representation gets a 304.
+fn from_answer(head: &RequestHead, answered: &Answered, stored: bool) -> EdgeResponse {
+    let response = &answered.response;
+    if stored {
+        respond::cached(
+            head,
+            response.status,
+            &response.headers,
+            CacheStatus::Miss,
+            None,
+            response.body.clone(),
+        )
+    } else {
+        respond::passed_on(
+            head,
+            response.status,
+            &response.headers,
+            CacheStatus::Miss,
+            response.body.clone(),
+        )
+    }
+}
+
+fn failed(head: &RequestHead, failure: Result<Answered, Rejection>) -> EdgeResponse {
+    match failure {
+        Ok(answered) => from_answer(head, &answered, false),
+        Err(refused) => respond::rejection(head, &refused),
+    }
+}
+
+#[cfg(test)]
+mod tests;

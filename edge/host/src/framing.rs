@@ -1,0 +1,114 @@
+//! How the host frames what passes through it: small bodies collected whole
+//! before they are handed on, fields named by `Connection` dropped, `Connection:
+//! close` after an error answer to a request whose body may be unread, and the
+//! host's own JSON error answers.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use wasmtime_wasi_http::WasiBody;
+
+/// Largest response body (by its `Content-Length`) that the host collects before
+/// handing the response to hyper, and before handing an origin's response to the
+/// guest: one write to the client (head and body together) and one read for the
+/// guest, instead of a wake-up of the other side for each chunk.
+pub(crate) const BUFFERED_BODY_BYTES: u64 = 64 * 1024;
+
+pub(crate) type HostResponse = hyper::Response<WasiBody>;
+
+/// Removes the fields a message's `Connection` names (RFC 9110 section 7.6.1).
+/// wasi-http hides `Connection` itself from the component (a forbidden
+/// header), so the component cannot see which other fields belong to the
+/// connection; the host drops them, on requests in and responses from origins.
+pub(crate) fn remove_connection_named(headers: &mut http::HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    for name in named {
+        headers.remove(name.as_str());
+    }
+}
+
+pub(crate) fn has_body<B>(request: &hyper::Request<B>) -> bool {
+    let headers = request.headers();
+    headers.contains_key(hyper::header::TRANSFER_ENCODING)
+        || headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0")
+}
+
+/// An error answer to a request that carried a body says `Connection: close`.
+/// The body may be left unread (over the limit, or refused before it was read);
+/// hyper then closes the connection after the answer when the rest is still on
+/// the wire, and a keep-alive client must not send its next request into it.
+/// (The component cannot say so itself: `connection` is a forbidden header in
+/// wasi-http.)
+pub(crate) fn close_if_body_refused(has_body: bool, response: &mut HostResponse) {
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+}
+
+pub(crate) fn host_error(status: u16, code: &str, message: &str) -> HostResponse {
+    let body = format!("{{\"error\":\"{code}\",\"message\":\"{message}\"}}");
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-cache", "BYPASS")
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .unwrap_or_else(|_| {
+            hyper::Response::new(
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+        })
+}
+
+/// The `Content-Length` of a message, when it states a single valid one.
+pub(crate) fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()?.parse().ok()
+}
+
+/// Collects a response body of at most [`BUFFERED_BODY_BYTES`] so that hyper
+/// writes head and body in one go; larger or unframed bodies stream as they come.
+/// A body the component fails to finish becomes a 502 instead of a truncated answer.
+pub(crate) async fn buffer_small_body(response: HostResponse) -> HostResponse {
+    if content_length(response.headers()).is_none_or(|length| length > BUFFERED_BODY_BYTES) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    match body.collect().await {
+        Ok(collected) => hyper::Response::from_parts(
+            parts,
+            Full::new(collected.to_bytes())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        ),
+        Err(error) => {
+            tracing::warn!("the edge component's response body failed: {error:?}");
+            host_error(
+                502,
+                "edge_body_failed",
+                "the edge component's response body failed",
+            )
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! [`EdgeIo`] over Spin: the default key-value store, outbound `wasi:http` to
+//! one origin with a time limit, the wall clock, and `wasip3::spawn` for work
+//! that outlives the response (under wasi:http 0.3 the export task keeps
+//! running after the response has been returned, in the same instance).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use edge_core::{
+    AttemptError, EdgeIo, Encoded, Headers, KeyValue, OriginRequest, OriginResponse,
+    flow::Background,
+};
+use futures::future::{Either, select};
+use http_body_util::{BodyExt, Full};
+use spin_sdk::http::IntoRequest;
+use spin_sdk::key_value::Store;
+use spin_sdk::wasip3::clocks::monotonic_clock::wait_for;
+use spin_sdk::wasip3::http::types::ErrorCode;
+
+thread_local! {
+    /// The default store, opened once per instance: the handle is a resource of
+    /// this instance and stays valid for every request it serves.
+    static STORE: RefCell<Option<Rc<Store>>> = const { RefCell::new(None) };
+}
+
+/// Spin key-value as edge-core's byte store (it has no expiry: `keep_secs` is unused).
+pub struct SpinKv(Rc<Store>);
+
+impl KeyValue for SpinKv {
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.0.get(key).await.ok().flatten()
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, _keep_secs: u64) {
+        let _ = self.0.set(key, value).await;
+    }
+
+    async fn delete(&self, key: &str) {
+        let _ = self.0.delete(key).await;
+    }
+}
+
+pub struct SpinIo {
+    store: Option<Encoded<SpinKv>>,
+}
+
+impl SpinIo {
+    pub async fn new() -> Self {
+        let store = match STORE.with(|s| s.borrow().clone()) {
+            Some(store) => Some(store),
+            None => match Store::open_default().await {
+                Ok(store) => {
+                    Some(STORE.with(|s| s.borrow_mut().get_or_insert(Rc::new(store)).clone()))
+                }
+                Err(_) => None,
+            },
+        };
+        Self {
+            store: store.map(|store| Encoded(SpinKv(store))),
+        }
+    }
+}
+
+impl EdgeIo for SpinIo {
+    type Store = Encoded<SpinKv>;
+
+    fn store(&self) -> Option<&Self::Store> {
+        self.store.as_ref()
+    }
+
+    async fn attempt(
+        &self,
+        request: &OriginRequest<'_>,
+        limit_ms: u64,
+    ) -> Result<OriginResponse, AttemptError> {
+        let mut builder = http::Request::builder()
+            .method(request.method)
+            .uri(&request.url);
+        for (name, value) in request.headers.iter() {
+            builder = builder.header(name, value);
+        }
+        if !request.body.is_empty() {
+            builder = builder.header("content-length", request.body.len());
+        }
+        let outbound = builder
+            .body(Full::new(request.body.clone()))
+            .map_err(|e| AttemptError::NotSent(format!("bad origin request: {e}")))?
+            .into_request()
+            .map_err(|e| AttemptError::NotSent(format!("bad origin request: {e:?}")))?;
+        let exchange = async move {
+            let response = spin_sdk::http::send(outbound)
+                .await
+                .map_err(attempt_error)?;
+            let status = response.status().as_u16();
+            let headers: Headers = response
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| AttemptError::Broken(format!("response body: {e:?}")))?
+                .to_bytes();
+            Ok(OriginResponse {
+                status,
+                headers,
+                body,
+            })
+        };
+        let timer = wait_for(limit_ms.saturating_mul(1_000_000));
+        match select(Box::pin(exchange), Box::pin(timer)).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), _)) => Err(AttemptError::TimedOut),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64
+    }
+
+    fn spawn(&self, work: Background) {
+        spin_sdk::wasip3::spawn(work);
+    }
+
+    fn can_collapse(&self) -> bool {
+        true
+    }
+
+    async fn sleep_ms(&self, ms: u64) {
+        wait_for(ms.saturating_mul(1_000_000)).await;
+    }
+}
+
+/// wasi:http's error codes that mean the request never left: no connection, or
+/// the host refused it. Everything else may have reached the origin.
+fn attempt_error(code: ErrorCode) -> AttemptError {
+    let detail = format!("{code:?}");
+    match code {
+        ErrorCode::DnsTimeout
+        | ErrorCode::DnsError(_)
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionRefused
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionLimitReached
+        | ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_)
+        | ErrorCode::HttpRequestDenied
+        | ErrorCode::HttpRequestUriInvalid => AttemptError::NotSent(detail),
+        _ => AttemptError::Broken(detail),
+    }
+}

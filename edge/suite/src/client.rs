@@ -1,0 +1,105 @@
+//! The suite's view of one running edge: a client that sends requests to it
+//! and the answers it gives.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::Running;
+
+/// An edge started for one scenario; stopped when dropped.
+pub struct TestEdge {
+    running: Box<dyn Running>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// One answer, as the client saw it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn x_cache(&self) -> &str {
+        self.header("x-cache").unwrap_or("<none>")
+    }
+
+    pub fn age(&self) -> Option<u64> {
+        self.header("age").and_then(|a| a.parse().ok())
+    }
+}
+
+impl TestEdge {
+    pub fn new(running: Box<dyn Running>) -> Self {
+        Self {
+            running,
+            client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.running.url()
+    }
+
+    /// What the platform logged, for failure messages.
+    pub fn log(&self) -> String {
+        self.running.log()
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Answer {
+        let mut request =
+            hyper::Request::builder()
+                .method(method)
+                .uri(format!("{}{}", self.url(), path));
+        for (n, v) in headers {
+            request = request.header(*n, *v);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("a valid request");
+        let response = tokio::time::timeout(Duration::from_secs(20), self.client.request(request))
+            .await
+            .unwrap_or_else(|_| panic!("edge answers within 20 s\n{}", self.log()))
+            .unwrap_or_else(|e| panic!("edge answers: {e}\n{}", self.log()));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, &[], "").await
+    }
+}

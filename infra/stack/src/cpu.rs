@@ -1,0 +1,146 @@
+//! CPU time from /proc: per process group (a server with every process it forked, such as
+//! PostgreSQL's backends or nginx's workers), per process, and for the whole machine, so
+//! that a run can say what each part of the stack spent.
+//!
+//! Every server the stack starts leads its own process group (see `process.rs`), so a
+//! group's time is the sum over its live members of their own time plus the time of the
+//! children they have reaped (a finished PostgreSQL backend counts in the postmaster's).
+
+use std::collections::HashMap;
+
+/// Ticks per second of the times in /proc (`USER_HZ`).
+pub fn ticks_per_second() -> f64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(ticks)) if ticks > 0 => ticks as f64,
+        _ => 100.0,
+    }
+}
+
+/// The fields of `/proc/PID/stat` this module reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatTimes {
+    pub process_group: u32,
+    /// utime + stime: every thread of the process.
+    pub own_ticks: u64,
+    /// cutime + cstime: children it has waited for.
+    pub children_ticks: u64,
+}
+
+/// Parses one `/proc/PID/stat` line (the command name may hold spaces and parentheses).
+pub fn parse_stat(line: &str) -> Option<StatTimes> {
+    let after_name = line.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name: state(0) ppid(1) pgrp(2) ... utime(11) stime(12) cutime(13) cstime(14).
+    let number = |index: usize| fields.get(index)?.parse::<u64>().ok();
+    Some(StatTimes {
+        process_group: u32::try_from(number(2)?).ok()?,
+        own_ticks: number(11)? + number(12)?,
+        children_ticks: number(13)? + number(14)?,
+    })
+}
+
+/// CPU seconds used so far by each of `groups` (process group ids), in the same order.
+pub fn group_seconds(groups: &[u32]) -> Vec<f64> {
+    let mut ticks: HashMap<u32, u64> = groups.iter().map(|group| (*group, 0)).collect();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![0.0; groups.len()];
+    };
+    for entry in entries.flatten() {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.bytes().all(|byte| byte.is_ascii_digit()));
+        if !is_pid {
+            continue;
+        }
+        let Some(times) = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|line| parse_stat(&line))
+        else {
+            continue;
+        };
+        if let Some(total) = ticks.get_mut(&times.process_group) {
+            *total += times.own_ticks + times.children_ticks;
+        }
+    }
+    let per_second = ticks_per_second();
+    groups
+        .iter()
+        .map(|group| ticks[group] as f64 / per_second)
+        .collect()
+}
+
+/// CPU seconds this process has used (every thread, not its children).
+pub fn own_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|line| parse_stat(&line))
+        .map_or(0.0, |times| times.own_ticks as f64 / ticks_per_second())
+}
+
+/// CPU seconds the whole machine has been busy (every core; idle and I/O wait left out).
+pub fn machine_busy_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine_busy(text.lines().next()?).map(|ticks| ticks as f64 / ticks_per_second())
+}
+
+/// Busy ticks from the first line of /proc/stat:
+/// `cpu user nice system idle iowait irq softirq steal [guest guest_nice]`.
+pub fn parse_machine_busy(line: &str) -> Option<u64> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let values: Vec<u64> = fields
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    let at = |index: usize| values.get(index).copied().unwrap_or(0);
+    // user + nice + system + irq + softirq + steal (guest time is inside user already).
+    Some(at(0) + at(1) + at(2) + at(5) + at(6) + at(7))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_give_group_and_times_even_with_odd_names() {
+        let line = "4242 (tokio (worker) 1) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 9 0 1 1 1";
+        assert_eq!(
+            parse_stat(line),
+            Some(StatTimes {
+                process_group: 4242,
+                own_ticks: 300,
+                children_ticks: 10,
+            })
+        );
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("1 (x) S 0"), None);
+    }
+
+    #[test]
+    fn the_machine_is_busy_except_when_idle_or_waiting() {
+        assert_eq!(
+            parse_machine_busy("cpu  100 5 40 1000 30 2 3 1 0 0"),
+            Some(151)
+        );
+        assert_eq!(parse_machine_busy("cpu0 1 2 3 4"), None);
+    }
+
+    #[test]
+    fn this_process_and_its_group_are_accounted() {
+        // Burn a little CPU so that the figures are above zero whatever the tick length.
+        let start = std::time::Instant::now();
+        let mut spin = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(60) {
+            spin = spin.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(spin > 0);
+        assert!(own_seconds() > 0.0);
+        let group = nix::unistd::getpgrp().as_raw() as u32;
+        let seconds = group_seconds(&[group, u32::MAX]);
+        assert!(seconds[0] >= own_seconds() - 0.02, "{seconds:?}");
+        assert_eq!(seconds[1], 0.0);
+        assert!(machine_busy_seconds().unwrap() > 0.0);
+    }
+}

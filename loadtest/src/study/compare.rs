@@ -1,0 +1,462 @@
+//! Two study reports side by side (`loadtest compare OLD NEW`, `study --baseline DIR`):
+//! capacity per pool size, the fixed-rate runs' p50, p99 and error rate, the cache tiers
+//! and the faults, each difference held against the noise both figures carry, printed,
+//! and drawn as capacity lines with their uncertainty bands.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::model::{RunSummary, ScalingResult, StudyResults, error_rate_noise, on_off};
+use super::report::{Table, escape};
+use super::svg::{Area, Band, Chart, PALETTE, Series};
+
+/// Reads a report's `results.json`, given the report directory or the file itself.
+pub fn load(path: &Path) -> anyhow::Result<StudyResults> {
+    let file = if path.is_dir() {
+        path.join("results.json")
+    } else {
+        path.to_owned()
+    };
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))
+}
+
+/// What a figure measures, which way is better, and how it is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Requests per second: higher is better.
+    Rate,
+    /// Milliseconds: lower is better.
+    Ms,
+    /// A fraction shown in percent: lower is better.
+    Fraction,
+}
+
+impl Unit {
+    fn show(self, value: f64) -> String {
+        match self {
+            Unit::Rate => format!("{value:.0}/s"),
+            Unit::Ms => format!("{value:.2} ms"),
+            Unit::Fraction => format!("{:.3}%", value * 100.0),
+        }
+    }
+}
+
+/// One figure in both reports, with the noise of each (`None`: not known).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub what: String,
+    pub unit: Unit,
+    pub old: Option<f64>,
+    pub new: Option<f64>,
+    pub old_noise: Option<f64>,
+    pub new_noise: Option<f64>,
+}
+
+impl Row {
+    /// Better, worse, within the noise, or why it cannot say.
+    pub fn verdict(&self) -> String {
+        let (Some(old), Some(new)) = (self.old, self.new) else {
+            return "only in one report".into();
+        };
+        let (Some(old_noise), Some(new_noise)) = (self.old_noise, self.new_noise) else {
+            return "noise unknown".into();
+        };
+        let delta = new - old;
+        // Two standard errors of the difference: a change smaller than that is noise.
+        let bound = 2.0 * (old_noise.powi(2) + new_noise.powi(2)).sqrt();
+        if delta.abs() <= bound {
+            return "within noise".into();
+        }
+        let better = match self.unit {
+            Unit::Rate => delta > 0.0,
+            Unit::Ms | Unit::Fraction => delta < 0.0,
+        };
+        if better { "better" } else { "worse" }.into()
+    }
+
+    fn cells(&self) -> Vec<String> {
+        let show = |value: Option<f64>, noise: Option<f64>| match value {
+            None => "—".to_owned(),
+            Some(value) => match noise {
+                Some(noise) => format!("{} ± {}", self.unit.show(value), self.unit.show(noise)),
+                None => self.unit.show(value),
+            },
+        };
+        let change = match (self.old, self.new) {
+            (Some(old), Some(new)) if old.abs() > 1e-12 => {
+                format!("{:+.1}%", (new - old) / old.abs() * 100.0)
+            }
+            (Some(old), Some(new)) => self.unit.show(new - old),
+            _ => "—".into(),
+        };
+        vec![
+            self.what.clone(),
+            show(self.old, self.old_noise),
+            show(self.new, self.new_noise),
+            change,
+            self.verdict(),
+        ]
+    }
+}
+
+/// The comparison of two reports.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub old_label: String,
+    pub new_label: String,
+    pub context: Vec<String>,
+    pub rows: Vec<Row>,
+    old_scaling: Vec<ScalingResult>,
+    new_scaling: Vec<ScalingResult>,
+    slo_ms: f64,
+}
+
+/// Half the search's resolution: the capacity lies between the figure and the first rate
+/// over, so half that gap is the figure's noise.
+fn capacity_noise(result: &ScalingResult, slo_ms: f64) -> Option<f64> {
+    result
+        .knee(slo_ms)
+        .map(|knee| (knee.offered_rate - result.capacity_rps) / 2.0)
+}
+
+fn summary_rows(what: &str, old: Option<&RunSummary>, new: Option<&RunSummary>) -> [Row; 3] {
+    let row = |figure: &str,
+               unit,
+               value: fn(&RunSummary) -> f64,
+               noise: fn(&RunSummary) -> Option<f64>| Row {
+        what: format!("{what}: {figure}"),
+        unit,
+        old: old.map(value),
+        new: new.map(value),
+        old_noise: old.and_then(noise),
+        new_noise: new.and_then(noise),
+    };
+    [
+        row("p50", Unit::Ms, |s| s.p50_ms, |s| s.p50_noise_ms),
+        row("p99", Unit::Ms, |s| s.p99_ms, |s| s.p99_noise_ms),
+        row(
+            "error rate",
+            Unit::Fraction,
+            |s| s.error_rate,
+            |s| Some(s.error_rate_noise()),
+        ),
+    ]
+}
+
+impl Comparison {
+    pub fn of(old: &StudyResults, new: &StudyResults) -> Self {
+        let slo_ms = new.meta.slo_ms;
+        let mut rows = Vec::new();
+        let mut sizes: Vec<usize> = old
+            .scaling
+            .iter()
+            .chain(&new.scaling)
+            .map(|result| result.instances)
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for size in sizes {
+            let (old, new) = (old.capacity_of(size), new.capacity_of(size));
+            rows.push(Row {
+                what: format!("capacity, {size} instance(s)"),
+                unit: Unit::Rate,
+                old: old.map(|result| result.capacity_rps),
+                new: new.map(|result| result.capacity_rps),
+                old_noise: old.and_then(|result| capacity_noise(result, slo_ms)),
+                new_noise: new.and_then(|result| capacity_noise(result, slo_ms)),
+            });
+        }
+        let (old_edge, new_edge) = (old.edge_capacity.as_ref(), new.edge_capacity.as_ref());
+        if old_edge.is_some() || new_edge.is_some() {
+            rows.push(Row {
+                what: "edge capacity (cache on)".into(),
+                unit: Unit::Rate,
+                old: old_edge.map(|edge| edge.capacity_rps),
+                new: new_edge.map(|edge| edge.capacity_rps),
+                old_noise: old_edge.and_then(|edge| capacity_noise(edge, slo_ms)),
+                new_noise: new_edge.and_then(|edge| capacity_noise(edge, slo_ms)),
+            });
+        }
+        for run in &new.fixed {
+            let before = old
+                .fixed
+                .iter()
+                .find(|earlier| earlier.original.instances == run.original.instances);
+            rows.extend(summary_rows(
+                &format!("400/s, {}", run.original.configuration),
+                before.map(|earlier| &earlier.ours),
+                Some(&run.ours),
+            ));
+        }
+        for tier in &new.tiers {
+            let before = old.tiers.iter().find(|earlier| {
+                earlier.edge_cache == tier.edge_cache && earlier.redis == tier.redis
+            });
+            rows.extend(summary_rows(
+                &format!(
+                    "tier edge {} Redis {}",
+                    on_off(tier.edge_cache),
+                    on_off(tier.redis)
+                ),
+                before.map(|earlier| &earlier.summary),
+                Some(&tier.summary),
+            ));
+        }
+        for fault in &new.faults {
+            let before = old.faults.iter().find(|earlier| earlier.name == fault.name);
+            for (side, pick) in [("reads", true), ("writes", false)] {
+                let class = |run: &super::model::FaultRun| {
+                    if pick {
+                        run.reads.clone()
+                    } else {
+                        run.writes.clone()
+                    }
+                };
+                let noise = |errors, rate, requests| Some(error_rate_noise(errors, rate, requests));
+                let (old_class, new_class) = (before.map(class), class(fault));
+                rows.push(Row {
+                    what: format!("fault '{}': {side} error rate", fault.name),
+                    unit: Unit::Fraction,
+                    old: old_class.as_ref().map(|c| c.error_rate),
+                    new: Some(new_class.error_rate),
+                    old_noise: old_class
+                        .as_ref()
+                        .and_then(|c| noise(c.errors, c.error_rate, c.requests)),
+                    new_noise: noise(new_class.errors, new_class.error_rate, new_class.requests),
+                });
+            }
+        }
+        let describe = |study: &StudyResults| {
+            format!(
+                "{} ({}, {} profile, load average {} → {})",
+                study.meta.git_revision,
+                study.meta.date,
+                study.meta.profile,
+                study
+                    .meta
+                    .load_average_start
+                    .map_or("?".into(), |load| format!("{load:.2}")),
+                study
+                    .meta
+                    .load_average_end
+                    .map_or("?".into(), |load| format!("{load:.2}"))
+            )
+        };
+        let mut context = vec![
+            format!("old: {}", describe(old)),
+            format!("new: {}", describe(new)),
+            "A difference is called better or worse only when it exceeds twice the noise of the difference \
+             (capacity: half the gap to the first rate over; p50 and p99: the standard error of the per-second values; \
+             error rates: the binomial standard error, or 3/n for none). Both runs' machine load is above: a busier machine lowers every figure."
+                .into(),
+        ];
+        let quota = |study: &StudyResults| {
+            study
+                .meta
+                .quota
+                .as_ref()
+                .map_or("not recorded".into(), |quota| quota.describe())
+        };
+        if quota(old) != quota(new) {
+            context.push(format!(
+                "The CPU quotas differ, so capacities are not like for like: old {}; new {}.",
+                quota(old),
+                quota(new)
+            ));
+        }
+        let revision = |study: &StudyResults| {
+            study
+                .meta
+                .git_revision
+                .split_whitespace()
+                .next()
+                .unwrap_or("?")
+                .to_owned()
+        };
+        Self {
+            old_label: format!("old ({})", revision(old)),
+            new_label: format!("new ({})", revision(new)),
+            context,
+            rows,
+            old_scaling: old.scaling.clone(),
+            new_scaling: new.scaling.clone(),
+            slo_ms,
+        }
+    }
+
+    pub fn table(&self) -> Table {
+        Table {
+            headers: vec![
+                "Figure".into(),
+                "Old".into(),
+                "New".into(),
+                "Change".into(),
+                "Verdict".into(),
+            ],
+            rows: self.rows.iter().map(Row::cells).collect(),
+        }
+    }
+
+    /// Plain text for the terminal: the context, then one aligned line per figure.
+    pub fn text(&self) -> String {
+        let table = self.table();
+        let mut widths: Vec<usize> = table.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &table.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let mut text = String::new();
+        for line in &self.context {
+            let _ = writeln!(text, "{line}");
+        }
+        text.push('\n');
+        for row in std::iter::once(&table.headers).chain(&table.rows) {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            let _ = writeln!(text, "{}", cells.join("  ").trim_end());
+        }
+        text
+    }
+
+    /// Capacity against pool size, both reports, each with its uncertainty band.
+    pub fn chart(&self) -> Chart {
+        type Line = Vec<(f64, f64)>;
+        let line = |scaling: &[ScalingResult]| -> (Line, Line) {
+            scaling
+                .iter()
+                .map(|result| {
+                    let x = result.instances as f64;
+                    let upper = result
+                        .knee(self.slo_ms)
+                        .map_or(result.capacity_rps, |knee| knee.offered_rate);
+                    ((x, result.capacity_rps), (x, upper))
+                })
+                .unzip()
+        };
+        let (old, old_upper) = line(&self.old_scaling);
+        let (new, new_upper) = line(&self.new_scaling);
+        Chart {
+            title: format!("Capacity vs instances (p99 < {} ms), two runs", self.slo_ms),
+            x_label: "origin instances".into(),
+            y_label: "requests/s".into(),
+            series: vec![
+                Series {
+                    name: self.old_label.clone(),
+                    color: "#999999",
+                    points: old.clone(),
+                    dashed: true,
+                },
+                Series {
+                    name: self.new_label.clone(),
+                    color: PALETTE[0],
+                    points: new.clone(),
+                    dashed: false,
+                },
+            ],
+            markers: Vec::new(),
+            bands: vec![
+                Band {
+                    name: "old: up to first rate over".into(),
+                    color: "#999999",
+                    area: Area::Between {
+                        lower: old,
+                        upper: old_upper,
+                    },
+                },
+                Band {
+                    name: "new: up to first rate over".into(),
+                    color: PALETTE[0],
+                    area: Area::Between {
+                        lower: new,
+                        upper: new_upper,
+                    },
+                },
+            ],
+            log_y: false,
+        }
+    }
+}
+
+/// Writes `compare.md`, `compare.html` (with the chart inline) and `capacity.svg` into `dir`.
+pub fn write(dir: &Path, comparison: &Comparison) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let chart = comparison.chart().render();
+    std::fs::write(dir.join("capacity.svg"), &chart)?;
+    let mut md = String::from("# Two study runs compared\n\n");
+    for line in &comparison.context {
+        let _ = writeln!(md, "- {line}");
+    }
+    let _ = write!(
+        md,
+        "\n{}\n![capacity](capacity.svg)\n",
+        comparison.table().markdown()
+    );
+    std::fs::write(dir.join("compare.md"), md)?;
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Two study runs compared</title><style>\
+         body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}\
+         table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+         td:first-child,th:first-child{text-align:left}</style></head><body><h1>Two study runs compared</h1><ul>",
+    );
+    for line in &comparison.context {
+        let _ = write!(html, "<li>{}</li>", escape(line));
+    }
+    let _ = writeln!(
+        html,
+        "</ul>{}{chart}</body></html>",
+        comparison.table().html()
+    );
+    std::fs::write(dir.join("compare.html"), html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(old: f64, new: f64, noise: f64, unit: Unit) -> Row {
+        Row {
+            what: "x".into(),
+            unit,
+            old: Some(old),
+            new: Some(new),
+            old_noise: Some(noise),
+            new_noise: Some(noise),
+        }
+    }
+
+    #[test]
+    fn a_change_counts_only_beyond_twice_the_noise() {
+        // Noise 100 each: the difference's noise is 141, twice that 283.
+        assert_eq!(
+            row(1000.0, 1250.0, 100.0, Unit::Rate).verdict(),
+            "within noise"
+        );
+        assert_eq!(row(1000.0, 1300.0, 100.0, Unit::Rate).verdict(), "better");
+        assert_eq!(row(1000.0, 700.0, 100.0, Unit::Rate).verdict(), "worse");
+        // Lower is better for latency and errors.
+        assert_eq!(row(10.0, 5.0, 1.0, Unit::Ms).verdict(), "better");
+        assert_eq!(row(0.001, 0.05, 0.001, Unit::Fraction).verdict(), "worse");
+        let unknown = Row {
+            old_noise: None,
+            ..row(1.0, 2.0, 0.1, Unit::Ms)
+        };
+        assert_eq!(unknown.verdict(), "noise unknown");
+        let one_side = Row {
+            old: None,
+            ..row(1.0, 2.0, 0.1, Unit::Ms)
+        };
+        assert_eq!(one_side.verdict(), "only in one report");
+        assert_eq!(
+            row(1000.0, 1300.0, 100.0, Unit::Rate).cells(),
+            ["x", "1000/s ± 100/s", "1300/s ± 100/s", "+30.0%", "better"]
+        );
+    }
+}

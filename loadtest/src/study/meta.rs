@@ -1,0 +1,308 @@
+//! Where and how the study ran: the machine, the revision, the generator check, the CPU
+//! quota and the configuration table.
+
+use serde::{Deserialize, Serialize};
+
+use super::profile::ProfileSettings;
+
+/// Where and how the study ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub date: String,
+    pub git_revision: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub cpu_model: String,
+    /// The 1-minute load average when the study started and when it ended:
+    /// other work on the machine shows up in every figure.
+    #[serde(default)]
+    pub load_average_start: Option<f64>,
+    #[serde(default)]
+    pub load_average_end: Option<f64>,
+    pub profile: String,
+    pub slo_ms: f64,
+    /// The load went through the edge (false: `--no-edge`).
+    #[serde(default)]
+    pub edge: bool,
+    /// The generator against wrk on nginx `return 200`, measured before the
+    /// stack came up; `Err` says why it was not.
+    #[serde(default)]
+    pub calibration: Option<Result<CalibrationFigure, String>>,
+    /// The origin instances' CPU quota and how it was chosen.
+    #[serde(default)]
+    pub quota: Option<QuotaChoice>,
+    pub configuration: Vec<(String, String)>,
+}
+
+/// `loadtest calibrate`'s figures, as the report keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationFigure {
+    pub wrk_rate: f64,
+    pub generator_rate: f64,
+    pub ratio: f64,
+    pub seconds: f64,
+    pub connections: usize,
+    pub pinned: bool,
+}
+
+impl From<&crate::calibrate::Calibration> for CalibrationFigure {
+    fn from(calibration: &crate::calibrate::Calibration) -> Self {
+        Self {
+            wrk_rate: calibration.wrk_rate,
+            generator_rate: calibration.generator_rate,
+            ratio: calibration.ratio(),
+            seconds: calibration.seconds,
+            connections: calibration.connections,
+            pinned: calibration.pinned,
+        }
+    }
+}
+
+impl Meta {
+    pub fn collect(
+        args: &super::StudyArgs,
+        config: &stack::StackConfig,
+        profile: &ProfileSettings,
+        calibration: Option<Result<CalibrationFigure, String>>,
+        quota: QuotaChoice,
+    ) -> Self {
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .args(args)
+                .current_dir(stack::binaries::workspace_root())
+                .output()
+                .ok()
+                .filter(|output| output.status.success())
+                .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        };
+        let revision =
+            git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+        // Tracked files only: an untracked file (a report, a scratch note) changes no build.
+        let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+            .is_some_and(|status| !status.is_empty());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_kib: f64 = meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|line| line.strip_prefix("model name"))
+            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let load_path = if config.edge {
+            "capacity and fixed-rate runs straight to nginx (the edge cache would hide the origins); faults through the edge; cache tiers both ways"
+        } else {
+            "every run straight to nginx (--no-edge: no edge, no edge-cache tiers)"
+        };
+        let configuration = vec![
+            ("profile".into(), profile.trade.into()),
+            ("origin instances".into(), format!("{:?} (capacity search), {} (faults), {} (cache tiers)", profile.sizes, super::FAULT_POOL, super::CDN_POOL)),
+            ("load path".into(), load_path.into()),
+            ("CPU quota per instance".into(), quota.describe()),
+            ("worker threads per instance".into(), config.worker_threads.to_string()),
+            ("database pool per instance".into(), config.db_pool_size.to_string()),
+            ("seed scale".into(), config.seed_scale.clone()),
+            ("mix".into(), "read-heavy: 25% song, 40% comments page, 25% feed, 8% post, 1% patch, 1% delete; Zipf(1) songs".into()),
+            ("capacity objective".into(), format!("p99 < {} ms, errors < 0.1%, dropped < 0.1%", args.slo_ms)),
+            ("capacity search".into(), format!(
+                "1st size: x2 from {}/s, then {} bisections; later sizes: x{} from the previous size's capacity (÷{} while it fails), then {} bisection(s)",
+                profile.search_start, profile.bisect_steps + 1, profile.search_growth, profile.search_growth, profile.bisect_steps,
+            )),
+            ("healthy start".into(), format!(
+                "before every measured run: every instance's /readyz, nginx sending to every instance (each one's own request counter rises), and a {} s read-only probe at {}/s whose p50 is back within {} × the baseline + {} ms, without errors; waited for up to {} s, else the run is marked",
+                super::health::PROBE_DURATION.as_secs_f64(),
+                super::health::PROBE_RATE,
+                super::health::BASELINE_FACTOR,
+                super::health::BASELINE_SLACK_MS,
+                profile.settle_within.as_secs_f64()
+            )),
+            ("capacity step duration".into(), format!(
+                "{} s per step ({} profile; at 1000/s a step's p99 rests on its {} slowest requests)",
+                profile.search_step.as_secs_f64(),
+                format!("{:?}", args.profile).to_lowercase(),
+                (profile.search_step.as_secs_f64() * 1000.0 / 100.0).round()
+            )),
+            ("warm-up".into(), format!(
+                "{} s at {}/s before the first capacity step (not reported)",
+                profile.warm_up.as_secs_f64(),
+                profile.search_start * 0.5,
+            )),
+            ("fixed-rate, fault and tier runs".into(), format!(
+                "{} s, {} s (fault at 1/3, repair at 2/3), {} s",
+                if profile.full_original_counts { "the original's request counts at 400/s:".to_owned() } else { profile.fixed_duration.as_secs_f64().to_string() },
+                profile.fault_duration.as_secs_f64(),
+                profile.tier_duration.as_secs_f64()
+            )),
+            ("edge capacity search".into(), if config.edge {
+                format!(
+                    "steps of {} s on {} instances, from the nginx capacity of that pool, x{} (÷{} while it fails), then {} bisection(s)",
+                    profile.edge_step.as_secs_f64(),
+                    super::CDN_POOL,
+                    profile.search_growth,
+                    profile.search_growth,
+                    profile.bisect_steps
+                )
+            } else {
+                "none (no edge)".into()
+            }),
+            ("load generator".into(), "loadtest (open model, latency from the intended start), on the same machine".into()),
+        ];
+        Self {
+            date: chrono::Utc::now().to_rfc3339(),
+            git_revision: if dirty {
+                format!("{revision} (with uncommitted changes)")
+            } else {
+                revision
+            },
+            cores: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1),
+            memory_gib: memory_kib / 1024.0 / 1024.0,
+            cpu_model,
+            load_average_start: load_average(),
+            load_average_end: None,
+            profile: format!("{:?}", args.profile).to_lowercase(),
+            slo_ms: args.slo_ms,
+            edge: config.edge,
+            calibration,
+            quota: Some(quota),
+            configuration,
+        }
+    }
+}
+
+/// The machine's 1-minute load average (`/proc/loadavg`).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The share of the machine's cores the largest pool gets: at 7,777/s a pool of three
+/// (0.6 core of quota) left the other parts using about 1.4 cores, so the pool may have
+/// about a quarter of the machine and the rest of the stack the other three quarters.
+pub const POOL_SHARE_OF_MACHINE: f64 = 0.25;
+
+/// The origin instances' CPU quota and how it was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaChoice {
+    /// Cores per instance; `None` runs the instances without a quota.
+    pub per_instance: Option<f64>,
+    /// The CFS period it is enforced over, in milliseconds.
+    pub period_ms: Option<f64>,
+    /// Derived from the machine (true) or set on the command line.
+    pub derived: bool,
+    pub cores: usize,
+    pub largest_pool: usize,
+}
+
+impl QuotaChoice {
+    /// `cores × 25 % / largest pool`, rounded down to a thousandth of a core, unless
+    /// `requested` sets it (0 for no quota); the period is `requested_period` or the
+    /// shortest the kernel's 1 ms minimum quota allows ([`stack::cgroup::cfs_period`]).
+    pub fn choose(
+        cores: usize,
+        largest_pool: usize,
+        requested: Option<f64>,
+        requested_period: Option<std::time::Duration>,
+    ) -> Self {
+        let derived = (cores as f64 * POOL_SHARE_OF_MACHINE / largest_pool.max(1) as f64 * 1000.0)
+            .floor()
+            / 1000.0;
+        let per_instance = match requested {
+            Some(share) if share <= 0.0 => None,
+            Some(share) => Some(share),
+            None => Some(derived.max(0.001)),
+        };
+        let period = per_instance
+            .map(|share| requested_period.unwrap_or_else(|| stack::cgroup::cfs_period(share)));
+        Self {
+            per_instance,
+            period_ms: period.map(|period| period.as_secs_f64() * 1000.0),
+            derived: requested.is_none(),
+            cores,
+            largest_pool,
+        }
+    }
+
+    /// The period as the stack takes it.
+    pub fn period(&self) -> Option<std::time::Duration> {
+        self.period_ms
+            .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
+    }
+
+    /// One line for the report: the figures and the rule.
+    pub fn describe(&self) -> String {
+        let Some(share) = self.per_instance else {
+            return "none (--cpu-per-instance 0): instances share every core, so pool sizes are not comparable nodes".into();
+        };
+        let period = self.period_ms.unwrap_or(100.0);
+        let stall = period * (1.0 - share.min(1.0));
+        let how = if self.derived {
+            format!(
+                "derived: {} cores × {:.0} % for the largest pool of {}, so that pool has {:.2} core and nginx, the edge, PostgreSQL, Redis and the generator keep {:.2}; --cpu-per-instance overrides",
+                self.cores,
+                POOL_SHARE_OF_MACHINE * 100.0,
+                self.largest_pool,
+                share * self.largest_pool as f64,
+                self.cores as f64 - share * self.largest_pool as f64
+            )
+        } else {
+            "set by --cpu-per-instance".to_owned()
+        };
+        format!(
+            "{share} core, CFS period {period:.0} ms (a throttled instance waits at most {stall:.0} ms; --cpu-period-ms overrides); {how}"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quota_leaves_the_rest_of_the_stack_room() {
+        let two = QuotaChoice::choose(2, 10, None, None);
+        assert_eq!(two.per_instance, Some(0.05));
+        assert_eq!(two.period_ms, Some(20.0));
+        assert!(two.derived);
+        let text = two.describe();
+        assert!(
+            text.starts_with(
+                "0.05 core, CFS period 20 ms (a throttled instance waits at most 19 ms"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("pool has 0.50 core") && text.contains("keep 1.50"),
+            "{text}"
+        );
+        assert_eq!(
+            QuotaChoice::choose(8, 10, None, None).per_instance,
+            Some(0.2)
+        );
+        assert_eq!(
+            QuotaChoice::choose(2, 3, None, None).per_instance,
+            Some(0.166)
+        );
+        let set = QuotaChoice::choose(
+            2,
+            10,
+            Some(0.2),
+            Some(std::time::Duration::from_millis(100)),
+        );
+        assert_eq!(
+            (set.per_instance, set.period_ms, set.derived),
+            (Some(0.2), Some(100.0), false)
+        );
+        let none = QuotaChoice::choose(2, 10, Some(0.0), None);
+        assert_eq!((none.per_instance, none.period()), (None, None));
+        assert!(none.describe().starts_with("none"));
+    }
+}

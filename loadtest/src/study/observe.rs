@@ -1,0 +1,198 @@
+//! What the stack did during a run, seen from outside it: the CPU each part used (process
+//! groups in /proc, see `stack::cpu`) and the requests the origin instances answered
+//! (their own counters at `/metrics`).
+
+use std::time::{Duration, Instant};
+
+use stack::Stack;
+use stack::probe::HttpClient;
+
+use super::model::CpuUse;
+
+/// The process groups of the stack's parts at one moment.
+#[derive(Debug, Clone, Default)]
+struct Groups {
+    instances: Vec<u32>,
+    nginx: Vec<u32>,
+    edge: Vec<u32>,
+    postgres: Vec<u32>,
+    redis: Vec<u32>,
+}
+
+impl Groups {
+    fn of(stack: &mut Stack) -> Self {
+        let mut groups = Self::default();
+        let mut instances: Vec<(usize, u32)> = Vec::new();
+        for (name, pid) in stack.state().processes {
+            match name.as_str() {
+                "nginx" => groups.nginx.push(pid),
+                "edge" => groups.edge.push(pid),
+                "postgres" => groups.postgres.push(pid),
+                "redis" => groups.redis.push(pid),
+                other => {
+                    if let Some(index) = other
+                        .strip_prefix("origin-")
+                        .and_then(|index| index.parse().ok())
+                    {
+                        instances.push((index, pid));
+                    }
+                }
+            }
+        }
+        instances.sort_unstable();
+        groups.instances = instances.into_iter().map(|(_, pid)| pid).collect();
+        groups
+    }
+
+    fn all(&self) -> Vec<u32> {
+        [
+            &self.instances,
+            &self.nginx,
+            &self.edge,
+            &self.postgres,
+            &self.redis,
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect()
+    }
+}
+
+/// CPU seconds of every part at one moment.
+#[derive(Debug, Clone)]
+pub struct CpuSnapshot {
+    at: Instant,
+    groups: Groups,
+    seconds: Vec<f64>,
+    generator: f64,
+    machine: Option<f64>,
+}
+
+/// Reads the CPU seconds used so far by each part of `stack` and by this process.
+pub fn cpu_snapshot(stack: &mut Stack) -> CpuSnapshot {
+    let groups = Groups::of(stack);
+    let seconds = stack::cpu::group_seconds(&groups.all());
+    CpuSnapshot {
+        at: Instant::now(),
+        groups,
+        seconds,
+        generator: stack::cpu::own_seconds(),
+        machine: stack::cpu::machine_busy_seconds(),
+    }
+}
+
+impl CpuSnapshot {
+    fn of(&self, pid: u32) -> Option<f64> {
+        let position = self.groups.all().iter().position(|group| *group == pid)?;
+        self.seconds.get(position).copied()
+    }
+
+    /// CPU used by each part from `self` to `later`, in cores. A part that was restarted
+    /// in between (a new process group) counts from zero.
+    pub fn until(&self, later: &CpuSnapshot, instance_quota: Option<f64>) -> CpuUse {
+        let wall = later.at.duration_since(self.at).as_secs_f64().max(1e-3);
+        let used = |pids: &[u32]| -> f64 {
+            pids.iter()
+                .map(|pid| {
+                    let end = later.of(*pid).unwrap_or(0.0);
+                    let start = self.of(*pid).unwrap_or(0.0);
+                    (end - start).max(0.0)
+                })
+                .sum::<f64>()
+                / wall
+        };
+        let per_instance: Vec<f64> = later
+            .groups
+            .instances
+            .iter()
+            .map(|pid| used(std::slice::from_ref(pid)))
+            .collect();
+        let instances = per_instance.iter().sum();
+        let generator = ((later.generator - self.generator) / wall).max(0.0);
+        let mut use_ = CpuUse {
+            seconds: wall,
+            instances,
+            per_instance,
+            nginx: used(&later.groups.nginx),
+            edge: used(&later.groups.edge),
+            postgres: used(&later.groups.postgres),
+            redis: used(&later.groups.redis),
+            generator,
+            other: 0.0,
+            machine_cores: std::thread::available_parallelism().map_or(1, usize::from),
+            instance_quota,
+        };
+        if let (Some(start), Some(end)) = (self.machine, later.machine) {
+            let busy = (end - start) / wall;
+            let ours = use_.busy();
+            use_.other = (busy - ours).max(0.0);
+        }
+        use_
+    }
+}
+
+/// Requests the origin instances have answered so far on the API (their
+/// `origin_http_requests_total` for `/api` routes), one figure per instance; `None` for
+/// an instance that did not answer.
+pub async fn origin_counts(client: &HttpClient, instance_urls: &[String]) -> Vec<Option<u64>> {
+    let mut counts = Vec::with_capacity(instance_urls.len());
+    for url in instance_urls {
+        let count = match client.get(&format!("{url}/metrics")).await {
+            Ok(response) if response.status == 200 => {
+                Some(api_requests(&String::from_utf8_lossy(&response.body)))
+            }
+            _ => None,
+        };
+        counts.push(count);
+    }
+    counts
+}
+
+/// Sums the `/api` request counters of one instance's Prometheus text.
+pub fn api_requests(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("origin_http_requests_total{") && line.contains("route=\"/api")
+        })
+        .filter_map(|line| line.rsplit_once(' ')?.1.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// The total of `later - earlier` over instances present in both.
+pub fn requests_between(earlier: &[Option<u64>], later: &[Option<u64>]) -> u64 {
+    earlier
+        .iter()
+        .zip(later)
+        .filter_map(|(before, after)| Some(after.as_ref()?.saturating_sub(*before.as_ref()?)))
+        .sum()
+}
+
+/// A client for the stack's own endpoints (metrics, readiness).
+pub fn stack_client() -> HttpClient {
+    HttpClient::new(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_requests_add_up_only_api_routes() {
+        let metrics = "# HELP origin_http_requests_total Requests\n\
+            origin_http_requests_total{route=\"/api/songs/{song_id}\",method=\"GET\",status=\"200\"} 120\n\
+            origin_http_requests_total{route=\"/api/songs/{song_id}/comments\",method=\"POST\",status=\"201\"} 7\n\
+            origin_http_requests_total{route=\"/readyz\",method=\"GET\",status=\"200\"} 50\n\
+            origin_http_request_duration_seconds_count{route=\"/api/songs/{song_id}\",method=\"GET\",status=\"200\"} 120\n";
+        assert_eq!(api_requests(metrics), 127);
+        assert_eq!(api_requests(""), 0);
+    }
+
+    #[test]
+    fn requests_between_skips_instances_that_did_not_answer() {
+        let before = [Some(10), Some(5), None];
+        let after = [Some(25), None, Some(7)];
+        assert_eq!(requests_between(&before, &after), 15);
+    }
+}

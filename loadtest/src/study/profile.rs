@@ -1,0 +1,140 @@
+//! The study's profiles (how long and how wide each part runs) and the original
+//! study's figures it is compared with.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Quick,
+    Full,
+}
+
+/// How long and how wide each part of the study runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileSettings {
+    pub sizes: &'static [usize],
+    /// Where the first pool size's search starts (per instance); it doubles
+    /// from there and gets one bisection more than the others (its capacity
+    /// sets the ideal line).
+    pub search_start: f64,
+    pub search_max: f64,
+    /// Later sizes start at the previous size's capacity and grow by this.
+    pub search_growth: f64,
+    pub bisect_steps: u32,
+    /// How long each capacity-search step offers its rate: long enough that
+    /// its p99 rests on more than a handful of requests.
+    pub search_step: Duration,
+    pub fixed_duration: Duration,
+    /// Send the original's request counts (at its rate) instead of a short run.
+    pub full_original_counts: bool,
+    pub fault_duration: Duration,
+    pub tier_duration: Duration,
+    pub seed_scale: &'static str,
+    /// Each half of the generator-versus-wrk check (0: skip it).
+    pub calibrate: Duration,
+    /// What this profile gives up for its running time, said in the report.
+    pub trade: &'static str,
+    /// Load before the first capacity step, left out of the report.
+    pub warm_up: Duration,
+    /// Each step of the edge's capacity search (the CDN phase).
+    pub edge_step: Duration,
+    /// The longest wait for a healthy, idle stack before a measured run.
+    pub settle_within: Duration,
+}
+
+impl Profile {
+    pub fn settings(self) -> ProfileSettings {
+        match self {
+            // 2¼-2½ minutes on two cores: steps of 3 s (twice the old 1.5 s)
+            // paid for with the original's own pool sizes only (no 5), a
+            // gentler growth with one bisection after the first size, and 2 s
+            // fixed-rate and tier runs.
+            Profile::Quick => ProfileSettings {
+                sizes: &[1, 2, 3, 10],
+                search_start: 400.0,
+                search_max: 40_000.0,
+                search_growth: 1.5,
+                bisect_steps: 1,
+                search_step: Duration::from_secs(3),
+                fixed_duration: Duration::from_secs(2),
+                full_original_counts: false,
+                fault_duration: Duration::from_secs(9),
+                tier_duration: Duration::from_secs(2),
+                seed_scale: "small",
+                calibrate: Duration::from_secs(2),
+                warm_up: Duration::from_secs(2),
+                edge_step: Duration::from_secs(2),
+                settle_within: Duration::from_secs(20),
+                trade: "quick profile, 2¼ to 2½ minutes on two cores: capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), and 2 s fixed-rate, edge-search and tier runs",
+            },
+            Profile::Full => ProfileSettings {
+                sizes: &[1, 2, 3, 5, 10],
+                search_start: 200.0,
+                search_max: 80_000.0,
+                search_growth: 2.0,
+                bisect_steps: 5,
+                search_step: Duration::from_secs(15),
+                fixed_duration: Duration::from_secs(60),
+                full_original_counts: true,
+                fault_duration: Duration::from_secs(45),
+                tier_duration: Duration::from_secs(30),
+                seed_scale: "medium",
+                calibrate: Duration::from_secs(10),
+                warm_up: Duration::from_secs(10),
+                edge_step: Duration::from_secs(15),
+                settle_within: Duration::from_secs(60),
+                trade: "full profile: capacity steps of 15 s, five bisections, the original's request counts",
+            },
+        }
+    }
+}
+
+/// The original's load: the only rate it states (three services at 400 RPS).
+pub const ORIGINAL_RATE: f64 = 400.0;
+
+/// A row of the original study's Performance Summary.
+///
+/// Texts are `Cow` so that a report written earlier reads back (`loadtest compare`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OriginalRow {
+    pub configuration: Cow<'static, str>,
+    pub instances: usize,
+    pub requests: u64,
+    pub error_rate: Cow<'static, str>,
+    pub avg_latency: Cow<'static, str>,
+}
+
+pub const ORIGINAL_SUMMARY: &[OriginalRow] = &[
+    OriginalRow {
+        configuration: Cow::Borrowed("Single Service"),
+        instances: 1,
+        requests: 6000,
+        error_rate: Cow::Borrowed("0%"),
+        avg_latency: Cow::Borrowed("~100ms"),
+    },
+    OriginalRow {
+        configuration: Cow::Borrowed("Two Services"),
+        instances: 2,
+        requests: 12000,
+        error_rate: Cow::Borrowed("0%"),
+        avg_latency: Cow::Borrowed("<60ms"),
+    },
+    OriginalRow {
+        configuration: Cow::Borrowed("Three Services"),
+        instances: 3,
+        requests: 24000,
+        error_rate: Cow::Borrowed("<0.1%"),
+        avg_latency: Cow::Borrowed("~800ms"),
+    },
+    OriginalRow {
+        configuration: Cow::Borrowed("Ten Services + Redis"),
+        instances: 10,
+        requests: 60000,
+        error_rate: Cow::Borrowed("~2.2%"),
+        avg_latency: Cow::Borrowed("Sub-100ms"),
+    },
+];

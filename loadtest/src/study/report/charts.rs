@@ -1,0 +1,263 @@
+//! The report's charts. Per-second charts draw only the seconds the schedule filled
+//! completely (the last, partial one would read as a collapse), and every line and band
+//! says in the legend what it is.
+
+use crate::recorder::Second;
+use crate::study::model::{CpuUse, FaultRun, RunSummary, StudyResults, whole_seconds};
+use crate::study::svg::{Area, Band, Chart, Layer, Marker, PALETTE, Series, StackedBars};
+
+pub fn capacity_chart(study: &StudyResults) -> Chart {
+    let slo = study.meta.slo_ms;
+    let measured: Vec<(f64, f64)> = study
+        .scaling
+        .iter()
+        .map(|result| (result.instances as f64, result.capacity_rps))
+        .collect();
+    let base = study
+        .scaling
+        .first()
+        .map(|first| first.capacity_rps / first.instances as f64)
+        .unwrap_or(0.0);
+    let ideal = measured
+        .iter()
+        .map(|&(instances, _)| (instances, base * instances))
+        .collect();
+    // The true capacity lies between the highest rate that met the objective and the
+    // lowest that did not: the search's resolution.
+    let upper: Vec<(f64, f64)> = study
+        .scaling
+        .iter()
+        .map(|result| {
+            let knee = result
+                .knee(slo)
+                .map_or(result.capacity_rps, |knee| knee.offered_rate);
+            (result.instances as f64, knee)
+        })
+        .collect();
+    Chart {
+        title: format!("Capacity vs instances (p99 < {} ms)", slo),
+        x_label: "origin instances".into(),
+        y_label: "requests/s".into(),
+        series: vec![
+            Series {
+                name: "measured capacity".into(),
+                color: PALETTE[0],
+                points: measured.clone(),
+                dashed: false,
+            },
+            Series {
+                name: "ideal (linear from 1)".into(),
+                color: "#999999",
+                points: ideal,
+                dashed: true,
+            },
+        ],
+        markers: Vec::new(),
+        bands: vec![Band {
+            name: "up to the first rate over".into(),
+            color: PALETTE[0],
+            area: Area::Between {
+                lower: measured,
+                upper,
+            },
+        }],
+        log_y: false,
+    }
+}
+
+pub fn latency_chart(study: &StudyResults) -> Chart {
+    let series = study
+        .scaling
+        .iter()
+        .enumerate()
+        .map(|(index, result)| {
+            let mut points: Vec<(f64, f64)> = result
+                .steps
+                .iter()
+                .map(|step| (step.offered_rate, step.p99_ms))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                name: format!("p99, {} inst.", result.instances),
+                color: PALETTE[index % PALETTE.len()],
+                points,
+                dashed: false,
+            }
+        })
+        .collect();
+    Chart {
+        title: "p99 latency vs offered load".into(),
+        x_label: "offered requests/s".into(),
+        y_label: "p99 ms (from intended start, log)".into(),
+        series,
+        markers: Vec::new(),
+        bands: Vec::new(),
+        log_y: true,
+    }
+}
+
+pub fn percentile_chart(study: &StudyResults) -> Option<Chart> {
+    let result = study
+        .scaling
+        .iter()
+        .max_by_key(|result| result.steps.len())?;
+    let mut steps = result.steps.clone();
+    steps.sort_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate));
+    let line = |name: &str, color, pick: fn(&RunSummary) -> f64| Series {
+        name: name.into(),
+        color,
+        points: steps
+            .iter()
+            .map(|step| (step.offered_rate, pick(step)))
+            .collect(),
+        dashed: false,
+    };
+    Some(Chart {
+        title: format!(
+            "Latency percentiles vs load, {} instance(s)",
+            result.instances
+        ),
+        x_label: "offered requests/s".into(),
+        y_label: "ms (from intended start, log)".into(),
+        series: vec![
+            line("p50", PALETTE[0], |s| s.p50_ms),
+            line("p90", PALETTE[2], |s| s.p90_ms),
+            line("p99", PALETTE[1], |s| s.p99_ms),
+            line("p99.9", PALETTE[3], |s| s.p999_ms),
+        ],
+        markers: Vec::new(),
+        bands: Vec::new(),
+        log_y: true,
+    })
+}
+
+/// Colours of the CPU parts, in [`CpuUse::parts_names`] order.
+const PART_COLORS: [&str; 7] = [
+    "#1f77b4", "#ff7f0e", "#17becf", "#2ca02c", "#d62728", "#9467bd", "#bbbbbb",
+];
+
+/// The CPU of each part at each pool size's capacity, stacked, against the machine's cores.
+pub fn cpu_chart(study: &StudyResults) -> Option<StackedBars> {
+    let points: Vec<(usize, &CpuUse)> = study
+        .scaling
+        .iter()
+        .filter_map(|result| {
+            let cpu = result.at_capacity(study.meta.slo_ms)?.cpu.as_ref()?;
+            Some((result.instances, cpu))
+        })
+        .collect();
+    let machine = points.first()?.1.machine_cores;
+    let layers = CpuUse::parts_names()
+        .iter()
+        .enumerate()
+        .map(|(index, name)| Layer {
+            name: (*name).into(),
+            color: PART_COLORS[index],
+            values: points.iter().map(|(_, cpu)| cpu.parts()[index].1).collect(),
+        })
+        .collect();
+    Some(StackedBars {
+        title: "CPU per part at each pool size's capacity".into(),
+        x_label: "origin instances (at their capacity rate)".into(),
+        y_label: "cores".into(),
+        bars: points
+            .iter()
+            .map(|(instances, _)| instances.to_string())
+            .collect(),
+        layers,
+        reference: Some((machine as f64, format!("machine: {machine} cores"))),
+    })
+}
+
+pub fn fault_charts(fault: &FaultRun) -> [Chart; 2] {
+    let whole = whole_seconds(fault.summary.duration_s, &fault.timeline);
+    let seconds = |pick: fn(&Second) -> f64| -> Vec<(f64, f64)> {
+        whole
+            .iter()
+            .enumerate()
+            .map(|(index, second)| (index as f64 + 0.5, pick(second)))
+            .collect()
+    };
+    let markers = vec![
+        Marker {
+            x: fault.fault_at_s,
+            label: "fault".into(),
+        },
+        Marker {
+            x: fault.repair_at_s,
+            label: "repair".into(),
+        },
+    ];
+    let bands = vec![Band {
+        name: "fault in effect".into(),
+        color: PALETTE[1],
+        area: Area::Span {
+            from: fault.fault_at_s,
+            to: fault.repair_at_s,
+        },
+    }];
+    [
+        Chart {
+            title: format!("{}: requests per second", fault.name),
+            x_label: "seconds (each point: one whole second)".into(),
+            y_label: "requests/s".into(),
+            series: vec![
+                Series {
+                    name: "succeeded".into(),
+                    color: PALETTE[0],
+                    points: seconds(|s| (s.completed - s.errors) as f64),
+                    dashed: false,
+                },
+                Series {
+                    name: "read errors".into(),
+                    color: PALETTE[1],
+                    points: seconds(|s| s.read_errors() as f64),
+                    dashed: false,
+                },
+                Series {
+                    name: "write errors".into(),
+                    color: PALETTE[3],
+                    points: seconds(|s| s.write_errors as f64),
+                    dashed: false,
+                },
+                Series {
+                    name: "dropped arrivals".into(),
+                    color: PALETTE[4],
+                    points: seconds(|s| s.dropped as f64),
+                    dashed: true,
+                },
+            ],
+            markers: markers.clone(),
+            bands: bands.clone(),
+            log_y: false,
+        },
+        Chart {
+            title: format!("{}: latency per second", fault.name),
+            x_label: "seconds (each point: one whole second)".into(),
+            y_label: "ms from intended start (log)".into(),
+            series: vec![
+                Series {
+                    name: "p50 of the second".into(),
+                    color: PALETTE[2],
+                    points: seconds(|s| s.p50_ms()),
+                    dashed: false,
+                },
+                Series {
+                    name: "p99 of the second".into(),
+                    color: PALETTE[1],
+                    points: seconds(|s| s.p99_ms()),
+                    dashed: false,
+                },
+                Series {
+                    name: "slowest of the second".into(),
+                    color: "#999999",
+                    points: seconds(|s| s.latency_max_us as f64 / 1000.0),
+                    dashed: true,
+                },
+            ],
+            markers,
+            bands,
+            log_y: true,
+        },
+    ]
+}

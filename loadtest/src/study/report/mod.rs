@@ -1,0 +1,465 @@
+//! The study's report: tables built once and rendered as Markdown and HTML, SVG charts
+//! inlined, so `index.html` opens from disk without a server. Writes `report.md`,
+//! `index.html`, `results.json` and `charts/*.svg`.
+
+pub mod charts;
+pub mod tables;
+#[cfg(test)]
+mod tests;
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::CDN_POOL;
+use super::model::{CpuUse, StudyResults};
+use charts::{capacity_chart, cpu_chart, fault_charts, latency_chart, percentile_chart};
+use tables::{
+    capacity_table, cdn_table, config_table, cpu_table, fault_table, performance_summary,
+    phase_table, tier_table,
+};
+
+/// A table rendered twice.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(headers: &[&str]) -> Self {
+        Self {
+            headers: headers.iter().map(|header| (*header).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut text = format!("| {} |\n", self.headers.join(" | "));
+        let _ = writeln!(text, "|{}", "---|".repeat(self.headers.len()));
+        for row in &self.rows {
+            let _ = writeln!(text, "| {} |", row.join(" | "));
+        }
+        text
+    }
+
+    pub fn html(&self) -> String {
+        let mut html = String::from("<table><thead><tr>");
+        for header in &self.headers {
+            let _ = write!(html, "<th>{}</th>", escape(header));
+        }
+        html.push_str("</tr></thead><tbody>");
+        for row in &self.rows {
+            html.push_str("<tr>");
+            for cell in row {
+                let _ = write!(html, "<td>{}</td>", escape(cell));
+            }
+            html.push_str("</tr>");
+        }
+        html.push_str("</tbody></table>");
+        html
+    }
+}
+
+pub(crate) fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+pub(crate) fn ms(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0} ms")
+    } else {
+        format!("{value:.2} ms")
+    }
+}
+
+pub(crate) fn percent(value: f64) -> String {
+    format!("{:.3}%", value * 100.0)
+}
+
+pub(crate) fn rate(value: f64) -> String {
+    format!("{value:.0}/s")
+}
+
+pub(crate) fn cores(value: f64) -> String {
+    format!("{value:.2}")
+}
+
+fn header_lines(study: &StudyResults) -> Vec<String> {
+    let meta = &study.meta;
+    let mut lines = vec![
+        format!("Date: {}", meta.date),
+        format!("Git revision: {}", meta.git_revision),
+        format!(
+            "Machine: {} cores ({}), {:.1} GiB memory",
+            meta.cores, meta.cpu_model, meta.memory_gib
+        ),
+        format!(
+            "Machine load (1-minute load average) at the start: {}, at the end: {} (work from other processes on this machine is noise in every figure below)",
+            meta.load_average_start
+                .map_or("unknown".into(), |load| format!("{load:.2}")),
+            meta.load_average_end
+                .map_or("unknown".into(), |load| format!("{load:.2}"))
+        ),
+        format!(
+            "Profile: {}; objective p99 < {} ms",
+            meta.profile, meta.slo_ms
+        ),
+    ];
+    if let Some(quota) = &meta.quota {
+        lines.push(format!(
+            "CPU quota per origin instance: {}",
+            quota.describe()
+        ));
+    }
+    lines.push(calibration_line(study));
+    lines.push(format!(
+        "All parts (PostgreSQL, Redis, nginx, the origin instances under CPU quotas, {}the load generator) \
+         run on this one machine: a one-machine simulation of a cluster, not a cluster.",
+        if meta.edge {
+            "the edge and "
+        } else {
+            "no edge (--no-edge), and "
+        }
+    ));
+    lines.push(
+        "Latency is measured from each request's intended start (open model, coordinated omission corrected); \
+         throughput counts successful responses."
+            .into(),
+    );
+    lines.push(health_line(study));
+    lines
+}
+
+/// The generator-versus-wrk check, in words.
+fn calibration_line(study: &StudyResults) -> String {
+    match &study.meta.calibration {
+        None => "Generator check: not run this time (`loadtest calibrate` measures it).".into(),
+        Some(Err(why)) => {
+            format!("Generator check: not measured ({why}); run `loadtest calibrate` by hand.")
+        }
+        Some(Ok(figure)) => format!(
+            "Generator check (`loadtest calibrate`, before the stack started): on nginx `return 200`, {} connections, {:.0} s each{}, \
+             wrk -t1 drove {:.0} requests/s and loadtest on one thread {:.0}: ratio {:.2} ({} the 0.8 bar).",
+            figure.connections,
+            figure.seconds,
+            if figure.pinned {
+                ", client and nginx pinned to separate cores"
+            } else {
+                ""
+            },
+            figure.wrk_rate,
+            figure.generator_rate,
+            figure.ratio,
+            if figure.ratio >= 0.8 {
+                "meets"
+            } else {
+                "BELOW"
+            }
+        ),
+    }
+}
+
+/// Whether every measured run started from a healthy, idle stack.
+fn health_line(study: &StudyResults) -> String {
+    let unhealthy = study.unhealthy_starts();
+    if unhealthy.is_empty() {
+        "Every measured run started from a healthy, idle stack (every instance ready, nginx sending to each, a low-rate probe back at its baseline).".into()
+    } else {
+        format!(
+            "WARNING: {} measured run(s) started on a stack that was not healthy and idle within the bound, and are marked below: {}.",
+            unhealthy.len(),
+            unhealthy.join("; ")
+        )
+    }
+}
+
+/// How far the pool scaled, against the shape to reach, and what stopped it if it fell short.
+fn scaling_verdict(study: &StudyResults) -> String {
+    let Some((largest, factor)) = study.scaling_factor() else {
+        return "The pool sizes' capacities cannot be compared (no capacity at one instance)."
+            .into();
+    };
+    let target = if study.meta.profile == "full" {
+        8.0
+    } else {
+        6.0
+    };
+    let mut text = format!(
+        "{largest} instances carried {factor:.1}× the capacity of one (the shape to reach on a 2-core machine: at least 8× in the full profile, 6× in the quick one)."
+    );
+    if factor < target {
+        let why = study
+            .scaling
+            .last()
+            .and_then(|result| result.knee(study.meta.slo_ms))
+            .and_then(|knee| knee.cpu.as_ref())
+            .map_or("no CPU figures at its knee".into(), CpuUse::bottleneck);
+        let _ = write!(
+            text,
+            " Short of {target:.0}×: at the knee of {largest} instances, {why}."
+        );
+    }
+    text
+}
+
+fn capacity_intro(study: &StudyResults) -> String {
+    let step = study
+        .meta
+        .configuration
+        .iter()
+        .find(|(key, _)| key == "capacity step duration")
+        .map_or(String::new(), |(_, value)| format!(" Each step: {value}."));
+    format!(
+        "Highest arrival rate with p99 < {} ms, errors < 0.1 % and no dropped arrivals, straight to nginx (no edge cache in the way), every step from a healthy, idle stack.{step} \
+         \"Known within\": the true capacity lies below the first rate that missed the objective. \
+         \"At the knee\": which part ran out of CPU at that first rate over.",
+        study.meta.slo_ms
+    )
+}
+
+const CPU_INTRO: &str = "CPU each part used at its pool size's capacity rate, in cores (CPU seconds per second), from /proc: \
+     each server's process group (PostgreSQL's backends and nginx's workers with their master), the generator's own process, \
+     and the rest of the machine (other processes: noise).";
+
+fn cdn_intro(study: &StudyResults) -> String {
+    match &study.edge_capacity {
+        None => "No edge in this run (--no-edge): nginx only.".into(),
+        Some(edge) => {
+            let nginx = study
+                .capacity_of(CDN_POOL)
+                .map_or("not measured".into(), |result| rate(result.capacity_rps));
+            format!(
+                "On {} instances: the edge (cache on) carried {} within the objective, the same pool straight to nginx {}. \
+                 At one rate both carry, the edge's hit ratio (its X-Cache: HIT or STALE, of every request including writes), \
+                 the requests that reached the origins (their own counters) and the CPU the origin pool spent.",
+                edge.instances,
+                rate(edge.capacity_rps),
+                nginx
+            )
+        }
+    }
+}
+
+fn fault_intro(study: &StudyResults) -> String {
+    let through = study
+        .faults
+        .first()
+        .map_or("the edge", |fault| fault.through.as_str());
+    format!(
+        "Load through {through}, on {} instances, each run from the whole pool (anything a fault left down is repaired first) \
+         and a healthy, idle stack; fault at 1/3 of each run and repair at 2/3. \
+         Reads (song, comments, feed) and writes (post, patch, delete) are counted apart: \
+         the design promises different things for each. \
+         \"Clean after\" counts seconds from the fault until every later second had no error of that side \
+         (and no dropped arrival).",
+        super::FAULT_POOL
+    )
+}
+
+/// What each fault did and what the design promises, one line each.
+fn fault_notes(study: &StudyResults) -> Vec<String> {
+    study
+        .faults
+        .iter()
+        .map(|fault| {
+            let dropped = if fault.summary.dropped > 0 {
+                format!(
+                    " {} arrivals found no free request slot and were dropped.",
+                    fault.summary.dropped
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "**{}**: {}. Promise: {}. Overall p99 {}, max {}.{dropped}",
+                fault.name,
+                fault.description,
+                fault.promise,
+                ms(fault.summary.p99_ms),
+                ms(fault.summary.max_ms)
+            )
+        })
+        .collect()
+}
+
+fn write_check_line(study: &StudyResults) -> String {
+    let writes = &study.writes;
+    format!(
+        "Acknowledged writes (201): {}; deleted by the run itself: {}; looked up in PostgreSQL: {}; **lost: {}**.",
+        writes.acknowledged, writes.deleted_by_the_run, writes.checked, writes.lost
+    )
+}
+
+/// One section of the page: heading, paragraphs, tables, and chart files (Markdown) or
+/// inline charts (HTML).
+struct Section {
+    heading: String,
+    paragraphs: Vec<String>,
+    tables: Vec<Table>,
+    charts: Vec<(String, String)>,
+}
+
+fn sections(study: &StudyResults) -> Vec<Section> {
+    let mut charts = vec![
+        ("capacity.svg".to_owned(), capacity_chart(study).render()),
+        ("latency.svg".to_owned(), latency_chart(study).render()),
+    ];
+    if let Some(chart) = percentile_chart(study) {
+        charts.push(("percentiles.svg".into(), chart.render()));
+    }
+    let mut fault_paragraphs = vec![fault_intro(study)];
+    fault_paragraphs.extend(fault_notes(study));
+    let fault_charts = study
+        .faults
+        .iter()
+        .enumerate()
+        .flat_map(|(index, fault)| {
+            let [rates, latency] = fault_charts(fault);
+            [
+                (format!("fault-{index}-rate.svg"), rates.render()),
+                (format!("fault-{index}-latency.svg"), latency.render()),
+            ]
+        })
+        .collect();
+    vec![
+        Section {
+            heading: "Performance Summary".into(),
+            paragraphs: vec![format!(
+                "The original's configurations at its stated load ({} requests/s), beside the original's figures, each run from a healthy, idle stack.",
+                super::profile::ORIGINAL_RATE
+            )],
+            tables: vec![performance_summary(study)],
+            charts: Vec::new(),
+        },
+        Section {
+            heading: "Capacity per pool size".into(),
+            paragraphs: vec![capacity_intro(study), scaling_verdict(study)],
+            tables: vec![capacity_table(study)],
+            charts,
+        },
+        Section {
+            heading: "CPU per part".into(),
+            paragraphs: vec![CPU_INTRO.into()],
+            tables: vec![cpu_table(study)],
+            charts: cpu_chart(study)
+                .map(|chart| vec![("cpu.svg".to_owned(), chart.render())])
+                .unwrap_or_default(),
+        },
+        Section {
+            heading: "What the CDN saves".into(),
+            paragraphs: vec![cdn_intro(study)],
+            tables: vec![cdn_table(study)],
+            charts: Vec::new(),
+        },
+        Section {
+            heading: "Cache tiers".into(),
+            paragraphs: vec![
+                "The edge cache and Redis, each on and off, on the same pool at the same rate."
+                    .into(),
+            ],
+            tables: vec![tier_table(study)],
+            charts: Vec::new(),
+        },
+        Section {
+            heading: "Faults during load".into(),
+            paragraphs: fault_paragraphs,
+            tables: vec![fault_table(study)],
+            charts: fault_charts,
+        },
+        Section {
+            heading: "Lost writes".into(),
+            paragraphs: vec![write_check_line(study)],
+            tables: Vec::new(),
+            charts: Vec::new(),
+        },
+        Section {
+            heading: "Phases".into(),
+            paragraphs: Vec::new(),
+            tables: vec![phase_table(study)],
+            charts: Vec::new(),
+        },
+        Section {
+            heading: "Configuration".into(),
+            paragraphs: Vec::new(),
+            tables: vec![config_table(study)],
+            charts: Vec::new(),
+        },
+    ]
+}
+
+pub fn markdown(study: &StudyResults) -> String {
+    let mut md = String::from("# Scaling study: song-comments service\n\n");
+    for line in header_lines(study) {
+        let _ = writeln!(md, "- {line}");
+    }
+    for section in sections(study) {
+        let _ = write!(md, "\n## {}\n\n", section.heading);
+        for paragraph in &section.paragraphs {
+            let bullet = if paragraph.starts_with("**") {
+                "- "
+            } else {
+                ""
+            };
+            let _ = write!(md, "{bullet}{paragraph}\n\n");
+        }
+        for table in &section.tables {
+            let _ = writeln!(md, "{}", table.markdown());
+        }
+        for (file, _) in &section.charts {
+            let _ = writeln!(md, "![{file}](charts/{file})");
+        }
+    }
+    md
+}
+
+pub fn html(study: &StudyResults) -> String {
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Scaling study</title><style>\
+         body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
+         table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+         th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.charts svg{margin:4px}\
+         </style></head><body><h1>Scaling study: song-comments service</h1><ul>",
+    );
+    for line in header_lines(study) {
+        let _ = write!(html, "<li>{}</li>", escape(&line));
+    }
+    html.push_str("</ul>");
+    for section in sections(study) {
+        let _ = write!(html, "<h2>{}</h2>", escape(&section.heading));
+        for paragraph in &section.paragraphs {
+            let _ = write!(html, "<p>{}</p>", escape(paragraph).replace("**", ""));
+        }
+        for table in &section.tables {
+            html.push_str(&table.html());
+        }
+        if !section.charts.is_empty() {
+            html.push_str("<div class=\"charts\">");
+            for (_, svg) in &section.charts {
+                html.push_str(svg);
+            }
+            html.push_str("</div>");
+        }
+    }
+    html.push_str("<p>Raw results: <a href=\"results.json\">results.json</a>, every run's histograms in <code>runs/</code> (mergeable with <code>loadtest merge</code>); <code>loadtest compare OLD NEW</code> sets two reports side by side.</p></body></html>\n");
+    html
+}
+
+/// Writes the whole report into `dir`.
+pub fn write(dir: &Path, study: &StudyResults) -> std::io::Result<()> {
+    let charts = dir.join("charts");
+    std::fs::create_dir_all(&charts)?;
+    for section in sections(study) {
+        for (file, svg) in section.charts {
+            std::fs::write(charts.join(file), svg)?;
+        }
+    }
+    std::fs::write(dir.join("report.md"), markdown(study))?;
+    std::fs::write(dir.join("index.html"), html(study))?;
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(study).expect("study results serialise"),
+    )?;
+    Ok(())
+}

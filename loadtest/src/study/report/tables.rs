@@ -1,0 +1,308 @@
+//! The report's tables, built once from the results and rendered as Markdown and HTML.
+
+use super::{Table, cores, ms, percent, rate};
+use crate::study::CDN_POOL;
+use crate::study::model::{CpuUse, RunSummary, StudyResults};
+
+/// How a run started: at once, after a wait, or not healthy (with what was wrong).
+pub fn started(summary: &RunSummary) -> String {
+    match &summary.start {
+        None => "not checked".into(),
+        Some(check) if !check.healthy => format!(
+            "UNHEALTHY after {:.0} s: {}",
+            check.waited_s,
+            check.problem.as_deref().unwrap_or("unknown")
+        ),
+        Some(check) if check.waited_s >= 2.0 => format!("healthy after {:.1} s", check.waited_s),
+        Some(_) => "healthy".into(),
+    }
+}
+
+pub fn performance_summary(study: &StudyResults) -> Table {
+    let mut table = Table::new(&[
+        "Configuration",
+        "Requests",
+        "Error rate",
+        "p50",
+        "p99",
+        "Mean",
+        "Throughput",
+        "Start",
+        "Original: requests",
+        "Original: error rate",
+        "Original: avg latency",
+    ]);
+    for run in &study.fixed {
+        let ours = &run.ours;
+        table.rows.push(vec![
+            format!(
+                "{} ({} instance{} + nginx + Redis)",
+                run.original.configuration,
+                run.original.instances,
+                if run.original.instances == 1 { "" } else { "s" }
+            ),
+            ours.requests.to_string(),
+            percent(ours.error_rate),
+            ms(ours.p50_ms),
+            ms(ours.p99_ms),
+            ms(ours.mean_ms),
+            rate(ours.throughput),
+            started(ours),
+            run.original.requests.to_string(),
+            run.original.error_rate.to_string(),
+            run.original.avg_latency.to_string(),
+        ]);
+    }
+    table
+}
+
+pub fn capacity_table(study: &StudyResults) -> Table {
+    let slo = study.meta.slo_ms;
+    let mut table = Table::new(&[
+        "Instances",
+        "Capacity",
+        "Known within",
+        "Ideal (linear)",
+        "Efficiency",
+        "p50 at capacity",
+        "p99 at capacity",
+        "Steps",
+        "At the knee",
+    ]);
+    let base = study
+        .scaling
+        .first()
+        .map(|first| first.capacity_rps / first.instances as f64)
+        .unwrap_or(0.0);
+    for result in &study.scaling {
+        let ideal = base * result.instances as f64;
+        let at_capacity = result.at_capacity(slo);
+        let knee = result.knee(slo);
+        let unhealthy = result.unhealthy_starts();
+        table.rows.push(vec![
+            result.instances.to_string(),
+            rate(result.capacity_rps),
+            result.resolution(slo).map_or("—".into(), |resolution| {
+                format!("+{:.0}%", resolution * 100.0)
+            }),
+            rate(ideal),
+            if ideal > 0.0 {
+                format!("{:.0}%", result.capacity_rps / ideal * 100.0)
+            } else {
+                "—".into()
+            },
+            at_capacity.map_or("—".into(), |step| ms(step.p50_ms)),
+            at_capacity.map_or("—".into(), |step| ms(step.p99_ms)),
+            if unhealthy > 0 {
+                format!("{} ({unhealthy} started unhealthy)", result.steps.len())
+            } else {
+                result.steps.len().to_string()
+            },
+            knee.map_or("not reached".into(), |knee| {
+                format!(
+                    "{}: {}",
+                    rate(knee.offered_rate),
+                    knee.cpu
+                        .as_ref()
+                        .map_or("no CPU figures".into(), CpuUse::bottleneck)
+                )
+            }),
+        ]);
+    }
+    table
+}
+
+/// The CPU of each part at each pool size's capacity step.
+pub fn cpu_table(study: &StudyResults) -> Table {
+    let mut headers = vec!["Instances", "At"];
+    let parts = CpuUse::parts_names();
+    headers.extend(parts.iter());
+    headers.extend(["Machine busy", "Pool's quota"]);
+    let mut table = Table::new(&headers);
+    for result in &study.scaling {
+        let Some(step) = result.at_capacity(study.meta.slo_ms) else {
+            continue;
+        };
+        let Some(cpu) = &step.cpu else {
+            continue;
+        };
+        let mut row = vec![result.instances.to_string(), rate(step.offered_rate)];
+        row.extend(cpu.parts().iter().map(|(_, used)| cores(*used)));
+        row.push(format!("{} of {}", cores(cpu.busy()), cpu.machine_cores));
+        row.push(cpu.pool_quota().map_or("none".into(), cores));
+        table.rows.push(row);
+    }
+    table
+}
+
+/// Edge on against edge off on the same pool: capacity, and at the tiers' rate what
+/// reached the origins and what the origins spent.
+pub fn cdn_table(study: &StudyResults) -> Table {
+    let mut table = Table::new(&[
+        "Path",
+        "Capacity (same pool)",
+        "Offered",
+        "Edge hit ratio",
+        "Reached the origins",
+        "Origin pool CPU",
+        "p50",
+        "p99",
+        "Errors",
+    ]);
+    let nginx_capacity = study
+        .capacity_of(CDN_POOL)
+        .map(|result| result.capacity_rps);
+    for tier in study.tiers.iter().filter(|tier| tier.redis) {
+        let s = &tier.summary;
+        let capacity = if tier.edge_cache {
+            study.edge_capacity.as_ref().map(|edge| edge.capacity_rps)
+        } else {
+            nginx_capacity
+        };
+        table.rows.push(vec![
+            if tier.edge_cache {
+                "through the edge (cache on)"
+            } else {
+                "straight to nginx (no edge)"
+            }
+            .into(),
+            capacity.map_or("—".into(), rate),
+            rate(tier.rate),
+            s.cache
+                .hit_ratio()
+                .map_or("—".into(), |ratio| format!("{:.1}%", ratio * 100.0)),
+            s.origin_rate().map_or("—".into(), |origin| {
+                format!(
+                    "{} ({:.0}%)",
+                    rate(origin),
+                    origin / tier.rate.max(1e-9) * 100.0
+                )
+            }),
+            s.cpu
+                .as_ref()
+                .map_or("—".into(), |cpu| cores(cpu.instances)),
+            ms(s.p50_ms),
+            ms(s.p99_ms),
+            percent(s.error_rate),
+        ]);
+    }
+    table
+}
+
+pub fn tier_table(study: &StudyResults) -> Table {
+    let mut table = Table::new(&[
+        "Edge cache",
+        "Redis",
+        "Offered",
+        "Requests",
+        "Error rate",
+        "p50",
+        "p99",
+        "Edge hit ratio",
+        "Reached the origins",
+        "Origin pool CPU",
+        "Start",
+    ]);
+    for tier in &study.tiers {
+        let s = &tier.summary;
+        table.rows.push(vec![
+            if tier.edge_cache {
+                "on"
+            } else {
+                "off (via nginx)"
+            }
+            .into(),
+            if tier.redis { "on" } else { "off (stopped)" }.into(),
+            rate(tier.rate),
+            s.requests.to_string(),
+            percent(s.error_rate),
+            ms(s.p50_ms),
+            ms(s.p99_ms),
+            s.cache
+                .hit_ratio()
+                .map_or("—".into(), |ratio| format!("{:.1}%", ratio * 100.0)),
+            s.origin_rate().map_or("—".into(), rate),
+            s.cpu
+                .as_ref()
+                .map_or("—".into(), |cpu| cores(cpu.instances)),
+            started(s),
+        ]);
+    }
+    table
+}
+
+fn count_and_rate(errors: u64, rate: f64) -> String {
+    format!("{errors} ({})", percent(rate))
+}
+
+/// Seconds from the fault until a side was clean to the end of the run.
+fn recovered(seconds: Option<u64>, errors: u64) -> String {
+    match seconds {
+        _ if errors == 0 => "no errors".into(),
+        Some(seconds) => format!("{seconds} s"),
+        None => "not within the run".into(),
+    }
+}
+
+pub fn fault_table(study: &StudyResults) -> Table {
+    let mut table = Table::new(&[
+        "Fault",
+        "Offered",
+        "Reads",
+        "Read errors",
+        "Read p50",
+        "Read p99",
+        "Reads clean after",
+        "Writes",
+        "Write errors",
+        "Write p50",
+        "Write p99",
+        "Writes clean after",
+        "Error classes",
+        "Start",
+    ]);
+    for fault in &study.faults {
+        let (reads, writes) = (&fault.reads, &fault.writes);
+        table.rows.push(vec![
+            fault.name.clone(),
+            rate(fault.rate),
+            reads.requests.to_string(),
+            count_and_rate(reads.errors, reads.error_rate),
+            ms(reads.p50_ms),
+            ms(reads.p99_ms),
+            recovered(fault.read_recovery_s, reads.errors + fault.summary.dropped),
+            writes.requests.to_string(),
+            count_and_rate(writes.errors, writes.error_rate),
+            ms(writes.p50_ms),
+            ms(writes.p99_ms),
+            recovered(
+                fault.write_recovery_s,
+                writes.errors + fault.summary.dropped,
+            ),
+            fault.error_classes(),
+            started(&fault.summary),
+        ]);
+    }
+    table
+}
+
+pub fn phase_table(study: &StudyResults) -> Table {
+    let mut table = Table::new(&["Phase", "Time"]);
+    for phase in &study.phases {
+        table
+            .rows
+            .push(vec![phase.name.clone(), format!("{:.0} s", phase.seconds)]);
+    }
+    table
+}
+
+pub fn config_table(study: &StudyResults) -> Table {
+    let mut table = Table::new(&["Setting", "Value"]);
+    table.rows = study
+        .meta
+        .configuration
+        .iter()
+        .map(|(key, value)| vec![key.clone(), value.clone()])
+        .collect();
+    table
+}

@@ -1,0 +1,402 @@
+//! What every phase of the study shares: the stack, the load driver, the health probe and
+//! its baselines, the CPU quota, the clock of the progress lines. [`Session::measure`] is
+//! the one way a phase runs load: from a healthy, idle stack, with the CPU each part used
+//! and the requests that reached the origins.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use stack::{Stack, StackConfig};
+
+use super::StudyArgs;
+use super::health::{self, Prober};
+use super::meta::{CalibrationFigure, Meta, QuotaChoice};
+use super::model::{HealthCheck, RunSummary};
+use super::observe;
+use super::profile::ProfileSettings;
+use crate::client::Target;
+use crate::recorder::AckedWrite;
+use crate::results::RunResults;
+use crate::runner::{LoadModel, RunOptions};
+use crate::scenario::Scenario;
+use crate::schedule::Schedule;
+use crate::workload::Workload;
+
+/// The load runs of the study: every write they acknowledged (for the lost-write check)
+/// and every run's full results in `runs/`.
+struct Driver {
+    scenario: Scenario,
+    workload: Arc<Workload>,
+    writes: Vec<AckedWrite>,
+    deleted: Vec<uuid::Uuid>,
+    runs_dir: PathBuf,
+    run_count: usize,
+}
+
+impl Driver {
+    async fn options(
+        &self,
+        label: &str,
+        url: &str,
+        schedule: Schedule,
+        quiet: bool,
+    ) -> anyhow::Result<RunOptions> {
+        Ok(RunOptions {
+            scenario: label.to_owned(),
+            target: Target::resolve(url).await?,
+            model: LoadModel::Open {
+                schedule,
+                max_in_flight: self.scenario.max_in_flight,
+            },
+            timeout: self.scenario.timeout,
+            workload: self.workload.clone(),
+            thresholds: Vec::new(),
+            progress: (!quiet).then(|| format!("  [{label}]")),
+            seed: self.run_count as u64 + 1,
+        })
+    }
+
+    /// Keeps a finished run: its writes, and its results as `runs/NNN-label.json`.
+    fn record(&mut self, label: &str, results: &RunResults) -> anyhow::Result<()> {
+        self.writes.extend_from_slice(&results.writes);
+        self.deleted.extend_from_slice(&results.deleted);
+        self.run_count += 1;
+        let file_name: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        results.save(
+            &self
+                .runs_dir
+                .join(format!("{:03}-{file_name}.json", self.run_count)),
+        )?;
+        Ok(())
+    }
+}
+
+/// The study's shared state; phases borrow it mutably one after the other.
+pub struct Session {
+    pub args: StudyArgs,
+    pub profile: ProfileSettings,
+    pub config: StackConfig,
+    pub stack: Stack,
+    pub quota: QuotaChoice,
+    pub out: PathBuf,
+    started: Instant,
+    driver: Driver,
+    prober: Prober,
+    /// The probe's p50 on the idle stack, per target URL and Redis state.
+    baselines: Vec<(String, f64)>,
+    /// Redis stopped on purpose (a cache tier without it): reads cost more, so the probe
+    /// is held against a baseline taken in the same state.
+    redis_stopped: bool,
+}
+
+impl Session {
+    /// Prepares the report directory, chooses the quota, checks the generator, brings the
+    /// stack up with one instance, warms it up and takes the probe's baselines.
+    pub async fn open(args: &StudyArgs) -> anyhow::Result<(Self, Meta)> {
+        let started = Instant::now();
+        let profile = args.profile.settings();
+        let out = args.out.clone().unwrap_or_else(|| {
+            stack::binaries::workspace_root()
+                .join("reports")
+                .join(chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string())
+        });
+        let runs_dir = out.join("runs");
+        std::fs::create_dir_all(&runs_dir)
+            .with_context(|| format!("creating {}", runs_dir.display()))?;
+        let seed_scale = args
+            .seed_scale
+            .clone()
+            .unwrap_or_else(|| profile.seed_scale.to_owned());
+        progress(
+            started,
+            &format!("profile {:?}, report in {}", args.profile, out.display()),
+        );
+
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let largest_pool = profile.sizes.iter().copied().max().unwrap_or(1);
+        let quota = QuotaChoice::choose(
+            cores,
+            largest_pool,
+            args.cpu_per_instance,
+            args.cpu_period_ms.map(Duration::from_millis),
+        );
+        progress(
+            started,
+            &format!("CPU quota per instance: {}", quota.describe()),
+        );
+
+        let mut config = if args.ephemeral_ports {
+            StackConfig::for_tests(out.join("stack"))?
+        } else {
+            StackConfig::default()
+        };
+        config.seed_scale = seed_scale.clone();
+        config.instances = 1;
+        config.edge = !args.no_edge;
+        config.cpu_per_instance = quota.per_instance;
+        config.cpu_period = quota.period();
+
+        let calibration = calibrate(args, &profile, started).await;
+        let (songs, users) = data_shape(&seed_scale);
+        let mut scenario = Scenario::read_heavy(songs, users);
+        scenario.max_in_flight = 1024;
+        let workload = Arc::new(Workload::new(&scenario, Some(&config.jwt_secret))?);
+        let prober = Prober::new(&scenario, &config.jwt_secret)?;
+        let driver = Driver {
+            scenario,
+            workload,
+            writes: Vec::new(),
+            deleted: Vec::new(),
+            runs_dir,
+            run_count: 0,
+        };
+
+        progress(
+            started,
+            if config.edge {
+                "bringing up the stack (PostgreSQL, Redis, 1 origin instance, nginx, edge)"
+            } else {
+                "bringing up the stack (PostgreSQL, Redis, 1 origin instance, nginx; no edge)"
+            },
+        );
+        let stack = Stack::up(config.clone())
+            .await
+            .context("bringing up the local stack")?;
+        let meta = Meta::collect(args, &config, &profile, calibration, quota.clone());
+        let mut session = Self {
+            args: args.clone(),
+            profile,
+            config,
+            stack,
+            quota,
+            out,
+            started,
+            driver,
+            prober,
+            baselines: Vec::new(),
+            redis_stopped: false,
+        };
+        session.warm_up().await?;
+        Ok((session, meta))
+    }
+
+    /// A progress line on stderr, timed from the study's start.
+    pub fn step(&self, text: &str) {
+        progress(self.started, text);
+    }
+
+    pub fn objective_ms(&self) -> f64 {
+        self.args.slo_ms
+    }
+
+    /// The first seconds on a cold stack (connection pools, caches, page cache) are slower
+    /// than any later ones: a warm-up the report leaves out, then the baselines.
+    async fn warm_up(&mut self) -> anyhow::Result<()> {
+        let rate = self.profile.search_start * 0.5;
+        self.step(&format!(
+            "warm-up: {rate:.0}/s for {} s (not reported)",
+            self.profile.warm_up.as_secs_f64()
+        ));
+        let nginx = self.stack.nginx_url();
+        let options = self
+            .driver
+            .options(
+                "warm-up",
+                &nginx,
+                Schedule::constant(rate, self.profile.warm_up),
+                true,
+            )
+            .await?;
+        let results = crate::runner::run(options).await;
+        self.driver.record("warm-up", &results)?;
+        let mut targets = vec![nginx];
+        targets.extend(self.stack.edge_url());
+        for url in targets {
+            self.baseline(&url).await?;
+        }
+        Ok(())
+    }
+
+    /// The probe's p50 on the idle stack for `url`: the lower of two clean probes, taken
+    /// the first time it is asked for.
+    async fn baseline(&mut self, url: &str) -> anyhow::Result<f64> {
+        let key = if self.redis_stopped {
+            format!("{url} without Redis")
+        } else {
+            url.to_owned()
+        };
+        if let Some((_, p50)) = self.baselines.iter().find(|(known, _)| *known == key) {
+            return Ok(*p50);
+        }
+        let within = self.profile.settle_within;
+        let mut best = f64::INFINITY;
+        for _ in 0..2 {
+            let check = health::settle(&self.stack, &mut self.prober, url, None, within).await?;
+            best = best.min(check.probe_p50_ms.unwrap_or(f64::INFINITY));
+        }
+        let p50 = if best.is_finite() { best } else { 1.0 };
+        self.step(&format!("  baseline for {key}: probe p50 {p50:.2} ms"));
+        self.baselines.push((key, p50));
+        Ok(p50)
+    }
+
+    /// Stops Redis for runs that measure the stack without it.
+    pub async fn stop_redis(&mut self) -> anyhow::Result<()> {
+        self.stack.stop_redis().await?;
+        self.redis_stopped = true;
+        Ok(())
+    }
+
+    pub async fn start_redis(&mut self) -> anyhow::Result<()> {
+        self.stack.start_redis().await?;
+        self.redis_stopped = false;
+        Ok(())
+    }
+
+    /// Waits for a healthy, idle stack before a run against `url` (see [`health`]).
+    async fn settle(&mut self, url: &str) -> anyhow::Result<HealthCheck> {
+        let baseline = self.baseline(url).await?;
+        let within = self.profile.settle_within;
+        let check =
+            health::settle(&self.stack, &mut self.prober, url, Some(baseline), within).await?;
+        if !check.healthy {
+            self.step(&format!(
+                "  WARNING: not healthy after {:.0} s ({}); the run is marked in the report",
+                check.waited_s,
+                check.problem.as_deref().unwrap_or("unknown")
+            ));
+        } else if check.waited_s > 2.0 {
+            self.step(&format!(
+                "  healthy and idle again after {:.1} s",
+                check.waited_s
+            ));
+        }
+        Ok(check)
+    }
+
+    /// One measured run: a healthy start, `schedule` against `url`, and what the stack
+    /// spent on it.
+    pub async fn measure(
+        &mut self,
+        label: &str,
+        url: &str,
+        schedule: Schedule,
+        quiet: bool,
+    ) -> anyhow::Result<(RunResults, RunSummary)> {
+        self.measure_during(label, url, schedule, quiet, async |_| Ok(()))
+            .await
+    }
+
+    /// [`measure`](Self::measure) with `action` run against the stack while the load runs
+    /// (a fault and its repair).
+    pub async fn measure_during(
+        &mut self,
+        label: &str,
+        url: &str,
+        schedule: Schedule,
+        quiet: bool,
+        action: impl AsyncFnOnce(&mut Stack) -> anyhow::Result<()>,
+    ) -> anyhow::Result<(RunResults, RunSummary)> {
+        let start = self.settle(url).await?;
+        let client = observe::stack_client();
+        let instances = self.stack.instance_urls();
+        let counts_before = observe::origin_counts(&client, &instances).await;
+        let cpu_before = observe::cpu_snapshot(&mut self.stack);
+        let options = self.driver.options(label, url, schedule, quiet).await?;
+        let load = tokio::spawn(crate::runner::run(options));
+        action(&mut self.stack).await?;
+        let results = load.await.context("the load task")?;
+        let cpu_after = observe::cpu_snapshot(&mut self.stack);
+        let counts_after = observe::origin_counts(&client, &instances).await;
+        self.driver.record(label, &results)?;
+        let mut summary = RunSummary::of(&results);
+        summary.start = Some(start);
+        summary.cpu = Some(cpu_before.until(&cpu_after, self.quota.per_instance));
+        summary.origin_requests = Some(observe::requests_between(&counts_before, &counts_after));
+        Ok((results, summary))
+    }
+
+    /// True when a read or write endpoint name is one of the mix's writes.
+    pub fn is_write(&self, endpoint: &str) -> bool {
+        self.driver
+            .scenario
+            .mix
+            .iter()
+            .any(|entry| entry.kind.is_write() && entry.label() == endpoint)
+    }
+
+    /// Every write acknowledged so far, and the comments the runs deleted themselves.
+    pub fn acknowledged(&self) -> (&[AckedWrite], &[uuid::Uuid]) {
+        (&self.driver.writes, &self.driver.deleted)
+    }
+
+    /// Stops the stack.
+    pub async fn close(self) {
+        self.step("stopping the stack");
+        self.stack.down().await;
+    }
+}
+
+fn progress(started: Instant, text: &str) {
+    eprintln!("[study {:>6.1}s] {text}", started.elapsed().as_secs_f64());
+}
+
+fn data_shape(seed_scale: &str) -> (u64, u64) {
+    match seed_scale {
+        "tiny" => (1_000, 1_000),
+        "medium" => (1_000_000, 100_000),
+        "full" => (10_000_000, 1_000_000),
+        _ => (10_000, 10_000),
+    }
+}
+
+/// The generator against wrk on nginx `return 200`, before the stack takes the cores.
+async fn calibrate(
+    args: &StudyArgs,
+    profile: &ProfileSettings,
+    started: Instant,
+) -> Option<Result<CalibrationFigure, String>> {
+    let calibrate_for = args
+        .calibrate_seconds
+        .map_or(profile.calibrate, Duration::from_secs);
+    if calibrate_for.is_zero() {
+        return None;
+    }
+    progress(
+        started,
+        &format!(
+            "generator check: wrk and loadtest on nginx `return 200`, {} s each",
+            calibrate_for.as_secs()
+        ),
+    );
+    let outcome = crate::calibrate::calibrate(calibrate_for, 64).await;
+    match &outcome {
+        Ok(calibration) => progress(
+            started,
+            &format!(
+                "  wrk {:.0}/s, loadtest {:.0}/s: ratio {:.2}",
+                calibration.wrk_rate,
+                calibration.generator_rate,
+                calibration.ratio()
+            ),
+        ),
+        Err(error) => progress(started, &format!("  not measured: {error}")),
+    }
+    Some(
+        outcome
+            .as_ref()
+            .map(CalibrationFigure::from)
+            .map_err(|error| format!("{error}")),
+    )
+}

@@ -1,0 +1,781 @@
+//! `origin bench-queries`: the original study's query table, measured here.
+//!
+//! On a loaded database (`origin seed`) it measures three reads, the song, its
+//! comments page and its feed, three ways: through the [`Storage`] layer
+//! directly, and through the HTTP API of an in-process [`Application`] on
+//! 127.0.0.1 without and with Redis. Each cell runs `--concurrency` closed-loop
+//! clients (each sends its next request when the last one answered) for a
+//! warm-up and then `--seconds`, draws song ids from the loaded range
+//! (uniformly, or by the data set's own Zipf popularity law), and records every
+//! request's latency in an HDR histogram. The table puts the original
+//! capstone's figures (Node/Express, 10M songs) beside ours.
+//!
+//! Closed loop is deliberate here: this is a latency-at-a-given-concurrency
+//! table like the original's, not a capacity search (`loadtest` does that with
+//! an open model). Client and server share one process and its cores.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt as _, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rand::{Rng as _, SeedableRng as _};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::datagen::{Dataset, Generator};
+use origin::configuration::{ScyllaArgs, ServeArgs};
+use origin::domain::{MAX_PAGE_LIMIT, SongId};
+use origin::error::error_chain;
+use origin::metrics::CacheOutcome;
+use origin::startup::Application;
+use origin::storage::postgres::PostgresOptions;
+use origin::storage::{self, Database, Schema, Storage};
+
+/// Bounds each database request the bench makes (the serving default is 1 s).
+const DB_TIMEOUT: Duration = Duration::from_secs(5);
+/// Latencies are recorded in nanoseconds, up to a minute, to 3 significant figures.
+const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+/// Arguments of `origin bench-queries`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// PostgreSQL holding a loaded data set; without it the PostgreSQL rows are skipped.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Cassandra or ScyllaDB holding a loaded data set (`origin seed --backend
+    /// cassandra`); without --scylla-uri / SCYLLA_URI its rows are skipped.
+    #[command(flatten)]
+    pub scylla: ScyllaArgs,
+    /// Redis for the "HTTP + Redis" rows. The bench runs FLUSHDB on it before
+    /// each backend's cached rows, so give it a Redis (or database) of its own.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Measured time per cell, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Unmeasured warm-up before each cell, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup_seconds: f64,
+    /// Clients per cell, each with one request in flight; a list measures
+    /// every cell at each count (the original's table: one client, then 16).
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub concurrency: Vec<usize>,
+    /// Song ids are drawn from 1..=songs; by default the largest song id in PostgreSQL.
+    #[arg(long)]
+    pub songs: Option<u64>,
+    /// How song ids are drawn.
+    #[arg(long, value_enum, default_value_t = Draw::Uniform)]
+    pub distribution: Draw,
+    /// The data set's seed (as given to `origin seed`): with `--distribution
+    /// zipf` the most-read songs are then the most-commented ones. Also seeds
+    /// the clients' draws.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The data set's Zipf exponent (as given to `origin seed`).
+    #[arg(long, default_value_t = 0.5)]
+    pub zipf_exponent: f64,
+    /// Page size of the comments query and the feed.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Draw {
+    /// Every loaded song equally likely: mostly cold reads at full scale.
+    Uniform,
+    /// The data set's popularity law: a few songs take most reads.
+    Zipf,
+}
+
+/// The reads measured, with the original study's figure for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Song,
+    Comments,
+    Feed,
+}
+
+impl Read {
+    const ALL: [Read; 3] = [Read::Song, Read::Comments, Read::Feed];
+
+    fn label(self) -> &'static str {
+        match self {
+            Read::Song => "single song read",
+            Read::Comments => "comments query",
+            Read::Feed => "song-comments feed",
+        }
+    }
+
+    fn original(self) -> &'static str {
+        match self {
+            Read::Song => "Cassandra single read: 2–11 ms",
+            Read::Comments => "PostgreSQL comments query: 0.6 ms",
+            Read::Feed => "PostgreSQL song-comments join: 0.9 ms",
+        }
+    }
+
+    fn cache_kind(self) -> &'static str {
+        match self {
+            Read::Song => "song",
+            Read::Comments => "comments",
+            Read::Feed => "feed",
+        }
+    }
+
+    fn path(self, song: SongId, limit: u32) -> String {
+        match self {
+            Read::Song => format!("/api/songs/{song}"),
+            Read::Comments => format!("/api/songs/{song}/comments?limit={limit}"),
+            Read::Feed => format!("/api/songs/{song}/feed?limit={limit}"),
+        }
+    }
+}
+
+/// Through what a read goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Storage,
+    Http,
+    HttpRedis,
+}
+
+impl Via {
+    const ALL: [Via; 3] = [Via::Storage, Via::Http, Via::HttpRedis];
+
+    fn label(self) -> &'static str {
+        match self {
+            Via::Storage => "storage",
+            Via::Http => "HTTP, no Redis",
+            Via::HttpRedis => "HTTP + Redis",
+        }
+    }
+}
+
+/// The figures of one measured cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measured {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub throughput_per_s: f64,
+    /// Successful requests in the measured window.
+    pub requests: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// Redis hits among the cache lookups of this cell, warm-up included
+    /// (HTTP + Redis only).
+    pub redis_hit_ratio: Option<f64>,
+    /// Lookups that skipped Redis because it failed or was slower than its
+    /// timeout (HTTP + Redis only).
+    pub redis_bypasses: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub backend: String,
+    pub query: String,
+    pub through: String,
+    /// Closed-loop clients of this cell.
+    pub clients: usize,
+    pub original: String,
+    /// `None` when the cell was not measured; `not_measured` says why.
+    pub measured: Option<Measured>,
+    pub not_measured: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub songs: u64,
+    pub songs_from: String,
+    pub distribution: Draw,
+    pub concurrency: Vec<usize>,
+    pub seconds: f64,
+    pub warmup_seconds: f64,
+    pub limit: u32,
+    pub cores: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub settings: Settings,
+    pub cells: Vec<Cell>,
+    /// Backends not measured at all, with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// `origin bench-queries`: runs the bench, prints the table, writes the JSON.
+pub async fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
+    let report = run(&args).await?;
+    println!("{}", report.markdown());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Runs every cell the arguments allow.
+pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(
+        args.seconds > 0.0 && args.warmup_seconds >= 0.0,
+        "--seconds must be > 0 and --warmup-seconds >= 0"
+    );
+    anyhow::ensure!(
+        !args.concurrency.is_empty() && args.concurrency.iter().all(|&n| n >= 1),
+        "--concurrency takes client counts of at least 1, such as 1,16"
+    );
+    let most_clients = args.concurrency.iter().copied().max().unwrap_or(1);
+    anyhow::ensure!(
+        (1..=MAX_PAGE_LIMIT).contains(&args.limit),
+        "--limit must be between 1 and {MAX_PAGE_LIMIT}"
+    );
+    let postgres = match &args.database_url {
+        Some(url) => {
+            let database = Database::Postgres {
+                url: url.clone(),
+                options: PostgresOptions {
+                    pool_size: most_clients,
+                    timeout: DB_TIMEOUT,
+                },
+            };
+            Some(
+                storage::open(&database, Schema::AsIs)
+                    .await
+                    .context("connecting to PostgreSQL")?,
+            )
+        }
+        None => None,
+    };
+    let (songs, songs_from) = match (args.songs, &args.database_url) {
+        (Some(songs), _) => (songs, "--songs".to_owned()),
+        (None, Some(url)) => (
+            postgres_song_count(url).await?,
+            "the largest song id in PostgreSQL".to_owned(),
+        ),
+        (None, None) => anyhow::bail!(
+            "give --songs (the loaded song count): without PostgreSQL the bench cannot find it"
+        ),
+    };
+    anyhow::ensure!(songs >= 1, "no songs are loaded; run `origin seed` first");
+    let draw = Sampler::new(args, songs)?;
+
+    let mut backends: Vec<Arc<dyn Storage>> = Vec::new();
+    let mut skipped = Vec::new();
+    match postgres {
+        Some(storage) => backends.push(storage),
+        None => {
+            skipped.push("PostgreSQL: skipped: no --database-url (DATABASE_URL) given".to_owned())
+        }
+    }
+    match args.scylla.options(DB_TIMEOUT) {
+        Some(options) => {
+            let storage = storage::open(&Database::Scylla(options), Schema::AsIs)
+                .await
+                .context(
+                    "opening the CQL keyspace (is it loaded? `origin seed --backend cassandra`)",
+                )?;
+            backends.push(storage);
+        }
+        None => skipped.push(
+            "Cassandra/ScyllaDB: skipped: no --scylla-uri (SCYLLA_URI) given (load a node \
+             first: `origin seed --backend cassandra`; see infra/scylla/README.md)"
+                .to_owned(),
+        ),
+    }
+    anyhow::ensure!(
+        !backends.is_empty(),
+        "nothing to measure: give --database-url (DATABASE_URL) and/or --scylla-uri (SCYLLA_URI)"
+    );
+
+    let mut cells = Vec::new();
+    for storage in backends {
+        for via in Via::ALL {
+            for &clients in &args.concurrency {
+                let plan = Plan {
+                    draw: draw.clone(),
+                    concurrency: clients,
+                    warmup: Duration::from_secs_f64(args.warmup_seconds),
+                    measure: Duration::from_secs_f64(args.seconds),
+                    limit: args.limit,
+                    seed: args.seed,
+                };
+                cells.extend(measure_group(args, &plan, &storage, via).await?);
+            }
+        }
+    }
+    Ok(BenchReport {
+        settings: Settings {
+            songs,
+            songs_from,
+            distribution: args.distribution,
+            concurrency: args.concurrency.clone(),
+            seconds: args.seconds,
+            warmup_seconds: args.warmup_seconds,
+            limit: args.limit,
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+        },
+        cells,
+        skipped,
+    })
+}
+
+/// The three reads of one backend through `via` at one client count. The cached
+/// rows start from an empty Redis, so each group fills its own cache.
+async fn measure_group(
+    args: &BenchArgs,
+    plan: &Plan,
+    storage: &Arc<dyn Storage>,
+    via: Via,
+) -> anyhow::Result<Vec<Cell>> {
+    let backend = storage.product();
+    let redis_url = match (via, &args.redis_url) {
+        (Via::HttpRedis, None) => {
+            return Ok(Read::ALL
+                .map(|read| {
+                    let why = "no Redis URL given (--redis-url or REDIS_URL)";
+                    Cell::not_measured(backend, read, via, plan.concurrency, why)
+                })
+                .to_vec());
+        }
+        (Via::HttpRedis, Some(url)) => {
+            flush_redis(url).await?;
+            Some(url.clone())
+        }
+        (Via::Storage | Via::Http, _) => None,
+    };
+    let mut cells = Vec::new();
+    for read in Read::ALL {
+        eprintln!(
+            "measuring {backend} {} through {} with {} clients ({:.1} s + {:.1} s warm-up)",
+            read.label(),
+            via.label(),
+            plan.concurrency,
+            args.seconds,
+            args.warmup_seconds,
+        );
+        let measured = match via {
+            Via::Storage => measure_storage(plan, Arc::clone(storage), read).await,
+            Via::Http | Via::HttpRedis => {
+                measure_http(plan, Arc::clone(storage), redis_url.clone(), read).await?
+            }
+        };
+        cells.push(Cell {
+            backend: backend.to_owned(),
+            query: read.label().to_owned(),
+            through: via.label().to_owned(),
+            clients: plan.concurrency,
+            original: read.original().to_owned(),
+            measured: Some(measured),
+            not_measured: None,
+        });
+    }
+    Ok(cells)
+}
+
+impl Cell {
+    fn not_measured(backend: &str, read: Read, via: Via, clients: usize, why: &str) -> Self {
+        Self {
+            backend: backend.to_owned(),
+            query: read.label().to_owned(),
+            through: via.label().to_owned(),
+            clients,
+            original: read.original().to_owned(),
+            measured: None,
+            not_measured: Some(why.to_owned()),
+        }
+    }
+}
+
+impl BenchReport {
+    /// The table, with the settings above it and the skips and reasons below.
+    pub fn markdown(&self) -> String {
+        let s = &self.settings;
+        let distribution = match s.distribution {
+            Draw::Uniform => "uniformly",
+            Draw::Zipf => "by the data set's Zipf popularity law",
+        };
+        let mut out = format!(
+            "## Query benchmark\n\n\
+             {} songs loaded (from {}); song ids drawn {distribution} from 1..={}. \
+             Each cell runs {} closed-loop clients, {:.1} s warm-up then {:.1} s measured; page size {}. \
+             Latency is from sending a request to having the whole answer; client and server \
+             share one process on {} cores. HTTP rows go through an in-process origin on 127.0.0.1.\n\n\
+             | backend | query | through | clients | p50 (ms) | p99 (ms) | throughput (req/s) | requests | errors | Redis hits | original (Node/Express capstone, 10M songs) |\n\
+             | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+            s.songs,
+            s.songs_from,
+            s.songs,
+            s.concurrency
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
+            s.warmup_seconds,
+            s.seconds,
+            s.limit,
+            s.cores,
+        );
+        let mut reasons = Vec::new();
+        for cell in &self.cells {
+            let figures = match &cell.measured {
+                Some(m) => format!(
+                    "{:.3} | {:.3} | {:.0} | {} | {} | {}",
+                    m.p50_ms,
+                    m.p99_ms,
+                    m.throughput_per_s,
+                    m.requests,
+                    m.errors,
+                    m.redis_hit_ratio
+                        .map_or_else(|| "–".to_owned(), |r| format!("{:.0}%", r * 100.0)),
+                ),
+                None => {
+                    let why = cell.not_measured.clone().unwrap_or_default();
+                    if !reasons.contains(&why) {
+                        reasons.push(why);
+                    }
+                    "not measured | – | – | – | – | –".to_owned()
+                }
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {figures} | {} |\n",
+                cell.backend, cell.query, cell.through, cell.clients, cell.original
+            ));
+        }
+        out.push('\n');
+        for why in reasons {
+            out.push_str(&format!("HTTP + Redis rows not measured: {why}.\n"));
+        }
+        for skip in &self.skipped {
+            out.push_str(&format!("{skip}\n"));
+        }
+        for cell in &self.cells {
+            if let Some(Measured {
+                redis_bypasses: Some(bypasses @ 1..),
+                ..
+            }) = &cell.measured
+            {
+                out.push_str(&format!(
+                    "{} {} through {}: Redis was bypassed {bypasses} times (it failed or was slower than its timeout), \
+                     so some of these requests were database reads.\n",
+                    cell.backend, cell.query, cell.through
+                ));
+            }
+            if let Some(Measured {
+                errors: 1..,
+                first_error: Some(error),
+                ..
+            }) = &cell.measured
+            {
+                out.push_str(&format!(
+                    "{} {} through {}: first error: {error}\n",
+                    cell.backend, cell.query, cell.through
+                ));
+            }
+        }
+        out
+    }
+}
+
+async fn postgres_song_count(url: &str) -> anyhow::Result<u64> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let connection = tokio::spawn(connection);
+    let max: Option<i64> = client
+        .query_one("SELECT max(id) FROM songs", &[])
+        .await
+        .context("reading the largest song id (is the database loaded? `origin seed`)")?
+        .get(0);
+    drop(client);
+    let _ = connection.await;
+    Ok(max.unwrap_or(0).max(0) as u64)
+}
+
+async fn flush_redis(url: &str) -> anyhow::Result<()> {
+    let client = redis::Client::open(url).context("parsing the Redis URL")?;
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .context("connecting to Redis")?;
+    redis::cmd("FLUSHDB")
+        .query_async::<()>(&mut connection)
+        .await
+        .context("flushing the bench's Redis database")
+}
+
+/// Draws song ids.
+#[derive(Clone)]
+enum Sampler {
+    Uniform(u64),
+    Zipf(Arc<Generator>),
+}
+
+impl Sampler {
+    fn new(args: &BenchArgs, songs: u64) -> anyhow::Result<Self> {
+        Ok(match args.distribution {
+            Draw::Uniform => Self::Uniform(songs),
+            Draw::Zipf => Self::Zipf(Arc::new(Generator::new(Dataset {
+                seed: args.seed,
+                songs,
+                // Popularity depends on the seed, the song count and the exponent only.
+                users: 1,
+                comments: 0,
+                zipf_exponent: args.zipf_exponent,
+            })?)),
+        })
+    }
+
+    fn draw(&self, rng: &mut ChaCha8Rng) -> SongId {
+        let id = match self {
+            Self::Uniform(songs) => rng.random_range(1..=*songs as i64),
+            Self::Zipf(generator) => generator.popular_song(rng),
+        };
+        SongId::new(id).expect("song ids are drawn from 1..=songs")
+    }
+}
+
+struct Plan {
+    draw: Sampler,
+    concurrency: usize,
+    warmup: Duration,
+    measure: Duration,
+    limit: u32,
+    seed: u64,
+}
+
+async fn measure_storage(plan: &Plan, storage: Arc<dyn Storage>, read: Read) -> Measured {
+    let limit = plan.limit;
+    measure(plan, move |song| {
+        let storage = Arc::clone(&storage);
+        async move {
+            let found = match read {
+                Read::Song => storage.song(song).await.map(|s| s.is_some()),
+                Read::Comments => storage.comments(song, None, limit).await.map(|_| true),
+                Read::Feed => storage.feed(song, limit).await.map(|f| f.is_some()),
+            };
+            match found {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(format!("song {song} not found")),
+                Err(error) => Err(error_chain(&error)),
+            }
+        }
+    })
+    .await
+}
+
+async fn measure_http(
+    plan: &Plan,
+    storage: Arc<dyn Storage>,
+    redis_url: Option<String>,
+    read: Read,
+) -> anyhow::Result<Measured> {
+    let mut serve = ServeArgs::for_tests(String::new(), redis_url, "bench-queries");
+    serve.database.database_url = None;
+    serve.max_concurrency = serve.max_concurrency.max(plan.concurrency * 2);
+    let app = Application::build_with_storage(serve, storage)
+        .await
+        .context("starting the in-process origin")?;
+    let address = app.address();
+    let state = app.state();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(plan.concurrency)
+        .build_http();
+    let kind = read.cache_kind();
+    let lookups = |outcome| state.metrics.cache_count(kind, outcome);
+    let before = [CacheOutcome::Hit, CacheOutcome::Miss, CacheOutcome::Bypass].map(lookups);
+    let limit = plan.limit;
+    let mut measured = measure(plan, move |song| {
+        let client = client.clone();
+        async move {
+            let path = read.path(song, limit);
+            let uri: hyper::Uri = format!("http://{address}{path}")
+                .parse()
+                .map_err(|e| format!("{path}: {e}"))?;
+            let response = client
+                .get(uri)
+                .await
+                .map_err(|e| format!("{path}: {}", error_chain(&e)))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("{path}: reading the body: {e}"))?
+                .to_bytes();
+            if status == hyper::StatusCode::OK {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{path}: {status} {}",
+                    String::from_utf8_lossy(&body)
+                ))
+            }
+        }
+    })
+    .await;
+    if state.cache.is_enabled() {
+        let after = [CacheOutcome::Hit, CacheOutcome::Miss, CacheOutcome::Bypass].map(lookups);
+        let hits = after[0] - before[0];
+        let all: u64 = (0..3).map(|i| after[i] - before[i]).sum();
+        measured.redis_hit_ratio = Some(if all == 0 {
+            0.0
+        } else {
+            hits as f64 / all as f64
+        });
+        measured.redis_bypasses = Some(after[2] - before[2]);
+    }
+    shutdown.cancel();
+    let _ = server.await;
+    Ok(measured)
+}
+
+/// Runs `op` from `plan.concurrency` clients through the warm-up and the
+/// measured window, and returns the latency figures of the window.
+async fn measure<F, Fut>(plan: &Plan, op: F) -> Measured
+where
+    F: Fn(SongId) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let op = Arc::new(op);
+    let started = Instant::now();
+    let window_start = started + plan.warmup;
+    let window_end = window_start + plan.measure;
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..plan.concurrency {
+        let op = Arc::clone(&op);
+        let draw = plan.draw.clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(plan.seed ^ (client as u64).wrapping_mul(0x9e37));
+        clients.spawn(async move {
+            let mut latencies = new_histogram();
+            let mut errors = 0u64;
+            let mut first_error = None;
+            let mut last_end = window_start;
+            while Instant::now() < window_end {
+                let song = draw.draw(&mut rng);
+                let sent = Instant::now();
+                let outcome = op(song).await;
+                let done = Instant::now();
+                if sent < window_start {
+                    continue;
+                }
+                last_end = last_end.max(done);
+                match outcome {
+                    Ok(()) => latencies.saturating_record(
+                        u64::try_from(done.duration_since(sent).as_nanos()).unwrap_or(u64::MAX),
+                    ),
+                    Err(error) => {
+                        errors += 1;
+                        first_error.get_or_insert(error);
+                    }
+                }
+            }
+            (latencies, errors, first_error, last_end)
+        });
+    }
+    let mut latencies = new_histogram();
+    let mut errors = 0;
+    let mut first_error = None;
+    let mut last_end = window_start;
+    while let Some(joined) = clients.join_next().await {
+        let (client_latencies, client_errors, client_error, client_end) =
+            joined.expect("a bench client panicked");
+        latencies
+            .add(&client_latencies)
+            .expect("histograms with the same bounds add");
+        errors += client_errors;
+        if first_error.is_none() {
+            first_error = client_error;
+        }
+        last_end = last_end.max(client_end);
+    }
+    let window = last_end.duration_since(window_start).max(plan.measure);
+    let ms = |ns: u64| ns as f64 / 1e6;
+    Measured {
+        p50_ms: ms(latencies.value_at_quantile(0.50)),
+        p99_ms: ms(latencies.value_at_quantile(0.99)),
+        max_ms: ms(latencies.max()),
+        throughput_per_s: latencies.len() as f64 / window.as_secs_f64(),
+        requests: latencies.len(),
+        errors,
+        first_error,
+        redis_hit_ratio: None,
+        redis_bypasses: None,
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_has_a_row_per_cell_and_says_what_was_not_measured() {
+        let measured = Measured {
+            p50_ms: 0.25,
+            p99_ms: 1.5,
+            max_ms: 3.0,
+            throughput_per_s: 1234.0,
+            requests: 6170,
+            errors: 0,
+            first_error: None,
+            redis_hit_ratio: None,
+            redis_bypasses: None,
+        };
+        let report = BenchReport {
+            settings: Settings {
+                songs: 1000,
+                songs_from: "--songs".into(),
+                distribution: Draw::Uniform,
+                concurrency: vec![1, 16],
+                seconds: 5.0,
+                warmup_seconds: 1.0,
+                limit: 50,
+                cores: 2,
+            },
+            cells: vec![
+                Cell {
+                    backend: "PostgreSQL".into(),
+                    query: Read::Song.label().into(),
+                    through: Via::Storage.label().into(),
+                    clients: 16,
+                    original: Read::Song.original().into(),
+                    measured: Some(measured),
+                    not_measured: None,
+                },
+                Cell::not_measured("PostgreSQL", Read::Feed, Via::HttpRedis, 1, "no Redis"),
+            ],
+            skipped: vec!["ScyllaDB: skipped: SCYLLA_URI is not set".into()],
+        };
+        let table = report.markdown();
+        assert!(table.contains(
+            "| PostgreSQL | single song read | storage | 16 | 0.250 | 1.500 | 1234 | 6170 | 0 | – | Cassandra single read: 2–11 ms |"
+        ), "{table}");
+        assert!(
+            table.contains("| PostgreSQL | song-comments feed | HTTP + Redis | 1 | not measured |")
+        );
+        assert!(table.contains("HTTP + Redis rows not measured: no Redis."));
+        assert!(table.contains("\nScyllaDB: skipped: SCYLLA_URI is not set\n"));
+        assert!(table.contains("drawn uniformly"));
+        assert!(
+            table.contains("Each cell runs 1 or 16 closed-loop clients"),
+            "{table}"
+        );
+    }
+}
