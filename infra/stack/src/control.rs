@@ -53,7 +53,8 @@ pub enum ControlCommand {
     RestartInstance(usize),
     StopRedis,
     StartRedis,
-    RestartPostgres,
+    /// Restart the database, PostgreSQL or Cassandra.
+    RestartDatabase,
     Status,
     Down,
 }
@@ -71,7 +72,7 @@ impl ControlCommand {
             ["restart-instance", i] => Ok(Self::RestartInstance(number(i)?)),
             ["redis", "stop"] => Ok(Self::StopRedis),
             ["redis", "start"] => Ok(Self::StartRedis),
-            ["postgres", "restart"] => Ok(Self::RestartPostgres),
+            ["database" | "postgres", "restart"] => Ok(Self::RestartDatabase),
             ["status"] => Ok(Self::Status),
             ["down"] => Ok(Self::Down),
             _ => Err(ControlError::UnknownCommand(line.to_owned())),
@@ -85,7 +86,7 @@ impl ControlCommand {
             Self::RestartInstance(i) => format!("restart-instance {i}"),
             Self::StopRedis => "redis stop".to_owned(),
             Self::StartRedis => "redis start".to_owned(),
-            Self::RestartPostgres => "postgres restart".to_owned(),
+            Self::RestartDatabase => "database restart".to_owned(),
             Self::Status => "status".to_owned(),
             Self::Down => "down".to_owned(),
         }
@@ -206,12 +207,20 @@ mod tests {
             ControlCommand::RestartInstance(1),
             ControlCommand::StopRedis,
             ControlCommand::StartRedis,
-            ControlCommand::RestartPostgres,
+            ControlCommand::RestartDatabase,
             ControlCommand::Status,
             ControlCommand::Down,
         ] {
             assert_eq!(ControlCommand::parse(&command.to_line()).unwrap(), command);
         }
+    }
+
+    #[test]
+    fn postgres_restart_still_restarts_the_database() {
+        assert_eq!(
+            ControlCommand::parse("postgres restart").unwrap(),
+            ControlCommand::RestartDatabase
+        );
     }
 
     #[test]

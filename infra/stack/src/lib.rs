@@ -1,9 +1,10 @@
-//! Real processes on loopback for tests and the local stack: PostgreSQL, Redis, origin
+//! Real processes on loopback for tests and the local stack: PostgreSQL or Cassandra, Redis, origin
 //! instances as resource-limited nodes, nginx as their load balancer, and the edge in front.
 //!
 //! Layout:
-//! - [`stack`]: the whole stack as one value ([`Stack::up`], scaling, fault injection, `down`).
-//! - [`postgres`], [`redis`]: launchers of private database and cache servers.
+//! - [`stack`]: the whole stack as one value ([`Stack::up`] on PostgreSQL or Cassandra,
+//!   scaling, fault injection, `down`).
+//! - [`postgres`], [`cassandra`], [`redis`]: launchers of private database and cache servers.
 //! - [`nginx`]: configuration from `infra/nginx/nginx.conf.template`, start, reload, stop.
 //! - [`cgroup`]: CPU quota and memory limit per instance (cgroup v1 or v2).
 //! - [`cpu`]: CPU time per process group and for the machine, from /proc.
@@ -32,4 +33,4 @@ pub mod server;
 pub mod stack;
 pub mod watchdog;
 
-pub use stack::{PortPlan, Stack, StackConfig, StackError, StackState};
+pub use stack::{DatabaseBackend, PortPlan, Stack, StackConfig, StackError, StackState};

@@ -10,6 +10,9 @@ pub const NGINX_PORT: u16 = 8100;
 pub const FIRST_INSTANCE_PORT: u16 = 8101;
 pub const POSTGRES_PORT: u16 = 15432;
 pub const REDIS_PORT: u16 = 16379;
+/// Cassandra's CQL (native transport) port, and its inter-node (storage) port.
+pub const CASSANDRA_PORT: u16 = 19042;
+pub const CASSANDRA_STORAGE_PORT: u16 = 17000;
 
 /// Asks the kernel for a port that is free right now on 127.0.0.1.
 ///

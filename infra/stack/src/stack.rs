@@ -1,4 +1,7 @@
-//! The whole local stack as one value: PostgreSQL, Redis, N origin instances in cgroups, nginx and the edge, with the faults the study injects.
+//! The whole local stack as one value: the database (PostgreSQL or Cassandra, [`database`]),
+//! Redis, N origin instances in cgroups, nginx and the edge, with the faults the study injects.
+
+mod database;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,13 +10,16 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::binaries::{self, Binary, BinaryError};
+use crate::cassandra::CassandraError;
 use crate::cgroup::{Cgroup, CgroupError, Hierarchy, Limits};
 use crate::nginx::{Nginx, NginxError, NginxSettings};
 use crate::packages::{self, PackageError};
 use crate::ports;
-use crate::postgres::{PostgresError, PostgresOptions, PostgresServer};
+use crate::postgres::PostgresError;
 use crate::redis::{RedisError, RedisOptions, RedisServer};
 use crate::server::{ChildServer, Lifecycle, ServerDir, ServerError};
+use database::Database;
+pub use database::DatabaseBackend;
 
 /// The most origin instances a stack runs.
 pub const MAX_INSTANCES: usize = 10;
@@ -69,6 +75,8 @@ pub enum StackError {
     Binary(#[from] BinaryError),
     #[error("PostgreSQL")]
     Postgres(#[from] PostgresError),
+    #[error("Cassandra")]
+    Cassandra(#[from] CassandraError),
     #[error("Redis")]
     Redis(#[from] RedisError),
     #[error("nginx")]
@@ -94,11 +102,15 @@ pub struct PortPlan {
     pub instances: Vec<u16>,
     pub postgres: u16,
     pub redis: u16,
+    /// Cassandra's CQL port (used with [`DatabaseBackend::Cassandra`]).
+    pub cassandra: u16,
+    /// Cassandra's inter-node port, bound even by a single node.
+    pub cassandra_storage: u16,
 }
 
 impl PortPlan {
     /// The documented local ports: edge 8000, nginx 8100, instances 8101..=8110,
-    /// PostgreSQL 15432, Redis 16379.
+    /// PostgreSQL 15432, Redis 16379, Cassandra 19042 (CQL) and 17000.
     pub fn fixed() -> Self {
         Self {
             edge: ports::EDGE_PORT,
@@ -108,6 +120,8 @@ impl PortPlan {
                 .collect(),
             postgres: ports::POSTGRES_PORT,
             redis: ports::REDIS_PORT,
+            cassandra: ports::CASSANDRA_PORT,
+            cassandra_storage: ports::CASSANDRA_STORAGE_PORT,
         }
     }
 
@@ -123,6 +137,8 @@ impl PortPlan {
             instances,
             postgres: ports::free_port()?,
             redis: ports::free_port()?,
+            cassandra: ports::free_port()?,
+            cassandra_storage: ports::free_port()?,
         })
     }
 }
@@ -132,6 +148,8 @@ impl PortPlan {
 pub struct StackConfig {
     /// Origin instances at start, 1 to 10.
     pub instances: usize,
+    /// The database the origins run on.
+    pub backend: DatabaseBackend,
     /// CPU share per instance (1.0 = one core); `None` runs instances without a CPU quota.
     pub cpu_per_instance: Option<f64>,
     /// CFS period of that quota; `None` picks [`crate::cgroup::cfs_period`] of the share.
@@ -148,7 +166,8 @@ pub struct StackConfig {
     pub edge: bool,
     /// Let the edge cache; off makes it a pure proxy, for the study's comparisons.
     pub edge_cache: bool,
-    /// Root of all runs: `pgdata/` (kept across runs) and `<timestamp>/` with each run's logs.
+    /// Root of all runs: `pgdata/` or `cassandra/` (kept across runs) and `<timestamp>/`
+    /// with each run's logs.
     pub run_dir: PathBuf,
     pub ports: PortPlan,
     /// `origin seed --scale` (tiny, small, medium, full).
@@ -165,6 +184,7 @@ impl Default for StackConfig {
     fn default() -> Self {
         Self {
             instances: 2,
+            backend: DatabaseBackend::Postgres,
             cpu_per_instance: Some(DEFAULT_CPU_PER_INSTANCE),
             cpu_period: None,
             memory_per_instance: Some(DEFAULT_MEMORY_PER_INSTANCE),
@@ -213,6 +233,9 @@ pub struct StackState {
     pub edge_url: Option<String>,
     pub nginx_url: String,
     pub instance_urls: Vec<String>,
+    #[serde(default)]
+    pub backend: DatabaseBackend,
+    /// The PostgreSQL URL, or Cassandra's contact point (`host:port`).
     pub database_url: String,
     pub redis_url: Option<String>,
     /// (name, pid) of every process the stack started and that runs now.
@@ -229,12 +252,11 @@ pub struct Stack {
     nginx: Option<Nginx>,
     slots: Vec<InstanceSlot>,
     redis: Option<RedisServer>,
-    postgres: Option<PostgresServer>,
+    database: Option<Database>,
     config: StackConfig,
     run_dir: PathBuf,
     hierarchy: Option<Hierarchy>,
     origin_bin: PathBuf,
-    database_url: String,
     started: Instant,
 }
 
@@ -264,17 +286,16 @@ impl Stack {
             nginx: None,
             slots: Vec::new(),
             redis: None,
-            postgres: None,
+            database: None,
             hierarchy,
             origin_bin,
-            database_url: String::new(),
             run_dir,
             config,
             started,
         };
         stack.progress(&format!("run directory {}", stack.run_dir.display()));
 
-        stack.start_postgres().await?;
+        stack.start_database().await?;
         if stack.config.redis {
             stack.progress("starting Redis");
             let options = RedisOptions::default()
@@ -344,8 +365,18 @@ impl Stack {
         self.slots.len()
     }
 
-    pub fn database_url(&self) -> &str {
-        &self.database_url
+    /// The database the origins run on.
+    pub fn backend(&self) -> DatabaseBackend {
+        self.config.backend
+    }
+
+    /// The PostgreSQL URL of the stack's database, or Cassandra's contact point
+    /// (`host:port`, as `origin --scylla-uri` takes it).
+    pub fn database_url(&self) -> String {
+        self.database
+            .as_ref()
+            .map(Database::url)
+            .unwrap_or_default()
     }
 
     /// The Redis URL when the stack has Redis (also while it is stopped).
@@ -459,12 +490,13 @@ impl Stack {
         Ok(())
     }
 
-    /// Restarts PostgreSQL on the same port and data (the origins' pools must recover).
-    pub async fn restart_postgres(&mut self) -> Result<(), StackError> {
-        if let Some(postgres) = self.postgres.as_mut() {
-            postgres.restart().await?;
+    /// Restarts the database (PostgreSQL or Cassandra) on the same port and data: a
+    /// graceful stop, then a start; the origins must recover by themselves.
+    pub async fn restart_database(&mut self) -> Result<(), StackError> {
+        if let Some(database) = self.database.as_mut() {
+            database.restart().await?;
         }
-        self.progress("PostgreSQL restarted");
+        self.progress(&format!("{} restarted", self.config.backend.label()));
         Ok(())
     }
 
@@ -482,10 +514,14 @@ impl Stack {
                 processes.push((slot.server.name().to_owned(), pid));
             }
         }
-        if let Some(postgres) = &self.postgres
-            && let Some(pid) = postmaster_pid(postgres.data_dir())
+        if let Some(database) = self.database.as_mut()
+            && let Some(pid) = database.pid()
         {
-            processes.push(("postgres".to_owned(), pid));
+            let name = match database.backend() {
+                DatabaseBackend::Postgres => "postgres",
+                DatabaseBackend::Cassandra => "cassandra",
+            };
+            processes.push((name.to_owned(), pid));
         }
         if let Some(redis) = self.redis.as_mut()
             && redis.is_running()
@@ -493,7 +529,8 @@ impl Stack {
         {
             processes.push(("redis".to_owned(), pid));
         }
-        let mut ports = vec![self.config.ports.nginx, self.config.ports.postgres];
+        let mut ports = vec![self.config.ports.nginx];
+        ports.extend(self.database.as_ref().map(Database::port));
         if self.edge.is_some() {
             ports.push(self.config.ports.edge);
         }
@@ -506,7 +543,8 @@ impl Stack {
             edge_url: self.edge_url(),
             nginx_url: self.nginx_url(),
             instance_urls: self.instance_urls(),
-            database_url: self.database_url.clone(),
+            backend: self.config.backend,
+            database_url: self.database_url(),
             redis_url: self.redis_url(),
             processes,
             cgroups: self
@@ -534,49 +572,41 @@ impl Stack {
         if let Some(mut redis) = self.redis.take() {
             redis.stop().await;
         }
-        if let Some(mut postgres) = self.postgres.take() {
-            let _ = postgres.stop().await;
+        if let Some(mut database) = self.database.take() {
+            database.stop().await;
         }
         self.progress("stopped");
     }
 
-    async fn start_postgres(&mut self) -> Result<(), StackError> {
-        let data_dir = self.config.run_dir.join("pgdata");
+    /// Starts the database, migrates it, and seeds it unless its data already hold the
+    /// configured scale (a marker beside the data says which scale was loaded).
+    async fn start_database(&mut self) -> Result<(), StackError> {
+        let backend = self.config.backend;
         self.progress(&format!(
-            "starting PostgreSQL on port {} (data in {})",
-            self.config.ports.postgres,
-            data_dir.display()
+            "starting {} (data in {})",
+            backend.label(),
+            Database::data_dir(&self.config).display()
         ));
-        let options = PostgresOptions::default()
-            .port(self.config.ports.postgres)
-            .data_dir(&data_dir)
-            // Ten instances with their pools, plus seeding and the study's own clients.
-            .max_connections(300)
-            .setting("shared_buffers", "256MB");
-        let postgres = PostgresServer::start(options).await?;
-        let _ = std::os::unix::fs::symlink(postgres.log_path(), self.run_dir.join("postgres.log"));
-        self.database_url = ensure_database(&postgres).await?;
-        self.postgres = Some(postgres);
+        let database = Database::start(&self.config, &self.run_dir).await?;
+        let target = database.origin_args();
+        self.database = Some(database);
 
-        self.run_origin_step(
-            "migrate",
-            &["migrate", "--database-url", &self.database_url.clone()],
-        )?;
-        let marker = data_dir.join(format!("seeded-{DATABASE_NAME}"));
+        let with_target = |command: &str, extra: &[&str]| {
+            let mut args = vec![command.to_owned()];
+            args.extend(target.iter().cloned());
+            args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+            args
+        };
+        self.run_origin_step("migrate", &with_target("migrate", &[]))?;
+        let marker = Database::seed_marker(&self.config);
         let seeded = std::fs::read_to_string(&marker).unwrap_or_default();
-        if seeded.trim() == self.config.seed_scale {
-            self.progress(&format!(
-                "data already seeded at scale {}",
-                self.config.seed_scale
-            ));
+        let scale = self.config.seed_scale.clone();
+        if seeded.trim() == scale {
+            self.progress(&format!("data already seeded at scale {scale}"));
         } else {
-            let scale = self.config.seed_scale.clone();
             self.progress(&format!("seeding at scale {scale} (first use only)"));
-            let url = self.database_url.clone();
-            self.run_origin_step(
-                "seed",
-                &["seed", "--database-url", &url, "--scale", &scale, "--force"],
-            )?;
+            let args = with_target("seed", &["--scale", &scale, "--force"]);
+            self.run_origin_step("seed", &args)?;
             std::fs::write(&marker, &scale).map_err(|source| StackError::RunDir {
                 path: marker.clone(),
                 source,
@@ -586,7 +616,7 @@ impl Stack {
     }
 
     /// Runs `origin <args>` to completion with its output in `<step>.log`.
-    fn run_origin_step(&self, step: &str, args: &[&str]) -> Result<(), StackError> {
+    fn run_origin_step(&self, step: &str, args: &[String]) -> Result<(), StackError> {
         self.progress(&format!("origin {step}"));
         let log = self.run_dir.join(format!("origin-{step}.log"));
         let file = std::fs::File::create(&log).map_err(|source| StackError::RunDir {
@@ -624,8 +654,7 @@ impl Stack {
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
-            .arg("--database-url")
-            .arg(&self.database_url)
+            .args(self.database.iter().flat_map(Database::origin_args))
             .arg("--jwt-secret")
             .arg(&self.config.jwt_secret)
             .arg("--worker-threads")
@@ -643,7 +672,13 @@ impl Stack {
                     cpu_period: self.config.cpu_period,
                     memory_bytes: self.config.memory_per_instance,
                 };
-                let group_name = format!("stack-{}-{name}", std::process::id());
+                // The nginx port tells apart two stacks of one process (the study runs a
+                // Cassandra stack beside its PostgreSQL one).
+                let group_name = format!(
+                    "stack-{}-{}-{name}",
+                    std::process::id(),
+                    self.config.ports.nginx
+                );
                 Some(
                     Cgroup::create(hierarchy, &group_name, limits)
                         .map_err(|source| StackError::Cgroup { index, source })?,
@@ -776,38 +811,4 @@ fn cgroup_hierarchy(config: &StackConfig) -> Option<Hierarchy> {
             None
         }
     }
-}
-
-/// Creates the stack's database if it does not exist yet and returns its URL.
-async fn ensure_database(postgres: &PostgresServer) -> Result<String, StackError> {
-    let (client, connection) = tokio_postgres::connect(&postgres.url(), tokio_postgres::NoTls)
-        .await
-        .map_err(StackError::Database)?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let exists = client
-        .query_opt(
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            &[&DATABASE_NAME],
-        )
-        .await
-        .map_err(StackError::Database)?
-        .is_some();
-    if exists {
-        Ok(postgres.database_url(DATABASE_NAME))
-    } else {
-        Ok(postgres.create_database(DATABASE_NAME).await?)
-    }
-}
-
-/// The postmaster's pid from its lock file (first line of `postmaster.pid`).
-fn postmaster_pid(data_dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(data_dir.join("postmaster.pid"))
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
 }

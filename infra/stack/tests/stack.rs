@@ -1,4 +1,6 @@
-//! The whole stack with real PostgreSQL, Redis, origin instances, nginx and the edge: caching, faults, scaling, and a clean `down`.
+//! The whole stack with real PostgreSQL, Redis, origin instances, nginx and the edge: caching,
+//! faults, scaling, and a clean `down`; and the stack on a real Cassandra node, through a
+//! database restart.
 
 mod common;
 
@@ -10,7 +12,8 @@ use stack::binaries::{self, Binary};
 use stack::ports::is_listening;
 use stack::probe::HttpClient;
 use stack::process::pid_alive;
-use stack::{Stack, StackConfig};
+use stack::{DatabaseBackend, Stack, StackConfig};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// The longest the GET stream may run: far beyond the sequence on any machine; reaching it
 /// fails the test (see [`GetStream::stop`]).
@@ -152,5 +155,170 @@ async fn dropping_a_stack_stops_everything() {
     assert_eq!(stack.redis_url(), None);
     let state = stack.state();
     drop(stack);
+    assert_nothing_left(&state.processes, &state.ports);
+}
+
+/// An HS256 token for `user`, signed with the stack's secret, valid for ten minutes.
+fn token(secret: &str, user: u64) -> String {
+    #[derive(serde::Serialize)]
+    struct Claims {
+        sub: String,
+        exp: u64,
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = Claims {
+        sub: user.to_string(),
+        exp: now + 600,
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// POSTs a comment on `song` through the server at `base` and returns the status and body.
+async fn post_comment(base: &str, token: &str, song: u64, text: &str) -> (u16, String) {
+    let address = base.trim_start_matches("http://").to_owned();
+    let json = format!(r#"{{"body":"{text}","track_ms":0}}"#);
+    let request = format!(
+        "POST /api/songs/{song}/comments HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    );
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("the POST was answered within 10 s");
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cassandra_stack_reads_writes_and_recovers_from_a_database_restart() {
+    let run_dir = tempfile::tempdir().unwrap();
+    // No edge, so only `origin` is needed.
+    let built = binaries::build(&[Binary::Origin], false)
+        .unwrap_or_else(|error| panic!("the stack tests need origin: {error}"));
+    let config = StackConfig {
+        instances: 1,
+        backend: DatabaseBackend::Cassandra,
+        redis: false,
+        edge: false,
+        origin_bin: Some(built[0].clone()),
+        ..StackConfig::for_tests(run_dir.path()).unwrap()
+    };
+    let mut stack = Stack::up(config).await.expect("stack up on Cassandra");
+    assert_eq!(stack.backend(), DatabaseBackend::Cassandra);
+    let state = stack.state();
+    assert!(
+        state.processes.iter().any(|(name, _)| name == "cassandra"),
+        "{:?}",
+        state.processes
+    );
+    assert!(
+        !state.processes.iter().any(|(name, _)| name == "postgres"),
+        "no PostgreSQL in a Cassandra stack: {:?}",
+        state.processes
+    );
+    let nginx = stack.nginx_url();
+    let client = HttpClient::new(Duration::from_secs(10));
+
+    // A song of the seeded data set, then a comment written and read back, through nginx.
+    let song = client.get(&format!("{nginx}/api/songs/7")).await.unwrap();
+    assert_eq!(song.status, 200, "body: {:?}", song.body);
+    assert!(String::from_utf8_lossy(&song.body).contains(r#""id":7"#));
+    let token = token(stack.jwt_secret(), 3);
+    let (status, body) = post_comment(&nginx, &token, 7, "written on Cassandra").await;
+    assert_eq!(status, 201, "body: {body}");
+    let comments_url = format!("{nginx}/api/songs/7/comments?limit=200");
+    let comments = client.get(&comments_url).await.unwrap();
+    assert_eq!(comments.status, 200);
+    assert!(String::from_utf8_lossy(&comments.body).contains("written on Cassandra"));
+
+    // GETs run through the restart: each is answered (200, or 503 with Retry-After while
+    // the node is away), none hangs past the client's timeout.
+    let watcher = {
+        let client = client.clone();
+        let url = comments_url.clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && seen.len() < 100_000 {
+                match client.get(&url).await {
+                    Ok(answer) => {
+                        let retry_after = answer.header("retry-after").is_some();
+                        seen.push(Ok((answer.status.as_u16(), retry_after)));
+                    }
+                    Err(error) => seen.push(Err(stack::probe::error_chain(&error))),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            seen
+        });
+        (stop, task)
+    };
+    stack.restart_database().await.expect("Cassandra restarts");
+
+    // The service recovers by itself: a read and then a write succeed again, and the
+    // comment written before the restart is still there.
+    let mut recovered = None;
+    for _ in 0..600 {
+        let answer = client.get(&comments_url).await.unwrap();
+        if answer.status == 200 {
+            recovered = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered = recovered.expect("reads recover within a minute of the restart");
+    assert!(String::from_utf8_lossy(&recovered.body).contains("written on Cassandra"));
+    let (stop, task) = watcher;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = task.await.unwrap();
+    let unexpected: Vec<_> = seen
+        .iter()
+        .filter(|outcome| !matches!(outcome, Ok((200, _)) | Ok((503, true))))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{} of {} GETs across the restart were neither 200 nor 503 with Retry-After: {:?}",
+        unexpected.len(),
+        seen.len(),
+        &unexpected[..unexpected.len().min(5)]
+    );
+    let unavailable = seen
+        .iter()
+        .filter(|outcome| matches!(outcome, Ok((503, _))))
+        .count();
+    println!(
+        "{} GETs across the Cassandra restart: {} answered 503 with Retry-After, the rest 200",
+        seen.len(),
+        unavailable
+    );
+    let (status, body) = post_comment(&nginx, &token, 7, "written after the restart").await;
+    assert_eq!(status, 201, "body: {body}");
+
+    stack.down().await;
     assert_nothing_left(&state.processes, &state.ports);
 }

@@ -166,7 +166,7 @@ async fn run_fault(session: &mut Session, fault: Fault, rate: f64) -> anyhow::Re
         tokio::time::sleep_until(began + fault_at).await;
         match fault {
             Fault::StopRedis => stack.stop_redis().await?,
-            Fault::RestartPostgres => stack.restart_postgres().await?,
+            Fault::RestartPostgres => stack.restart_database().await?,
             _ => {
                 for &victim in &victims {
                     stack.kill_instance(victim)?;

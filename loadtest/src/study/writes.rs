@@ -13,7 +13,7 @@ pub async fn run(session: &mut Session, results: &mut StudyResults) -> anyhow::R
         "lost-write check: {} acknowledged writes",
         writes.len()
     ));
-    results.writes = check_writes(session.stack.database_url(), writes, deleted).await?;
+    results.writes = check_writes(&session.stack.database_url(), writes, deleted).await?;
     session.step(&format!("  lost writes: {}", results.writes.lost));
     Ok(())
 }

@@ -13,15 +13,16 @@ use stack::binaries;
 use stack::cgroup::parse_size;
 use stack::control::{self, ControlCommand, StateFile};
 use stack::probe::error_chain;
-use stack::{Stack, StackConfig};
+use stack::{DatabaseBackend, Stack, StackConfig};
 
 #[derive(Parser)]
 #[command(
     name = "stack",
-    about = "The song-comments stack on loopback: PostgreSQL, Redis, N origins, nginx, the edge"
+    about = "The song-comments stack on loopback: PostgreSQL or Cassandra, Redis, N origins, nginx, the edge"
 )]
 struct Cli {
-    /// Root of runs: pgdata/, one <timestamp>/ directory of logs per run, the state file.
+    /// Root of runs: pgdata/ or cassandra/, one <timestamp>/ directory of logs per run, the
+    /// state file.
     #[arg(long, global = true, env = "STACK_RUN_DIR")]
     run_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -45,8 +46,9 @@ enum Action {
         #[arg(value_parser = ["stop", "start"])]
         action: String,
     },
-    /// Restart PostgreSQL.
-    Postgres {
+    /// Restart the database (PostgreSQL or Cassandra) on the same port and data.
+    #[command(alias = "postgres")]
+    Database {
         #[arg(value_parser = ["restart"])]
         action: String,
     },
@@ -74,6 +76,10 @@ enum Action {
 struct UpArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=10))]
     instances: u64,
+    /// The database the origins run on: PostgreSQL, or one Apache Cassandra node
+    /// (started from its jars on JDK 17; see infra/stack/src/cassandra.rs).
+    #[arg(long, value_enum, default_value_t = DatabaseBackend::Postgres)]
+    backend: DatabaseBackend,
     /// CPU share per instance (1.0 = one core); 0 for no quota.
     #[arg(long, default_value_t = stack::stack::DEFAULT_CPU_PER_INSTANCE)]
     cpu_per_instance: f64,
@@ -126,7 +132,7 @@ async fn main() -> ExitCode {
             };
             send(&root, command).await
         }
-        Action::Postgres { .. } => send(&root, ControlCommand::RestartPostgres).await,
+        Action::Database { .. } => send(&root, ControlCommand::RestartDatabase).await,
         Action::Status => send(&root, ControlCommand::Status).await,
         Action::BenchScaling {
             instances,
@@ -176,6 +182,7 @@ async fn up(root: PathBuf, args: UpArgs) -> CliResult {
     };
     let config = StackConfig {
         instances: usize::try_from(args.instances)?,
+        backend: args.backend,
         cpu_per_instance: (args.cpu_per_instance > 0.0).then_some(args.cpu_per_instance),
         cpu_period: args.cpu_period_ms.map(Duration::from_millis),
         memory_per_instance: memory,
@@ -280,10 +287,10 @@ async fn apply(stack: &mut Stack, command: &ControlCommand) -> Result<String, St
             .await
             .map(|()| "redis started".to_owned())
             .map_err(describe),
-        ControlCommand::RestartPostgres => stack
-            .restart_postgres()
+        ControlCommand::RestartDatabase => stack
+            .restart_database()
             .await
-            .map(|()| "postgres restarted".to_owned())
+            .map(|()| format!("{} restarted", stack.backend().label()))
             .map_err(describe),
         ControlCommand::Status => {
             let state = stack.state();
@@ -314,7 +321,11 @@ fn print_urls(stack: &Stack) {
     for (position, url) in stack.instance_urls().iter().enumerate() {
         println!("origin {}: {url}", position + 1);
     }
-    println!("postgres: {}", stack.database_url());
+    let database = match stack.backend() {
+        DatabaseBackend::Postgres => "postgres: ",
+        DatabaseBackend::Cassandra => "cassandra:",
+    };
+    println!("{database} {}", stack.database_url());
     if let Some(url) = stack.redis_url() {
         println!("redis:    {url}");
     }
