@@ -92,7 +92,7 @@ impl Rejection {
         }
     }
 
-    /// The JSON body, `{"error":"<code>","message":"<message>"}`.
+    /// The JSON body in the origin's shape, `{"error":"<message>","code":"<code>"}`.
     pub fn body(&self) -> String {
         error_body(self.code, &self.message)
     }
@@ -103,6 +103,17 @@ impl Rejection {
             413,
             "body_too_large",
             format!("request body exceeds {limit} bytes"),
+        )
+    }
+
+    /// A body that could not be read to its end: broken chunked framing, or a
+    /// connection that closed before `Content-Length` bytes came. That is the
+    /// client's malformed request (400), not a body over the limit (413).
+    pub fn bad_body(detail: &str) -> Self {
+        Self::new(
+            400,
+            "bad_body",
+            format!("the request body could not be read: {detail}"),
         )
     }
 
@@ -121,12 +132,14 @@ impl Rejection {
     }
 }
 
-/// A JSON error body with `code` and `message`, escaped.
+/// A JSON error body in the origin's shape (`ErrorBody` in docs/openapi.json):
+/// `error` is the message for the client's developer, `code` the machine-readable
+/// name; both escaped.
 pub fn error_body(code: &str, message: &str) -> String {
     format!(
-        "{{\"error\":\"{}\",\"message\":\"{}\"}}",
-        json_escape(code),
-        json_escape(message)
+        "{{\"error\":\"{}\",\"code\":\"{}\"}}",
+        json_escape(message),
+        json_escape(code)
     )
 }
 
@@ -475,12 +488,13 @@ mod tests {
     fn rejection_bodies_are_json_and_escaped() {
         assert_eq!(
             Rejection::body_too_large(5).body(),
-            r#"{"error":"body_too_large","message":"request body exceeds 5 bytes"}"#
+            r#"{"error":"request body exceeds 5 bytes","code":"body_too_large"}"#
         );
         assert_eq!(
             error_body("c", "a \"q\" \\ \n\u{1}"),
-            r#"{"error":"c","message":"a \"q\" \\ \n\u0001"}"#
+            r#"{"error":"a \"q\" \\ \n\u0001","code":"c"}"#
         );
+        assert_eq!(Rejection::bad_body("eof").status, 400);
         assert_eq!(Rejection::gateway_timeout().status, 504);
         assert_eq!(Rejection::bad_gateway("x").status, 502);
     }

@@ -58,7 +58,7 @@ pub(crate) fn close_if_body_refused(has_body: bool, response: &mut HostResponse)
 }
 
 pub(crate) fn host_error(status: u16, code: &str, message: &str) -> HostResponse {
-    let body = format!("{{\"error\":\"{code}\",\"message\":\"{message}\"}}");
+    let body = edge_core::error_body(code, message);
     hyper::Response::builder()
         .status(status)
         .header("content-type", "application/json")

@@ -434,8 +434,13 @@ impl EdgeHost {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let Ok(permit) = connections.clone().acquire_owned().await else {
-                break;
+            // The semaphore is never closed; should that change, say so.
+            let permit = match connections.clone().acquire_owned().await {
+                Ok(permit) => permit,
+                Err(error) => {
+                    tracing::error!("connection limit closed, no longer accepting: {error}");
+                    break;
+                }
             };
             let handler = self.handler.clone();
             let timeout = self.request_timeout;
@@ -453,8 +458,16 @@ impl EdgeHost {
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
             let connection = graceful.watch(connection);
+            // A connection's error ends that connection only: logged, and the
+            // accept loop goes on. Clients that go away mid-request are normal.
             tokio::spawn(async move {
-                let _ = connection.await;
+                if let Err(error) = connection.await {
+                    if error.is_user() {
+                        tracing::warn!("connection failed: {error:#}");
+                    } else {
+                        tracing::debug!("connection ended: {error:#}");
+                    }
+                }
                 drop(permit);
             });
         }

@@ -81,23 +81,46 @@ async fn main() -> anyhow::Result<()> {
         writeln!(stdout, "listening on http://{}", host.local_addr())?;
         stdout.flush()?;
     }
-    host.run(shutdown_signal()).await
+    let served = host
+        .run(async {
+            let why = shutdown_signal().await;
+            tracing::warn!("edge-host stopping: {why}");
+        })
+        .await;
+    // Never a silent exit: whatever ends the process says so on stderr.
+    match &served {
+        Ok(()) => tracing::warn!("edge-host stopped"),
+        Err(error) => tracing::error!("edge-host stopped on an error: {error:#}"),
+    }
+    served
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM, naming it. A signal that cannot be watched
+/// is logged and never resolves: it must not look like a request to stop
+/// (`ctrl_c()` returning an error at once would otherwise end the host).
+async fn shutdown_signal() -> &'static str {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot watch SIGINT: {error}");
+            std::future::pending::<()>().await;
+        }
     };
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
-                signal.recv().await;
+                if signal.recv().await.is_none() {
+                    tracing::error!("the SIGTERM watch ended");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            Err(error) => {
+                tracing::error!("cannot watch SIGTERM: {error}");
+                std::future::pending::<()>().await;
+            }
         }
     };
     tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        () = ctrl_c => "SIGINT",
+        () = terminate => "SIGTERM",
     }
 }

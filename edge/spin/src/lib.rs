@@ -20,7 +20,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use edge_core::{Edge, EdgeConfig, EdgeResponse, Rejection, RequestHead, config::vars};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use spin_sdk::http::Request;
 use spin_sdk::http_service;
 
@@ -71,7 +71,10 @@ async fn handle(request: Request) -> Response {
         let limit_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
         match Limited::new(body, limit_bytes).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(_) => Err(Rejection::body_too_large(limit)),
+            // Over the limit is 413; anything else (broken chunking, a body
+            // shorter than its Content-Length) is a malformed request, 400.
+            Err(error) if error.is::<LengthLimitError>() => Err(Rejection::body_too_large(limit)),
+            Err(error) => Err(Rejection::bad_body(&error.to_string())),
         }
     };
     response(edge_core::handle(&edge, &io, head, body).await)
@@ -108,9 +111,10 @@ fn response(answer: EdgeResponse) -> Response {
         builder = builder.header(name, value);
     }
     builder.body(Full::new(answer.body)).unwrap_or_else(|_| {
-        let mut fallback = http::Response::new(Full::new(Bytes::from_static(
-            b"{\"error\":\"bad_origin_headers\"}",
-        )));
+        let mut fallback = http::Response::new(Full::new(Bytes::from(edge_core::error_body(
+            "bad_origin_headers",
+            "the answer's headers could not be passed on",
+        ))));
         *fallback.status_mut() = http::StatusCode::BAD_GATEWAY;
         fallback
     })

@@ -102,4 +102,56 @@ impl TestEdge {
     pub async fn get(&self, path: &str) -> Answer {
         self.send("GET", path, &[], "").await
     }
+
+    /// Writes `bytes` as they are on a new connection, closes the sending side
+    /// when `then_close` says so (a body cut short), and returns the status
+    /// line's code and the body of the answer (no client library would send a
+    /// malformed request). `None` when the edge closed without an answer.
+    pub async fn send_raw(&self, bytes: &[u8], then_close: bool) -> Option<(u16, String)> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let address = self.url();
+        let address = address.trim_start_matches("http://").trim_end_matches('/');
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {address}: {e}"));
+        stream.write_all(bytes).await.expect("write the request");
+        if then_close {
+            stream.shutdown().await.expect("close the sending side");
+        }
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                }
+                if complete_answer(&answer) {
+                    break;
+                }
+            }
+        });
+        read.await
+            .unwrap_or_else(|_| panic!("edge answers within 20 s\n{}", self.log()));
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned();
+        Some((status, body))
+    }
+}
+
+/// Whether `answer` holds a whole response head and a `Content-Length` body.
+fn complete_answer(answer: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(answer);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+        .is_some_and(|length| body.len() >= length)
 }

@@ -60,7 +60,7 @@ async fn fetch(mut request: Request, env: Env, ctx: Context) -> worker::Result<R
         match request.bytes().await {
             Ok(body) if body.len() as u64 <= limit => Ok(body.into()),
             Ok(_) => Err(Rejection::body_too_large(limit)),
-            Err(error) => Err(Rejection::new(400, "bad_body", error.to_string())),
+            Err(error) => Err(Rejection::bad_body(&error.to_string())),
         }
     };
     convert::response(edge_core::handle(&edge, &io, head, body).await)

@@ -18,7 +18,7 @@ pub(super) async fn health_and_non_api_paths_never_reach_the_origin(l: L) {
         let answer = edge.get(path).await;
         assert_eq!(answer.status, 404, "{path}");
         assert!(
-            answer.body.contains("\"error\":\"not_found\""),
+            answer.body.contains("\"code\":\"not_found\""),
             "{path}: {}",
             answer.body
         );

@@ -71,6 +71,9 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
     ("bad_requests_are_refused_before_the_origin", |l| {
         Box::pin(bad_requests_are_refused_before_the_origin(l))
     }),
+    ("malformed_or_truncated_bodies_are_400_not_413", |l| {
+        Box::pin(malformed_or_truncated_bodies_are_400_not_413(l))
+    }),
     ("an_invalid_age_makes_a_response_stale_not_fresher", |l| {
         Box::pin(an_invalid_age_makes_a_response_stale_not_fresher(l))
     }),

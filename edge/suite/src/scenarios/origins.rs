@@ -176,7 +176,11 @@ pub(super) async fn bad_requests_are_refused_before_the_origin(l: L) {
         .send("POST", "/api/songs/1/comments", &[], &big_body)
         .await;
     assert_eq!(too_big.status, 413);
-    assert!(too_big.body.contains("body_too_large"), "{}", too_big.body);
+    assert!(
+        too_big.body.contains(r#""code":"body_too_large""#),
+        "{}",
+        too_big.body
+    );
     if l.platform().says_close_after_a_refused_body() {
         // The refused body ends the connection, and the answer says so.
         assert_eq!(too_big.header("connection"), Some("close"));
@@ -212,6 +216,27 @@ pub(super) async fn bad_requests_are_refused_before_the_origin(l: L) {
         "a served write keeps the connection"
     );
     assert_eq!(origin.count(), 1);
+}
+
+/// A body that cannot be read to its end is the client's malformed request:
+/// 400 with the origin's error shape, never 413 (which says "too large") and
+/// never a request to the origin.
+pub(super) async fn malformed_or_truncated_bodies_are_400_not_413(l: L) {
+    let origin = TestOrigin::start(|_, _| Reply::ok("{}")).await;
+    let edge = start(&l, &[&origin.url()], &[("max_body_bytes", "100")]).await;
+    let head = "POST /api/songs/1/comments HTTP/1.1\r\nhost: localhost\r\n";
+    let broken_chunks = format!(
+        "{head}transfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nnot a chunk\r\n0\r\n\r\n"
+    );
+    let truncated = format!("{head}content-length: 50\r\n\r\nonly twenty bytes...");
+    for (case, request) in [("broken chunking", broken_chunks), ("truncated", truncated)] {
+        let answer = edge.send_raw(request.as_bytes(), true).await;
+        let (status, body) = answer.unwrap_or_else(|| panic!("{case}: no answer\n{}", edge.log()));
+        assert_eq!(status, 400, "{case}: {body}");
+        assert!(body.contains(r#""code":"bad_body""#), "{case}: {body}");
+        assert!(body.contains(r#""error":""#), "{case}: {body}");
+    }
+    assert_eq!(origin.count(), 0, "no malformed body reached the origin");
 }
 
 /// CloudFront-style behaviours: a path pattern sends requests to a second

@@ -46,6 +46,17 @@ fn health_and_refusals_never_reach_an_origin() {
         std::future::ready(Err(Rejection::body_too_large(3))),
     ));
     assert_eq!((too_big.status, x_cache(&too_big)), (413, "BYPASS"));
+    let truncated = block_on(handle(
+        &rig.edge,
+        &rig.io,
+        head("POST", "/api/songs/1/comments", &[]),
+        std::future::ready(Err(Rejection::bad_body("connection closed early"))),
+    ));
+    assert_eq!((truncated.status, x_cache(&truncated)), (400, "BYPASS"));
+    assert!(
+        String::from_utf8_lossy(&truncated.body).contains(r#""code":"bad_body""#),
+        "{truncated:?}"
+    );
     assert!(rig.seen().is_empty());
 }
 
