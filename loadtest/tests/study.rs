@@ -1,6 +1,7 @@
 //! The study's quick profile, end to end on a real local stack (PostgreSQL,
-//! Redis, nginx, origin instances, the edge) on free ports: the report's
-//! tables, charts and lost-write count are checked.
+//! Redis, nginx, origin instances, the edge, and a Cassandra stack for the
+//! database tier) on free ports: the report's tables, charts and lost-write
+//! count are checked; and the report read back from a results.json.
 
 use std::process::Command;
 
@@ -50,6 +51,7 @@ fn quick_study_writes_a_complete_report() {
         "## What the CDN saves",
         "## Cache tiers",
         "## Faults during load",
+        "## Database tier",
         "## Lost writes",
         "## Phases",
     ] {
@@ -196,10 +198,179 @@ fn quick_study_writes_a_complete_report() {
             >= edge_off["summary"]["requests"].as_u64().unwrap(),
         "{edge_off}"
     );
+    // The database tier: both backends in the query table and in the capacity, in one run.
+    let tier = &results["database_tier"];
+    assert_eq!(tier["problems"].as_array().unwrap().len(), 0, "{tier}");
+    let queries = tier["queries"].as_array().unwrap();
+    for backend in ["PostgreSQL", "Cassandra"] {
+        for through in ["storage", "HTTP, no Redis"] {
+            assert!(
+                queries.iter().any(|cell| cell["backend"] == backend
+                    && cell["through"] == through
+                    && cell["requests"].as_u64().unwrap() > 0),
+                "no {backend} cell through {through}: {tier}"
+            );
+        }
+    }
+    let capacity = tier["capacity"].as_array().unwrap();
+    assert_eq!(capacity.len(), 2, "{tier}");
+    assert_eq!(capacity[1]["backend"], "Cassandra", "{tier}");
+    assert!(
+        !capacity[1]["result"]["steps"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(tier["cassandra_writes"]["lost"].as_u64(), Some(0), "{tier}");
     let phases = results["phases"].as_array().unwrap();
-    assert_eq!(phases.len(), 4, "{phases:?}");
+    assert_eq!(phases.len(), 5, "{phases:?}");
     assert!(
         std::fs::read_dir(report_dir.join("runs")).unwrap().count() > 10,
         "per-run results missing"
+    );
+}
+
+/// A capacity step of a results.json, at `rate` with this p99.
+fn step(rate: f64, p99_ms: f64) -> serde_json::Value {
+    serde_json::json!({
+        "offered_rate": rate, "requests": (rate * 3.0) as u64, "errors": 0, "error_rate": 0.0,
+        "dropped": 0, "dropped_rate": 0.0, "mean_ms": p99_ms / 4.0, "p50_ms": p99_ms / 5.0,
+        "p90_ms": p99_ms / 2.0, "p99_ms": p99_ms, "p999_ms": p99_ms * 1.5, "max_ms": p99_ms * 2.0,
+        "throughput": rate, "duration_s": 3.0
+    })
+}
+
+/// A results.json as the study writes it, with `database_tier` when given.
+fn results_json(database_tier: Option<serde_json::Value>) -> serde_json::Value {
+    let mut results = serde_json::json!({
+        "meta": {
+            "date": "2026-12-05T01:00:00Z", "git_revision": "abc1234", "cores": 2,
+            "memory_gib": 24.0, "cpu_model": "test CPU", "profile": "quick", "slo_ms": 100.0,
+            "edge": true, "configuration": []
+        },
+        "scaling": [{"instances": 2, "capacity_rps": 1800.0,
+                     "steps": [step(1200.0, 20.0), step(1800.0, 60.0), step(2700.0, 400.0)]}],
+        "edge_capacity": null, "fixed": [], "tiers": [], "faults": [],
+        "writes": {"acknowledged": 10, "deleted_by_the_run": 1, "checked": 9, "lost": 0},
+        "phases": []
+    });
+    if let Some(tier) = database_tier {
+        results["database_tier"] = tier;
+    }
+    results
+}
+
+fn query_cell(
+    backend: &str,
+    query: &str,
+    through: &str,
+    clients: usize,
+    p50: f64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "backend": backend, "query": query, "through": through, "clients": clients,
+        "original": format!("original figure for {query}"),
+        "p50_ms": p50, "p99_ms": p50 * 4.0, "throughput_per_s": 1000.0 / p50 * clients as f64,
+        "requests": 1000, "errors": 0
+    })
+}
+
+/// The report read back from a results.json with the database tier: both backends side by
+/// side in one row per query, beside the original's figures, and a capacity row per backend.
+#[test]
+fn report_renders_the_database_tier_from_results_json() {
+    let tier = serde_json::json!({
+        "queries": [
+            query_cell("PostgreSQL", "single song read", "storage", 1, 0.21),
+            query_cell("PostgreSQL", "comments query", "HTTP, no Redis", 16, 1.5),
+            query_cell("Cassandra", "single song read", "storage", 1, 0.87),
+            query_cell("Cassandra", "comments query", "HTTP, no Redis", 16, 4.25),
+        ],
+        "query_settings": {"songs": 10000, "distribution": "uniform", "seconds": 0.75,
+                           "warmup_seconds": 0.25, "limit": 50},
+        "capacity": [
+            {"backend": "PostgreSQL", "measured_in": "the capacity phase",
+             "result": {"instances": 2, "capacity_rps": 1800.0,
+                        "steps": [step(1200.0, 20.0), step(1800.0, 60.0), step(2700.0, 400.0)]}},
+            {"backend": "Cassandra", "measured_in": "the database tier",
+             "result": {"instances": 2, "capacity_rps": 900.0,
+                        "steps": [step(900.0, 70.0), step(1350.0, 900.0)]}}
+        ],
+        "cassandra_stack_up_s": 41.5,
+        "cassandra_writes": {"acknowledged": 120, "deleted_by_the_run": 2, "checked": 118, "lost": 0},
+        "problems": []
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.json");
+    std::fs::write(&path, results_json(Some(tier)).to_string()).unwrap();
+    let results: loadtest::study::model::StudyResults =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    loadtest::study::report::write(dir.path(), &results).unwrap();
+    let markdown = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+
+    let section = markdown
+        .split("## Database tier")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no database tier section:\n{markdown}"));
+    let section = section.split("\n## ").next().unwrap();
+    assert!(
+        section.contains("| Query | Through | Clients | PostgreSQL p50 | PostgreSQL p99 | PostgreSQL throughput | Cassandra p50 | Cassandra p99 | Cassandra throughput | Original"),
+        "{section}"
+    );
+    assert!(
+        section.contains("| single song read | storage | 1 | 0.210 ms | 0.840 ms | 4762/s | 0.870 ms | 3.480 ms | 1149/s | original figure for single song read |"),
+        "{section}"
+    );
+    assert!(
+        section.contains("| comments query | HTTP, no Redis | 16 | 1.500 ms |"),
+        "{section}"
+    );
+    assert!(
+        section.contains("| PostgreSQL | 2 | 1800/s | +50% |")
+            && section.contains("| the capacity phase |"),
+        "{section}"
+    );
+    assert!(
+        section.contains("| Cassandra | 2 | 900/s | +50% |")
+            && section.contains("| the database tier |"),
+        "{section}"
+    );
+    assert!(section.contains("10000 songs"), "{section}");
+    assert!(section.contains("came up in 42 s"), "{section}");
+    assert!(section.contains("**lost: 0**"), "{section}");
+    let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    assert!(html.contains("<h2>Database tier</h2>") && html.contains("Cassandra p99"));
+}
+
+/// A Cassandra that could not start costs its column, and the report says why; a report
+/// from before the tier reads back and says it was not run.
+#[test]
+fn report_says_what_the_database_tier_did_not_measure() {
+    let tier = serde_json::json!({
+        "queries": [query_cell("PostgreSQL", "song-comments feed", "storage", 1, 0.4)],
+        "query_settings": {"songs": 1000, "distribution": "uniform", "seconds": 0.75,
+                           "warmup_seconds": 0.25, "limit": 50},
+        "capacity": [],
+        "problems": ["the Cassandra stack did not come up: no JDK 17"]
+    });
+    let results: loadtest::study::model::StudyResults =
+        serde_json::from_value(results_json(Some(tier))).unwrap();
+    let markdown = loadtest::study::report::markdown(&results);
+    assert!(markdown.contains("## Database tier"), "{markdown}");
+    assert!(
+        markdown.contains("**Not measured**: the Cassandra stack did not come up: no JDK 17."),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("Cassandra p50"), "{markdown}");
+
+    let older: loadtest::study::model::StudyResults =
+        serde_json::from_value(results_json(None)).unwrap();
+    assert!(older.database_tier.is_none());
+    let markdown = loadtest::study::report::markdown(&older);
+    assert!(
+        markdown.contains(
+            "## Database tier\n\nNot run (this report is from before the database tier)."
+        ),
+        "{markdown}"
     );
 }

@@ -148,6 +148,13 @@ impl Meta {
             } else {
                 "none (no edge)".into()
             }),
+            ("database tier".into(), format!(
+                "origin bench-queries on PostgreSQL and one Cassandra node, {:?} closed-loop clients, {} s per cell after {} s of warm-up; capacity of {} instances on each (PostgreSQL's from the capacity search)",
+                profile.db_query_clients,
+                profile.db_query_seconds,
+                profile.db_query_warmup,
+                super::database::DATABASE_POOL,
+            )),
             ("load generator".into(), "loadtest (open model, latency from the intended start), on the same machine".into()),
         ];
         Self {

@@ -6,10 +6,12 @@
 //! 2. [`cdn`]: what the edge saves: its capacity beside the pool's, and the cache tiers
 //!    with hit ratio, requests that reached the origins and the origin pool's CPU;
 //! 3. [`faults`]: faults during load, each from a whole, healthy pool;
-//! 4. [`writes`]: the lost-write check (last: it reads every acknowledged write).
+//! 4. [`database`]: the database tier, PostgreSQL and Cassandra side by side: the
+//!    original's query table (`origin bench-queries`) and one pool size's capacity on each;
+//! 5. [`writes`]: the lost-write check (last: it reads every acknowledged write).
 //!
 //! A phase is a module with `pub async fn run(&mut Session, &mut StudyResults)`; a new one
-//! (a database tier, say) is one more module, one more line in [`run`], its part of
+//! is one more module, one more line in [`run`], its part of
 //! [`model::StudyResults`] (with `#[serde(default)]`, so older reports still read back)
 //! and its section in [`report`]. Every load a phase runs goes through
 //! [`Session::measure`](session::Session::measure): from a healthy, idle stack
@@ -22,6 +24,7 @@
 pub mod capacity;
 pub mod cdn;
 pub mod compare;
+pub mod database;
 pub mod faults;
 pub mod health;
 pub mod meta;
@@ -107,6 +110,7 @@ pub async fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     phase!("capacity per pool size", session, results, capacity::run);
     phase!("what the CDN saves", session, results, cdn::run);
     phase!("faults during load", session, results, faults::run);
+    phase!("database tier", session, results, database::run);
     phase!("lost writes", session, results, writes::run);
     let out = session.out.clone();
     session.close().await;

@@ -27,7 +27,8 @@ impl Groups {
             match name.as_str() {
                 "nginx" => groups.nginx.push(pid),
                 "edge" => groups.edge.push(pid),
-                "postgres" => groups.postgres.push(pid),
+                // The database, whichever it is (the database tier runs a Cassandra stack).
+                "postgres" | "cassandra" => groups.postgres.push(pid),
                 "redis" => groups.redis.push(pid),
                 other => {
                     if let Some(index) = other

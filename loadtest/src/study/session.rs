@@ -341,11 +341,39 @@ impl Session {
         (&self.driver.writes, &self.driver.deleted)
     }
 
+    /// Puts `other` (the database tier's Cassandra stack) in the study stack's place, so
+    /// that [`measure`](Self::measure) runs on it; [`return_stack`](Self::return_stack)
+    /// puts the study's back.
+    pub fn lend_stack(&mut self, other: Stack) -> LentStack {
+        LentStack {
+            study: std::mem::replace(&mut self.stack, other),
+            writes_from: self.driver.writes.len(),
+            deleted_from: self.driver.deleted.len(),
+        }
+    }
+
+    /// Puts the study's stack back and returns the other one with the writes it
+    /// acknowledged and the comments its runs deleted, which leave the study's own
+    /// (the lost-write check looks those up in the study's database).
+    pub fn return_stack(&mut self, lent: LentStack) -> (Stack, Vec<AckedWrite>, Vec<uuid::Uuid>) {
+        let other = std::mem::replace(&mut self.stack, lent.study);
+        let writes = self.driver.writes.split_off(lent.writes_from);
+        let deleted = self.driver.deleted.split_off(lent.deleted_from);
+        (other, writes, deleted)
+    }
+
     /// Stops the stack.
     pub async fn close(self) {
         self.step("stopping the stack");
         self.stack.down().await;
     }
+}
+
+/// The study's stack while another one stands in its place (see [`Session::lend_stack`]).
+pub struct LentStack {
+    study: Stack,
+    writes_from: usize,
+    deleted_from: usize,
 }
 
 fn progress(started: Instant, text: &str) {

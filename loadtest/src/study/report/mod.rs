@@ -3,6 +3,7 @@
 //! `index.html`, `results.json` and `charts/*.svg`.
 
 pub mod charts;
+pub mod database;
 pub mod tables;
 #[cfg(test)]
 mod tests;
@@ -369,6 +370,12 @@ fn sections(study: &StudyResults) -> Vec<Section> {
             charts: fault_charts,
         },
         Section {
+            heading: "Database tier".into(),
+            paragraphs: database::paragraphs(study),
+            tables: database_tables(study),
+            charts: Vec::new(),
+        },
+        Section {
             heading: "Lost writes".into(),
             paragraphs: vec![write_check_line(study)],
             tables: Vec::new(),
@@ -387,6 +394,21 @@ fn sections(study: &StudyResults) -> Vec<Section> {
             charts: Vec::new(),
         },
     ]
+}
+
+/// The query table (when measured) and the capacity per backend (when the tier ran).
+fn database_tables(study: &StudyResults) -> Vec<Table> {
+    let Some(tier) = &study.database_tier else {
+        return Vec::new();
+    };
+    let mut tables = Vec::new();
+    if !tier.queries.is_empty() {
+        tables.push(database::query_table(tier));
+    }
+    if !tier.capacity.is_empty() {
+        tables.push(database::capacity_table(study));
+    }
+    tables
 }
 
 pub fn markdown(study: &StudyResults) -> String {

@@ -214,6 +214,7 @@ fn study() -> StudyResults {
             name: "capacity per pool size".into(),
             seconds: 61.0,
         }],
+        database_tier: None,
     }
 }
 

@@ -1,0 +1,164 @@
+//! The database tier's section: the original's query table with PostgreSQL and Cassandra
+//! side by side beside the original's figures, and one pool size's capacity on each.
+
+use super::{Table, cores, ms, rate};
+use crate::study::model::{CpuUse, DatabaseTier, StudyResults};
+
+/// The section's paragraphs: how it was measured, and what was not.
+pub fn paragraphs(study: &StudyResults) -> Vec<String> {
+    let Some(tier) = &study.database_tier else {
+        return vec!["Not run (this report is from before the database tier).".into()];
+    };
+    let mut lines = Vec::new();
+    match &tier.query_settings {
+        Some(settings) => lines.push(format!(
+            "The original's query table, measured by `origin bench-queries` on the study's PostgreSQL and on one Apache Cassandra node \
+             loaded with the same data set ({} songs, ids drawn {}), in this run: through the storage layer (the `Storage` trait, no HTTP) \
+             and through the HTTP API of an in-process origin without Redis. Each cell: closed-loop clients, each sending its next request \
+             when the last one answered, {} s of warm-up then {} s measured; page size {}. Client, server and database share this machine's cores.",
+            settings.songs,
+            settings.distribution,
+            settings.warmup_seconds,
+            settings.seconds,
+            settings.limit
+        )),
+        None => lines.push("The query table was not measured.".into()),
+    }
+    lines.push(format!(
+        "Capacity: the highest arrival rate with p99 < {} ms, errors < 0.1 % and no dropped arrivals, straight to nginx, \
+         the same mix, quota and Redis on each backend; the Cassandra stack (one node, its instances, Redis and nginx) ran beside the study's \
+         idle PostgreSQL stack. \"Database CPU\" is the database's process group at that rate, in cores.",
+        study.meta.slo_ms
+    ));
+    if let Some(seconds) = tier.cassandra_stack_up_s {
+        lines.push(format!(
+            "The Cassandra stack came up in {seconds:.0} s (the JVM to its first CQL answer, the schema, the data set when the node's data were not there yet, the instances)."
+        ));
+    }
+    if let Some(writes) = &tier.cassandra_writes {
+        lines.push(format!(
+            "Writes the Cassandra stack acknowledged (201): {}; deleted by the runs themselves: {}; read back through its API: {}; **lost: {}**.",
+            writes.acknowledged, writes.deleted_by_the_run, writes.checked, writes.lost
+        ));
+    }
+    for problem in &tier.problems {
+        lines.push(format!("**Not measured**: {problem}."));
+    }
+    lines
+}
+
+/// The backends of the query table, in the order measured.
+fn backends(tier: &DatabaseTier) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for cell in &tier.queries {
+        if !names.contains(&cell.backend.as_str()) {
+            names.push(&cell.backend);
+        }
+    }
+    names
+}
+
+/// One row per (query, through, clients), one group of columns per backend.
+pub fn query_table(tier: &DatabaseTier) -> Table {
+    let backends = backends(tier);
+    let mut headers = vec!["Query".to_owned(), "Through".into(), "Clients".into()];
+    for backend in &backends {
+        headers.extend([
+            format!("{backend} p50"),
+            format!("{backend} p99"),
+            format!("{backend} throughput"),
+        ]);
+    }
+    headers.push("Original (Node/Express capstone, 10M songs)".into());
+    let mut table = Table {
+        headers,
+        rows: Vec::new(),
+    };
+    let mut keys: Vec<(&str, &str, usize)> = Vec::new();
+    for cell in &tier.queries {
+        let key = (cell.query.as_str(), cell.through.as_str(), cell.clients);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    for (query, through, clients) in keys {
+        let mut row = vec![query.to_owned(), through.to_owned(), clients.to_string()];
+        let mut original = String::new();
+        for backend in &backends {
+            let cell = tier.queries.iter().find(|cell| {
+                cell.backend == *backend
+                    && cell.query == query
+                    && cell.through == through
+                    && cell.clients == clients
+            });
+            match cell {
+                Some(cell) => {
+                    original.clone_from(&cell.original);
+                    let errors = if cell.errors > 0 {
+                        format!(" ({} errors)", cell.errors)
+                    } else {
+                        String::new()
+                    };
+                    row.extend([
+                        format!("{:.3} ms", cell.p50_ms),
+                        format!("{:.3} ms", cell.p99_ms),
+                        format!("{}{errors}", rate(cell.throughput_per_s)),
+                    ]);
+                }
+                None => row.extend(["—".into(), "—".into(), "—".into()]),
+            }
+        }
+        row.push(original);
+        table.rows.push(row);
+    }
+    table
+}
+
+/// One row per backend: its capacity at the tier's pool size.
+pub fn capacity_table(study: &StudyResults) -> Table {
+    let slo = study.meta.slo_ms;
+    let mut table = Table::new(&[
+        "Database",
+        "Instances",
+        "Capacity",
+        "Known within",
+        "p50 at capacity",
+        "p99 at capacity",
+        "Database CPU at capacity",
+        "At the knee",
+        "Measured in",
+    ]);
+    let Some(tier) = &study.database_tier else {
+        return table;
+    };
+    for backend in &tier.capacity {
+        let result = &backend.result;
+        let at_capacity = result.at_capacity(slo);
+        table.rows.push(vec![
+            backend.backend.clone(),
+            result.instances.to_string(),
+            rate(result.capacity_rps),
+            result.resolution(slo).map_or("—".into(), |resolution| {
+                format!("+{:.0}%", resolution * 100.0)
+            }),
+            at_capacity.map_or("—".into(), |step| ms(step.p50_ms)),
+            at_capacity.map_or("—".into(), |step| ms(step.p99_ms)),
+            at_capacity
+                .and_then(|step| step.cpu.as_ref())
+                .map_or("—".into(), |cpu| cores(cpu.postgres)),
+            result.knee(slo).map_or("not reached".into(), |knee| {
+                format!(
+                    "{}: {}",
+                    rate(knee.offered_rate),
+                    knee.cpu
+                        .as_ref()
+                        .map_or("no CPU figures".into(), CpuUse::bottleneck)
+                        // `CpuUse` calls the database's part PostgreSQL.
+                        .replace("PostgreSQL", &backend.backend)
+                )
+            }),
+            backend.measured_in.clone(),
+        ]);
+    }
+    table
+}
