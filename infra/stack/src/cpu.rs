@@ -2,9 +2,12 @@
 //! PostgreSQL's backends or nginx's workers), per process, and for the whole machine, so
 //! that a run can say what each part of the stack spent.
 //!
-//! Every server the stack starts leads its own process group (see `process.rs`), so a
-//! group's time is the sum over its live members of their own time plus the time of the
+//! Every server the stack starts leads its own process group (see `process.rs`), and a
+//! group's time is the sum over its live processes of their own time plus the time of the
 //! children they have reaped (a finished PostgreSQL backend counts in the postmaster's).
+//! A live process belongs to the group of its nearest ancestor that is in one: PostgreSQL
+//! puts each backend in a session of its own (`setsid`), so by process group alone a
+//! database serving pooled connections would seem to use no CPU at all.
 
 use std::collections::HashMap;
 
@@ -19,6 +22,7 @@ pub fn ticks_per_second() -> f64 {
 /// The fields of `/proc/PID/stat` this module reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatTimes {
+    pub parent: u32,
     pub process_group: u32,
     /// utime + stime: every thread of the process.
     pub own_ticks: u64,
@@ -33,41 +37,58 @@ pub fn parse_stat(line: &str) -> Option<StatTimes> {
     // After the name: state(0) ppid(1) pgrp(2) ... utime(11) stime(12) cutime(13) cstime(14).
     let number = |index: usize| fields.get(index)?.parse::<u64>().ok();
     Some(StatTimes {
+        parent: u32::try_from(number(1)?).ok()?,
         process_group: u32::try_from(number(2)?).ok()?,
         own_ticks: number(11)? + number(12)?,
         children_ticks: number(13)? + number(14)?,
     })
 }
 
-/// CPU seconds used so far by each of `groups` (process group ids), in the same order.
+/// CPU seconds used so far by each of `groups` (process group ids), in the same order:
+/// every live process whose group, or whose nearest ancestor's group, is one of them.
 pub fn group_seconds(groups: &[u32]) -> Vec<f64> {
-    let mut ticks: HashMap<u32, u64> = groups.iter().map(|group| (*group, 0)).collect();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return vec![0.0; groups.len()];
-    };
-    for entry in entries.flatten() {
-        let is_pid = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|name| name.bytes().all(|byte| byte.is_ascii_digit()));
-        if !is_pid {
-            continue;
-        }
-        let Some(times) = std::fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|line| parse_stat(&line))
-        else {
-            continue;
-        };
-        if let Some(total) = ticks.get_mut(&times.process_group) {
-            *total += times.own_ticks + times.children_ticks;
-        }
-    }
     let per_second = ticks_per_second();
+    let ticks = attribute(groups, &read_processes());
     groups
         .iter()
         .map(|group| ticks[group] as f64 / per_second)
         .collect()
+}
+
+/// Every live process: pid and its `/proc/PID/stat` times.
+fn read_processes() -> HashMap<u32, StatTimes> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let line = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            Some((pid, parse_stat(&line)?))
+        })
+        .collect()
+}
+
+/// Ticks per tracked group: each process counts for the first tracked group met on the
+/// way up from it through its parents (itself included), or for none.
+fn attribute(groups: &[u32], processes: &HashMap<u32, StatTimes>) -> HashMap<u32, u64> {
+    let mut ticks: HashMap<u32, u64> = groups.iter().map(|group| (*group, 0)).collect();
+    for times in processes.values() {
+        let mut at = *times;
+        // Bounded: a parent link that loops (pids reused between two reads) ends the walk.
+        for _ in 0..64 {
+            if let Some(total) = ticks.get_mut(&at.process_group) {
+                *total += times.own_ticks + times.children_ticks;
+                break;
+            }
+            match processes.get(&at.parent) {
+                Some(parent) if at.parent > 1 => at = *parent,
+                _ => break,
+            }
+        }
+    }
+    ticks
 }
 
 /// CPU seconds this process has used (every thread, not its children).
@@ -109,6 +130,7 @@ mod tests {
         assert_eq!(
             parse_stat(line),
             Some(StatTimes {
+                parent: 1,
                 process_group: 4242,
                 own_ticks: 300,
                 children_ticks: 10,
@@ -116,6 +138,28 @@ mod tests {
         );
         assert_eq!(parse_stat("garbage"), None);
         assert_eq!(parse_stat("1 (x) S 0"), None);
+    }
+
+    #[test]
+    fn a_process_in_a_session_of_its_own_counts_for_its_ancestors_group() {
+        let process = |parent, process_group, own_ticks| StatTimes {
+            parent,
+            process_group,
+            own_ticks,
+            children_ticks: 1,
+        };
+        let processes = HashMap::from([
+            (100, process(1, 100, 10)),    // postmaster, leads group 100
+            (101, process(100, 101, 20)),  // a backend: setsid, group 101
+            (102, process(101, 102, 40)),  // its child, deeper still
+            (200, process(1, 200, 80)),    // nginx master, group 200
+            (201, process(200, 200, 160)), // its worker
+            (300, process(1, 300, 320)),   // an untracked process
+        ]);
+        let ticks = attribute(&[100, 200, 999], &processes);
+        assert_eq!(ticks[&100], 11 + 21 + 41);
+        assert_eq!(ticks[&200], 81 + 161);
+        assert_eq!(ticks[&999], 0);
     }
 
     #[test]

@@ -169,6 +169,11 @@ impl PostgresServer {
         &self.data_dir
     }
 
+    /// The postmaster's pid while it runs (it leads the process group `stack::cpu` reads).
+    pub fn pid(&self) -> Option<u32> {
+        self.server.pid()
+    }
+
     pub fn log_path(&self) -> &Path {
         self.server.log_path()
     }

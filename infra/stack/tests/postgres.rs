@@ -112,3 +112,32 @@ async fn postgres_keeps_a_given_data_dir_and_port() {
     );
     drop(server);
 }
+
+/// A backend serving a pooled connection lives in a session of its own (PostgreSQL calls
+/// `setsid` for each), yet its CPU counts for the server: the study's per-part CPU table
+/// once read 0.00 for PostgreSQL at every load.
+#[tokio::test]
+async fn a_busy_backend_counts_in_the_servers_cpu() {
+    let server = PostgresServer::start(PostgresOptions::for_tests())
+        .await
+        .expect("start");
+    let postmaster = server.pid().expect("running");
+    let (client, connection) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let before = stack::cpu::group_seconds(&[postmaster])[0];
+    // Work the backend does while the connection stays open (as a pool's would).
+    let rows: i64 = client
+        .query_one(
+            "SELECT count(*) FROM generate_series(1, 3000000) a, generate_series(1, 2) b WHERE a % 7 <> b",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(rows > 0);
+    let used = stack::cpu::group_seconds(&[postmaster])[0] - before;
+    // The query costs hundreds of milliseconds of CPU; the tick is 10 ms.
+    assert!(used >= 0.1, "the server's CPU grew by only {used} s");
+}
