@@ -12,6 +12,7 @@
 pub mod collapse;
 pub mod fetch;
 pub mod io;
+pub mod local;
 pub mod respond;
 
 use std::cell::RefCell;
@@ -39,6 +40,7 @@ use fetch::{Answered, fetch};
 pub use io::{
     AttemptError, Background, EdgeIo, Encoded, KeyValue, OriginRequest, OriginResponse, RecordStore,
 };
+use local::LocalRecords;
 pub use respond::EdgeResponse;
 
 /// How often a collapsed follower looks at its slot while the leader fetches.
@@ -56,6 +58,8 @@ pub struct Edge {
     fallback: Behaviour,
     pub in_flight: Rc<InFlight>,
     refreshing: RefCell<HashSet<String>>,
+    /// Song-scoped records read from the store (see [`local`]).
+    local: LocalRecords,
 }
 
 impl Edge {
@@ -69,6 +73,7 @@ impl Edge {
             fallback: Behaviour::api("*"),
             in_flight: Rc::default(),
             refreshing: RefCell::default(),
+            local: LocalRecords::default(),
         })
     }
 
@@ -113,20 +118,62 @@ async fn current_key<S: RecordStore>(
     host: &str,
     path_and_query: &str,
 ) -> CacheKey {
+    scoped_key(edge, store, request_headers, host, path_and_query)
+        .await
+        .0
+}
+
+/// [`current_key`], and whether the key carries a song's generation (so that
+/// every invalidation of it moves the key: see [`local`]).
+async fn scoped_key<S: RecordStore>(
+    edge: &Edge,
+    store: &S,
+    request_headers: &Headers,
+    host: &str,
+    path_and_query: &str,
+) -> (CacheKey, bool) {
     let behaviour = edge.behaviour(path_and_query);
     let target = behaviour.key_target(path_and_query);
-    let generation = match song_of_path(&target) {
-        Some(song) => store.generation(song).await,
-        None => 0,
+    let (generation, scoped) = match song_of_path(&target) {
+        Some(song) => (store.generation(song).await, true),
+        None => (0, false),
     };
-    CacheKey::new(host, &target, generation).with_parts(&behaviour.key_parts(request_headers))
+    let key =
+        CacheKey::new(host, &target, generation).with_parts(&behaviour.key_parts(request_headers));
+    (key, scoped)
+}
+
+/// The stored response under `key`: the instance's kept copy when it answers
+/// as a plain HIT, else the store's (kept for next time when song-scoped).
+async fn stored_record<S: RecordStore>(
+    edge: &Edge,
+    store: &S,
+    key: &CacheKey,
+    scoped: bool,
+    request_headers: &Headers,
+    now_ms: u64,
+) -> Lookup {
+    if scoped && let Some(kept) = edge.local.get(key) {
+        let decision = lookup(Some(kept), request_headers, now_ms);
+        if matches!(decision, Lookup::Hit { .. }) {
+            return decision;
+        }
+    }
+    let stored = store.get(key).await;
+    if scoped {
+        match &stored {
+            Some(record) => edge.local.keep(key, record),
+            None => edge.local.forget(key),
+        }
+    }
+    lookup(stored, request_headers, now_ms)
 }
 
 async fn cacheable<I: EdgeIo>(edge: &Rc<Edge>, io: &Rc<I>, head: RequestHead) -> EdgeResponse {
     let Some(store) = io.store() else {
         return bypass(edge, io.as_ref(), &head).await;
     };
-    let key = current_key(
+    let (key, scoped) = scoped_key(
         edge,
         store,
         &head.headers,
@@ -134,8 +181,7 @@ async fn cacheable<I: EdgeIo>(edge: &Rc<Edge>, io: &Rc<I>, head: RequestHead) ->
         &head.path_and_query,
     )
     .await;
-    let stored = store.get(&key).await;
-    let decision = lookup(stored, &head.headers, io.now_ms());
+    let decision = stored_record(edge, store, &key, scoped, &head.headers, io.now_ms()).await;
     if matches!(decision, Lookup::Revalidate { .. } | Lookup::Miss)
         && CacheControl::from_headers(&head.headers).only_if_cached
     {
@@ -295,7 +341,7 @@ async fn refresh<I: EdgeIo>(
                 answered.response_time_ms,
                 &ttl,
             ));
-            put(io, key, &fresh, &ttl).await;
+            put(edge, io, key, &fresh, &ttl).await;
             return Refreshed::Revalidated(fresh);
         }
     }
@@ -311,7 +357,7 @@ async fn refresh<I: EdgeIo>(
     .ok()
     .map(Rc::new);
     if let Some(record) = &record {
-        put(io, key, record, &ttl).await;
+        put(edge, io, key, record, &ttl).await;
     }
     Refreshed::Fetched {
         answer: answered,
@@ -335,11 +381,21 @@ fn add_revalidation_headers(headers: &mut Headers, previous: &StoredResponse) {
     }
 }
 
-async fn put<I: EdgeIo>(io: &I, key: &CacheKey, record: &Rc<StoredResponse>, ttl: &Ttl) {
+/// Stores `record`; the instance's kept copy of the key is dropped, so the next
+/// HIT reads the newest record from the store (RFC 9111 section 4: the most
+/// recent stored response is the one to use).
+async fn put<I: EdgeIo>(
+    edge: &Edge,
+    io: &I,
+    key: &CacheKey,
+    record: &Rc<StoredResponse>,
+    ttl: &Ttl,
+) {
     if let Some(store) = io.store() {
         let keep_secs = record.retention_secs(ttl);
         store.put(key, record.clone(), keep_secs).await;
     }
+    edge.local.forget(key);
 }
 
 /// A GET or HEAD sent on (as GET) without a body.
@@ -414,6 +470,7 @@ async fn write<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead, body: Bytes) 
             if edge.config.behaviour_for(path).is_some() {
                 let key = current_key(edge, store, &head.headers, &host, target).await;
                 store.delete(&key).await;
+                edge.local.forget(&key);
             }
         }
         let keep_secs = crate::key::generation_retention_secs(&edge.config);

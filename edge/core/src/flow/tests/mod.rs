@@ -61,6 +61,44 @@ fn health_and_refusals_never_reach_an_origin() {
 }
 
 #[test]
+fn hits_use_the_instance_copy_and_invalidation_elsewhere_still_holds() {
+    let rig = Rig::new(1, |_, n| {
+        ok(200, &[("cache-control", "max-age=60")], &format!("v{n}"))
+    });
+    assert_eq!(summary(&rig.get("/api/songs/1")), (200, "MISS", "v0"));
+    assert_eq!(summary(&rig.get("/api/songs/1")), (200, "HIT", "v0"));
+    let reads = rig.record_reads();
+    assert_eq!(summary(&rig.get("/api/songs/1")), (200, "HIT", "v0"));
+    assert_eq!(
+        rig.record_reads(),
+        reads,
+        "the instance's copy served the HIT"
+    );
+    rig.bump_generation(1);
+    assert_eq!(
+        summary(&rig.get("/api/songs/1")),
+        (200, "MISS", "v1"),
+        "another instance's invalidation moved the key"
+    );
+    // Outside a song, invalidation is deletion alone: always read the store.
+    assert_eq!(summary(&rig.get("/api/users/1")), (200, "MISS", "v2"));
+    assert_eq!(summary(&rig.get("/api/users/1")), (200, "HIT", "v2"));
+    rig.drop_records();
+    assert_eq!(summary(&rig.get("/api/users/1")), (200, "MISS", "v3"));
+    // A client asking for validation is never answered from the copy.
+    rig.advance(1);
+    let reads = rig.record_reads();
+    let validated = rig.send("GET", "/api/songs/1", &[("cache-control", "no-cache")], "");
+    assert_eq!(summary(&validated), (200, "MISS", "v4"));
+    assert_eq!(rig.record_reads(), reads + 1);
+    assert_eq!(
+        summary(&rig.get("/api/songs/1")),
+        (200, "HIT", "v4"),
+        "the newest record"
+    );
+}
+
+#[test]
 fn without_a_store_reads_are_forwarded_and_nothing_is_kept() {
     let rig = Rig::new(1, |_, _| ok(200, &[("cache-control", "max-age=60")], "v")).without_store();
     assert_eq!(summary(&rig.get("/api/songs/1")), (200, "BYPASS", "v"));

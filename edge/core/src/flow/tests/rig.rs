@@ -85,10 +85,12 @@ pub(super) struct Memory {
     records: RefCell<HashMap<String, Rc<StoredResponse>>>,
     generations: RefCell<HashMap<u64, u64>>,
     log: RefCell<Vec<String>>,
+    reads: Cell<usize>,
 }
 
 impl RecordStore for Memory {
     async fn get(&self, key: &CacheKey) -> Option<Rc<StoredResponse>> {
+        self.reads.set(self.reads.get() + 1);
         self.records.borrow().get(key.as_str()).cloned()
     }
     async fn put(&self, key: &CacheKey, record: Rc<StoredResponse>, _keep_secs: u64) {
@@ -260,6 +262,22 @@ impl Rig {
 
     pub(super) fn store_log(&self) -> Vec<String> {
         self.io.store.as_ref().unwrap().log.borrow().clone()
+    }
+
+    /// How many records the flow has read from the store so far.
+    pub(super) fn record_reads(&self) -> usize {
+        self.io.store.as_ref().unwrap().reads.get()
+    }
+
+    /// What another instance sharing the store could do: move a song's
+    /// generation, or drop every record.
+    pub(super) fn bump_generation(&self, song: u64) {
+        let store = self.io.store.as_ref().unwrap();
+        *store.generations.borrow_mut().entry(song).or_default() += 1;
+    }
+
+    pub(super) fn drop_records(&self) {
+        self.io.store.as_ref().unwrap().records.borrow_mut().clear();
     }
 }
 
