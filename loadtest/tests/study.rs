@@ -72,7 +72,7 @@ fn quick_study_writes_a_complete_report() {
         "kill one instance",
         "kill half the instances",
         "stop Redis",
-        "restart PostgreSQL",
+        "restart the database",
         "all origins away",
     ] {
         assert!(markdown.contains(&format!("| {fault} |")), "no {fault} row");

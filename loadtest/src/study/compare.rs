@@ -207,7 +207,10 @@ impl Comparison {
             ));
         }
         for fault in &new.faults {
-            let before = old.faults.iter().find(|earlier| earlier.name == fault.name);
+            let before = old.faults.iter().find(|earlier| {
+                super::faults::Fault::canonical_name(&earlier.name)
+                    == super::faults::Fault::canonical_name(&fault.name)
+            });
             for (side, pick) in [("reads", true), ("writes", false)] {
                 let class = |run: &super::model::FaultRun| {
                     if pick {

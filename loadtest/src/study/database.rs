@@ -1,10 +1,11 @@
 //! Phase: the database tier, PostgreSQL and Cassandra side by side in one run. A second
-//! stack on one Cassandra node comes up beside the study's PostgreSQL one (same data set,
-//! same quota, Redis, no edge); `origin bench-queries` measures the original's query table
+//! stack on the other database (one Cassandra node beside the study's PostgreSQL stack, or
+//! PostgreSQL beside a study on Cassandra: `--backend`) comes up with the same data set,
+//! quota and Redis, no edge; `origin bench-queries` measures the original's query table
 //! (song read, comments query, feed) through the storage layer and through the HTTP API on
 //! both databases at once; and the capacity of [`DATABASE_POOL`] instances straight to
-//! nginx is searched on the Cassandra stack through [`Session::measure`], beside the
-//! PostgreSQL pool's from the capacity phase. A Cassandra that cannot start costs its
+//! nginx is searched on the second stack through [`Session::measure`], beside the study
+//! stack's pool from the capacity phase. A second stack that cannot start costs its
 //! column, not the study: the report says why.
 
 use std::path::Path;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde::Deserialize;
 use stack::binaries::{self, Binary};
-use stack::probe::{HttpClient, error_chain};
+use stack::probe::error_chain;
 use stack::{DatabaseBackend, PortPlan, Stack, StackConfig};
 
 use super::capacity::search_steps;
@@ -33,32 +34,42 @@ pub async fn run(session: &mut Session, results: &mut StudyResults) -> anyhow::R
     let dir = session.out.join("database-tier");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
+    let main = session.stack.backend();
+    let other = other_backend(main);
     session.step(&format!(
-        "bringing up a second stack on Cassandra ({DATABASE_POOL} instances, Redis, no edge)"
+        "bringing up a second stack on {} ({DATABASE_POOL} instances, Redis, no edge)",
+        other.label()
     ));
     let clock = Instant::now();
-    let cassandra = match Stack::up(cassandra_config(&session.config)?).await {
+    let second = match Stack::up(second_config(&session.config, other)?).await {
         Ok(stack) => {
             tier.cassandra_stack_up_s = Some(clock.elapsed().as_secs_f64());
             session.step(&format!(
-                "  Cassandra stack up in {:.0} s",
+                "  {} stack up in {:.0} s",
+                other.label(),
                 clock.elapsed().as_secs_f64()
             ));
             Some(stack)
         }
         Err(error) => {
             let why = format!(
-                "the Cassandra stack did not come up: {}",
+                "the {} stack did not come up: {}",
+                other.label(),
                 error_chain(&error)
             );
-            session.step(&format!("  {why}; PostgreSQL only"));
+            session.step(&format!("  {why}; {} only", main.label()));
             tier.problems.push(why);
             None
         }
     };
 
-    let cassandra_uri = cassandra.as_ref().map(Stack::database_url);
-    match query_table(session, cassandra_uri.as_deref(), &dir).await {
+    let second_url = second.as_ref().map(Stack::database_url);
+    let main_url = session.stack.database_url();
+    let (postgres_url, cassandra_uri) = match main {
+        DatabaseBackend::Postgres => (Some(main_url), second_url),
+        DatabaseBackend::Cassandra => (second_url, Some(main_url)),
+    };
+    match query_table(session, postgres_url, cassandra_uri.as_deref(), &dir).await {
         Ok((cells, settings)) => {
             tier.queries = cells;
             tier.query_settings = Some(settings);
@@ -70,48 +81,61 @@ pub async fn run(session: &mut Session, results: &mut StudyResults) -> anyhow::R
         }
     }
 
-    tier.capacity
-        .push(postgres_capacity(session, results).await?);
-    if let Some(cassandra) = cassandra {
+    tier.capacity.push(main_capacity(session, results).await?);
+    if let Some(second) = second {
         let start = tier.capacity[0].result.capacity_rps;
-        let (capacity, writes, cassandra) = cassandra_capacity(session, cassandra, start).await;
+        let (capacity, writes, second) = second_capacity(session, second, start).await;
         match capacity {
             Ok(result) => tier.capacity.push(BackendCapacity {
-                backend: DatabaseBackend::Cassandra.label().to_owned(),
+                backend: other.label().to_owned(),
                 result,
                 measured_in: DATABASE_TIER.to_owned(),
             }),
             Err(error) => tier.problems.push(format!(
-                "the Cassandra capacity search stopped: {}",
+                "the {} capacity search stopped: {}",
+                other.label(),
                 error_chain(&*error)
             )),
         }
         match writes {
             Ok(check) => tier.cassandra_writes = Some(check),
             Err(error) => tier.problems.push(format!(
-                "the Cassandra stack's writes were not checked: {}",
+                "the {} stack's writes were not checked: {}",
+                other.label(),
                 error_chain(&*error)
             )),
         }
-        session.step("stopping the Cassandra stack");
-        cassandra.down().await;
+        session.step(&format!("stopping the {} stack", other.label()));
+        second.down().await;
     }
     results.database_tier = Some(tier);
     Ok(())
 }
 
-/// The Cassandra stack: the study stack's data set, quota and secret, beside its root of
-/// runs (so its node's data are kept and reused like PostgreSQL's, on the same Cassandra
-/// ports the study stack's plan has), and free ports for the rest.
-fn cassandra_config(study: &StackConfig) -> std::io::Result<StackConfig> {
-    let ports = PortPlan {
-        cassandra: study.ports.cassandra,
-        cassandra_storage: study.ports.cassandra_storage,
-        ..PortPlan::ephemeral()?
-    };
+/// The database the study's stack does not run on.
+pub fn other_backend(main: DatabaseBackend) -> DatabaseBackend {
+    match main {
+        DatabaseBackend::Postgres => DatabaseBackend::Cassandra,
+        DatabaseBackend::Cassandra => DatabaseBackend::Postgres,
+    }
+}
+
+/// The second stack, on `backend`: the study stack's data set, quota and secret, beside
+/// its root of runs (so its database's data are kept and reused like the study stack's, on
+/// the port(s) the study stack's plan has for that database, which it does not use), and
+/// free ports for the rest.
+fn second_config(study: &StackConfig, backend: DatabaseBackend) -> std::io::Result<StackConfig> {
+    let mut ports = PortPlan::ephemeral()?;
+    match backend {
+        DatabaseBackend::Postgres => ports.postgres = study.ports.postgres,
+        DatabaseBackend::Cassandra => {
+            ports.cassandra = study.ports.cassandra;
+            ports.cassandra_storage = study.ports.cassandra_storage;
+        }
+    }
     Ok(StackConfig {
         instances: DATABASE_POOL,
-        backend: DatabaseBackend::Cassandra,
+        backend,
         edge: false,
         ports,
         ..study.clone()
@@ -122,9 +146,11 @@ fn cassandra_config(study: &StackConfig) -> std::io::Result<StackConfig> {
 /// built executable with its JSON output.
 async fn query_table(
     session: &Session,
+    postgres_url: Option<String>,
     cassandra_uri: Option<&str>,
     dir: &Path,
 ) -> anyhow::Result<(Vec<QueryCell>, QuerySettings)> {
+    let postgres_url = postgres_url.context("no PostgreSQL stack came up")?;
     let profile = &session.profile;
     let origin = match &session.config.origin_bin {
         Some(path) => path.clone(),
@@ -141,7 +167,7 @@ async fn query_table(
     command
         .arg("bench-queries")
         .arg("--database-url")
-        .arg(session.stack.database_url())
+        .arg(postgres_url)
         .arg("--concurrency")
         .arg(clients.join(","))
         .arg("--seconds")
@@ -257,13 +283,13 @@ impl BenchJson {
     }
 }
 
-/// PostgreSQL's capacity at [`DATABASE_POOL`]: the capacity phase's when it searched that
-/// size in this run, else searched now on the study's stack.
-async fn postgres_capacity(
+/// The study stack's capacity at [`DATABASE_POOL`]: the capacity phase's when it searched
+/// that size in this run, else searched now on the study's stack.
+async fn main_capacity(
     session: &mut Session,
     results: &StudyResults,
 ) -> anyhow::Result<BackendCapacity> {
-    let backend = DatabaseBackend::Postgres.label().to_owned();
+    let backend = session.stack.backend().label().to_owned();
     if let Some(result) = results.capacity_of(DATABASE_POOL) {
         return Ok(BackendCapacity {
             backend,
@@ -273,7 +299,11 @@ async fn postgres_capacity(
     }
     session.stack.scale_to(DATABASE_POOL).await?;
     let start = session.profile.search_start * DATABASE_POOL as f64;
-    let result = search(session, start, "database-tier-postgres").await?;
+    let label = format!(
+        "database-tier-{}",
+        session.stack.backend().label().to_lowercase()
+    );
+    let result = search(session, start, &label).await?;
     Ok(BackendCapacity {
         backend,
         result,
@@ -281,28 +311,32 @@ async fn postgres_capacity(
     })
 }
 
-/// The Cassandra stack's capacity, measured with it in the study stack's place, from
-/// `start` (PostgreSQL's capacity); then its acknowledged writes looked up through its API.
-/// The study's stack is back in place whatever happened; the Cassandra stack is returned.
-async fn cassandra_capacity(
+/// The second stack's capacity, measured with it in the study stack's place, from `start`
+/// (the study stack's capacity); then its acknowledged writes looked up through its API.
+/// The study's stack is back in place whatever happened; the second stack is returned.
+async fn second_capacity(
     session: &mut Session,
-    cassandra: Stack,
+    second: Stack,
     start: f64,
 ) -> (
     anyhow::Result<ScalingResult>,
     anyhow::Result<WriteCheck>,
     Stack,
 ) {
-    let lent = session.lend_stack(cassandra);
+    let lent = session.lend_stack(second);
     let start = if start > 0.0 {
         start
     } else {
         session.profile.search_start * DATABASE_POOL as f64
     };
-    let capacity = search(session, start, "database-tier-cassandra").await;
-    let (cassandra, writes, deleted) = session.return_stack(lent);
-    let check = check_writes(&cassandra.nginx_url(), &writes, &deleted).await;
-    (capacity, check, cassandra)
+    let label = format!(
+        "database-tier-{}",
+        session.stack.backend().label().to_lowercase()
+    );
+    let capacity = search(session, start, &label).await;
+    let (second, writes, deleted) = session.return_stack(lent);
+    let check = super::writes::check_through_api(&second.nginx_url(), &writes, &deleted).await;
+    (capacity, check, second)
 }
 
 async fn search(session: &mut Session, start: f64, label: &str) -> anyhow::Result<ScalingResult> {
@@ -330,40 +364,6 @@ async fn search(session: &mut Session, start: f64, label: &str) -> anyhow::Resul
         instances: DATABASE_POOL,
         capacity_rps: search.capacity(),
         steps,
-    })
-}
-
-/// Every write the Cassandra stack acknowledged (and the run did not delete) must read
-/// back through its API: `GET /api/comments/{id}` answers 200.
-async fn check_writes(
-    nginx: &str,
-    writes: &[crate::recorder::AckedWrite],
-    deleted: &[uuid::Uuid],
-) -> anyhow::Result<WriteCheck> {
-    let deleted: std::collections::HashSet<_> = deleted.iter().copied().collect();
-    let expected: Vec<uuid::Uuid> = writes
-        .iter()
-        .map(|write| write.id)
-        .filter(|id| !deleted.contains(id))
-        .collect();
-    let client = HttpClient::new(Duration::from_secs(10));
-    let mut lost = 0u64;
-    for id in &expected {
-        let answer = client
-            .get(&format!("{nginx}/api/comments/{id}"))
-            .await
-            .with_context(|| format!("reading comment {id} back"))?;
-        match answer.status.as_u16() {
-            200 => {}
-            404 => lost += 1,
-            other => anyhow::bail!("reading comment {id} back: status {other}"),
-        }
-    }
-    Ok(WriteCheck {
-        acknowledged: writes.len() as u64,
-        deleted_by_the_run: deleted.len() as u64,
-        checked: expected.len() as u64,
-        lost,
     })
 }
 
@@ -413,13 +413,13 @@ mod tests {
     }
 
     #[test]
-    fn the_cassandra_stack_copies_the_study_stack_but_its_ports_and_edge() {
+    fn the_second_stack_copies_the_study_stack_but_its_database_ports_and_edge() {
         let study = StackConfig {
             seed_scale: "small".into(),
             jwt_secret: "secret".into(),
             ..StackConfig::default()
         };
-        let config = cassandra_config(&study).unwrap();
+        let config = second_config(&study, DatabaseBackend::Cassandra).unwrap();
         assert_eq!(config.backend, DatabaseBackend::Cassandra);
         assert_eq!(config.instances, DATABASE_POOL);
         assert!(!config.edge && config.redis);
@@ -429,5 +429,15 @@ mod tests {
         assert_eq!(config.run_dir, study.run_dir);
         assert_ne!(config.ports.nginx, study.ports.nginx);
         assert_eq!(config.ports.cassandra, study.ports.cassandra);
+
+        // A study on Cassandra compares it with PostgreSQL on the port its plan keeps for it.
+        assert_eq!(
+            other_backend(DatabaseBackend::Cassandra),
+            DatabaseBackend::Postgres
+        );
+        let config = second_config(&study, DatabaseBackend::Postgres).unwrap();
+        assert_eq!(config.backend, DatabaseBackend::Postgres);
+        assert_eq!(config.ports.postgres, study.ports.postgres);
+        assert_ne!(config.ports.nginx, study.ports.nginx);
     }
 }

@@ -16,7 +16,7 @@ pub enum Fault {
     KillOne,
     KillHalf,
     StopRedis,
-    RestartPostgres,
+    RestartDatabase,
     AllOriginsAway,
 }
 
@@ -25,7 +25,7 @@ impl Fault {
         Fault::KillOne,
         Fault::KillHalf,
         Fault::StopRedis,
-        Fault::RestartPostgres,
+        Fault::RestartDatabase,
         Fault::AllOriginsAway,
     ];
 
@@ -34,8 +34,17 @@ impl Fault {
             Fault::KillOne => "kill one instance",
             Fault::KillHalf => "kill half the instances",
             Fault::StopRedis => "stop Redis",
-            Fault::RestartPostgres => "restart PostgreSQL",
+            Fault::RestartDatabase => "restart the database",
             Fault::AllOriginsAway => "all origins away",
+        }
+    }
+
+    /// The name a report gives this fault; older reports named the database restart
+    /// after PostgreSQL, the only database then.
+    pub fn canonical_name(name: &str) -> &str {
+        match name {
+            "restart PostgreSQL" => Fault::RestartDatabase.name(),
+            other => other,
         }
     }
 
@@ -45,7 +54,7 @@ impl Fault {
             Fault::KillOne => vec![1],
             Fault::KillHalf => (1..=pool / 2).collect(),
             Fault::AllOriginsAway => (1..=pool).collect(),
-            Fault::StopRedis | Fault::RestartPostgres => Vec::new(),
+            Fault::StopRedis | Fault::RestartDatabase => Vec::new(),
         }
     }
 
@@ -66,7 +75,10 @@ impl Fault {
                 format!("SIGKILL instances 1-{half} of {pool} at 1/3, restart them at 2/3")
             }
             Fault::StopRedis => "stop Redis at 1/3, start it again at 2/3".to_owned(),
-            Fault::RestartPostgres => "restart PostgreSQL at 1/3 (same data, same port)".to_owned(),
+            Fault::RestartDatabase => {
+                "restart the database (PostgreSQL or Cassandra) at 1/3 (same data, same port)"
+                    .to_owned()
+            }
             Fault::AllOriginsAway => {
                 format!("SIGKILL all {pool} instances at 1/3, restart them at 2/3")
             }
@@ -81,12 +93,12 @@ impl Fault {
                 "nginx marks a dead instance down after its first failure and retries idempotent requests (GET) on another: reads should not fail; a write in flight on a killed instance may fail (writes are never retried); the survivors carry the load"
             }
             (Fault::StopRedis, _) => {
-                "a cache failure never fails a request: no errors, reads go to PostgreSQL (latency may rise)"
+                "a cache failure never fails a request: no errors, reads go to the database (latency may rise)"
             }
-            (Fault::RestartPostgres, true) => {
+            (Fault::RestartDatabase, true) => {
                 "requests that need the database are answered 503 with Retry-After until it is back; reads cached in Redis or at the edge keep being served; no acknowledged write is lost"
             }
-            (Fault::RestartPostgres, false) => {
+            (Fault::RestartDatabase, false) => {
                 "requests that need the database are answered 503 with Retry-After until it is back; reads cached in Redis keep being served; no acknowledged write is lost"
             }
             (Fault::AllOriginsAway, true) => {
@@ -166,7 +178,7 @@ async fn run_fault(session: &mut Session, fault: Fault, rate: f64) -> anyhow::Re
         tokio::time::sleep_until(began + fault_at).await;
         match fault {
             Fault::StopRedis => stack.stop_redis().await?,
-            Fault::RestartPostgres => stack.restart_database().await?,
+            Fault::RestartDatabase => stack.restart_database().await?,
             _ => {
                 for &victim in &victims {
                     stack.kill_instance(victim)?;
@@ -176,7 +188,7 @@ async fn run_fault(session: &mut Session, fault: Fault, rate: f64) -> anyhow::Re
         tokio::time::sleep_until(began + repair_at).await;
         match fault {
             Fault::StopRedis => stack.start_redis().await?,
-            Fault::RestartPostgres => {}
+            Fault::RestartDatabase => {}
             _ => stack.restart_instances(&victims).await?,
         }
         Ok(())
@@ -252,6 +264,6 @@ mod tests {
                 .promise(false)
                 .contains("stale-if-error")
         );
-        assert!(Fault::RestartPostgres.promise(true).contains("Retry-After"));
+        assert!(Fault::RestartDatabase.promise(true).contains("Retry-After"));
     }
 }

@@ -24,6 +24,9 @@ pub struct Meta {
     /// The load went through the edge (false: `--no-edge`).
     #[serde(default)]
     pub edge: bool,
+    /// The database of the study's stack (`--backend`); reports before it ran on PostgreSQL.
+    #[serde(default)]
+    pub backend: stack::DatabaseBackend,
     /// The generator against wrk on nginx `return 200`, measured before the
     /// stack came up; `Err` says why it was not.
     #[serde(default)]
@@ -149,7 +152,7 @@ impl Meta {
                 "none (no edge)".into()
             }),
             ("database tier".into(), format!(
-                "origin bench-queries on PostgreSQL and one Cassandra node, {:?} closed-loop clients, {} s per cell after {} s of warm-up; capacity of {} instances on each (PostgreSQL's from the capacity search)",
+                "origin bench-queries on PostgreSQL and one Cassandra node, {:?} closed-loop clients, {} s per cell after {} s of warm-up; capacity of {} instances on each (the study stack's from the capacity search)",
                 profile.db_query_clients,
                 profile.db_query_seconds,
                 profile.db_query_warmup,
@@ -174,6 +177,7 @@ impl Meta {
             profile: format!("{:?}", args.profile).to_lowercase(),
             slo_ms: args.slo_ms,
             edge: config.edge,
+            backend: config.backend,
             calibration,
             quota: Some(quota),
             configuration,
@@ -253,7 +257,7 @@ impl QuotaChoice {
         let stall = period * (1.0 - share.min(1.0));
         let how = if self.derived {
             format!(
-                "derived: {} cores × {:.0} % for the largest pool of {}, so that pool has {:.2} core and nginx, the edge, PostgreSQL, Redis and the generator keep {:.2}; --cpu-per-instance overrides",
+                "derived: {} cores × {:.0} % for the largest pool of {}, so that pool has {:.2} core and nginx, the edge, the database, Redis and the generator keep {:.2}; --cpu-per-instance overrides",
                 self.cores,
                 POOL_SHARE_OF_MACHINE * 100.0,
                 self.largest_pool,

@@ -1,4 +1,5 @@
-//! The scaling study: on the local stack (real PostgreSQL, Redis, nginx, origin instances
+//! The scaling study: on the local stack (real PostgreSQL, or Cassandra with `--backend
+//! cassandra`, Redis, nginx, origin instances
 //! under CPU quotas, the edge), in named phases that each add their part to the results:
 //!
 //! 1. [`capacity`]: capacity per pool size straight to nginx, and the original study's
@@ -66,6 +67,10 @@ pub struct StudyArgs {
     /// Seed scale of the database (tiny, small, medium, full).
     #[arg(long)]
     pub seed_scale: Option<String>,
+    /// The database of the study's stack (capacity, CDN, faults, lost writes); the
+    /// database tier compares it with the other one on a second stack.
+    #[arg(long, value_enum, default_value_t = stack::DatabaseBackend::Postgres)]
+    pub backend: stack::DatabaseBackend,
     /// Run without the edge (faults then go through nginx; no edge-cache tiers).
     #[arg(long)]
     pub no_edge: bool,
@@ -141,4 +146,28 @@ fn session_note(out: &std::path::Path, what: &str, results: &StudyResults) {
         "[study] {what}: {} (index.html, report.md, results.json); phases took {total:.0} s",
         out.display()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        study: StudyArgs,
+    }
+
+    #[test]
+    fn the_study_runs_on_postgresql_unless_told_otherwise() {
+        let default = Cli::try_parse_from(["study"]).unwrap().study;
+        assert_eq!(default.backend, stack::DatabaseBackend::Postgres);
+        let cassandra = Cli::try_parse_from(["study", "--backend", "cassandra"])
+            .unwrap()
+            .study;
+        assert_eq!(cassandra.backend, stack::DatabaseBackend::Cassandra);
+        assert!(Cli::try_parse_from(["study", "--backend", "mysql"]).is_err());
+    }
 }

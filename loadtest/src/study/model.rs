@@ -179,7 +179,7 @@ impl CpuUse {
             "origin instances",
             "nginx",
             "edge",
-            "PostgreSQL",
+            "database",
             "Redis",
             "load generator",
             "other processes",
@@ -454,11 +454,12 @@ pub struct DatabaseTier {
     /// The capacity of one pool size straight to nginx, per backend.
     #[serde(default)]
     pub capacity: Vec<BackendCapacity>,
-    /// How long the Cassandra stack took to come up (the node, migration, seeding when
-    /// its data were not there yet, the instances and nginx).
+    /// How long the second stack took to come up (its database, migration, seeding when
+    /// its data were not there yet, the instances and nginx): on Cassandra, or on
+    /// PostgreSQL when the study's stack ran on Cassandra ([`super::meta::Meta::backend`]).
     #[serde(default)]
     pub cassandra_stack_up_s: Option<f64>,
-    /// Writes the Cassandra stack acknowledged during its capacity search, and how many of
+    /// Writes the second stack acknowledged during its capacity search, and how many of
     /// them (not deleted by the run) were found again through its API afterwards.
     #[serde(default)]
     pub cassandra_writes: Option<WriteCheck>,

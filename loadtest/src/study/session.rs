@@ -144,6 +144,7 @@ impl Session {
         config.seed_scale = seed_scale.clone();
         config.instances = 1;
         config.edge = !args.no_edge;
+        config.backend = args.backend;
         config.cpu_per_instance = quota.per_instance;
         config.cpu_period = quota.period();
 
@@ -164,11 +165,11 @@ impl Session {
 
         progress(
             started,
-            if config.edge {
-                "bringing up the stack (PostgreSQL, Redis, 1 origin instance, nginx, edge)"
-            } else {
-                "bringing up the stack (PostgreSQL, Redis, 1 origin instance, nginx; no edge)"
-            },
+            &format!(
+                "bringing up the stack ({}, Redis, 1 origin instance, nginx{})",
+                config.backend.label(),
+                if config.edge { ", edge" } else { "; no edge" }
+            ),
         );
         let stack = Stack::up(config.clone())
             .await

@@ -1,7 +1,12 @@
 //! Phase: the lost-write check. Every write the study's runs saw acknowledged (201), and
-//! did not delete themselves, must be in PostgreSQL.
+//! did not delete themselves, must be in the database: looked up in PostgreSQL directly,
+//! or on Cassandra read back through the API.
+
+use std::time::Duration;
 
 use anyhow::Context as _;
+use stack::DatabaseBackend;
+use stack::probe::HttpClient;
 
 use super::model::{StudyResults, WriteCheck};
 use super::session::Session;
@@ -13,7 +18,14 @@ pub async fn run(session: &mut Session, results: &mut StudyResults) -> anyhow::R
         "lost-write check: {} acknowledged writes",
         writes.len()
     ));
-    results.writes = check_writes(&session.stack.database_url(), writes, deleted).await?;
+    results.writes = match session.stack.backend() {
+        DatabaseBackend::Postgres => {
+            check_writes(&session.stack.database_url(), writes, deleted).await?
+        }
+        DatabaseBackend::Cassandra => {
+            check_through_api(&session.stack.nginx_url(), writes, deleted).await?
+        }
+    };
     session.step(&format!("  lost writes: {}", results.writes.lost));
     Ok(())
 }
@@ -52,5 +64,39 @@ async fn check_writes(
         deleted_by_the_run: deleted.len() as u64,
         checked: expected.len() as u64,
         lost: expected.len() as u64 - found,
+    })
+}
+
+/// Every write a stack acknowledged (and the run did not delete) must read back through
+/// its API: `GET /api/comments/{id}` answers 200 (the check of a stack on Cassandra).
+pub(super) async fn check_through_api(
+    nginx: &str,
+    writes: &[crate::recorder::AckedWrite],
+    deleted: &[uuid::Uuid],
+) -> anyhow::Result<WriteCheck> {
+    let deleted: std::collections::HashSet<_> = deleted.iter().copied().collect();
+    let expected: Vec<uuid::Uuid> = writes
+        .iter()
+        .map(|write| write.id)
+        .filter(|id| !deleted.contains(id))
+        .collect();
+    let client = HttpClient::new(Duration::from_secs(10));
+    let mut lost = 0u64;
+    for id in &expected {
+        let answer = client
+            .get(&format!("{nginx}/api/comments/{id}"))
+            .await
+            .with_context(|| format!("reading comment {id} back"))?;
+        match answer.status.as_u16() {
+            200 => {}
+            404 => lost += 1,
+            other => anyhow::bail!("reading comment {id} back: status {other}"),
+        }
+    }
+    Ok(WriteCheck {
+        acknowledged: writes.len() as u64,
+        deleted_by_the_run: deleted.len() as u64,
+        checked: expected.len() as u64,
+        lost,
     })
 }

@@ -12,7 +12,7 @@ pub fn paragraphs(study: &StudyResults) -> Vec<String> {
     let mut lines = Vec::new();
     match &tier.query_settings {
         Some(settings) => lines.push(format!(
-            "The original's query table, measured by `origin bench-queries` on the study's PostgreSQL and on one Apache Cassandra node \
+            "The original's query table, measured by `origin bench-queries` on PostgreSQL and on one Apache Cassandra node \
              loaded with the same data set ({} songs, ids drawn {}), in this run: through the storage layer (the `Storage` trait, no HTTP) \
              and through the HTTP API of an in-process origin without Redis. Each cell: closed-loop clients, each sending its next request \
              when the last one answered, {} s of warm-up then {} s measured; page size {}. Client, server and database share this machine's cores.",
@@ -24,20 +24,27 @@ pub fn paragraphs(study: &StudyResults) -> Vec<String> {
         )),
         None => lines.push("The query table was not measured.".into()),
     }
+    let main = study.meta.backend;
+    let second = crate::study::database::other_backend(main).label();
     lines.push(format!(
         "Capacity: the highest arrival rate with p99 < {} ms, errors < 0.1 % and no dropped arrivals, straight to nginx, \
-         the same mix, quota and Redis on each backend; the Cassandra stack (one node, its instances, Redis and nginx) ran beside the study's \
-         idle PostgreSQL stack. \"Database CPU\" is the database's process group at that rate, in cores.",
-        study.meta.slo_ms
+         the same mix, quota and Redis on each backend; the {second} stack (its database, its instances, Redis and nginx) ran beside the study's \
+         idle {} stack. \"Database CPU\" is the database's process group at that rate, in cores.",
+        study.meta.slo_ms,
+        main.label()
     ));
     if let Some(seconds) = tier.cassandra_stack_up_s {
+        let what = match main {
+            stack::DatabaseBackend::Postgres => "the JVM to its first CQL answer",
+            stack::DatabaseBackend::Cassandra => "the server to its first answer",
+        };
         lines.push(format!(
-            "The Cassandra stack came up in {seconds:.0} s (the JVM to its first CQL answer, the schema, the data set when the node's data were not there yet, the instances)."
+            "The {second} stack came up in {seconds:.0} s ({what}, the schema, the data set when the database's data were not there yet, the instances)."
         ));
     }
     if let Some(writes) = &tier.cassandra_writes {
         lines.push(format!(
-            "Writes the Cassandra stack acknowledged (201): {}; deleted by the runs themselves: {}; read back through its API: {}; **lost: {}**.",
+            "Writes the {second} stack acknowledged (201): {}; deleted by the runs themselves: {}; read back through its API: {}; **lost: {}**.",
             writes.acknowledged, writes.deleted_by_the_run, writes.checked, writes.lost
         ));
     }
@@ -153,8 +160,8 @@ pub fn capacity_table(study: &StudyResults) -> Table {
                     knee.cpu
                         .as_ref()
                         .map_or("no CPU figures".into(), CpuUse::bottleneck)
-                        // `CpuUse` calls the database's part PostgreSQL.
-                        .replace("PostgreSQL", &backend.backend)
+                        // `CpuUse` calls the database's part "database".
+                        .replace("database ", &format!("{} ", backend.backend))
                 )
             }),
             backend.measured_in.clone(),

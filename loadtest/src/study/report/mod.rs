@@ -104,8 +104,10 @@ fn header_lines(study: &StudyResults) -> Vec<String> {
                 .map_or("unknown".into(), |load| format!("{load:.2}"))
         ),
         format!(
-            "Profile: {}; objective p99 < {} ms",
-            meta.profile, meta.slo_ms
+            "Profile: {}; objective p99 < {} ms; database of the study's stack: {}",
+            meta.profile,
+            meta.slo_ms,
+            meta.backend.label()
         ),
     ];
     if let Some(quota) = &meta.quota {
@@ -116,8 +118,9 @@ fn header_lines(study: &StudyResults) -> Vec<String> {
     }
     lines.push(calibration_line(study));
     lines.push(format!(
-        "All parts (PostgreSQL, Redis, nginx, the origin instances under CPU quotas, {}the load generator) \
+        "All parts ({}, Redis, nginx, the origin instances under CPU quotas, {}the load generator) \
          run on this one machine: a one-machine simulation of a cluster, not a cluster.",
+        meta.backend.label(),
         if meta.edge {
             "the edge and "
         } else {
@@ -288,8 +291,15 @@ fn fault_notes(study: &StudyResults) -> Vec<String> {
 fn write_check_line(study: &StudyResults) -> String {
     let writes = &study.writes;
     format!(
-        "Acknowledged writes (201): {}; deleted by the run itself: {}; looked up in PostgreSQL: {}; **lost: {}**.",
-        writes.acknowledged, writes.deleted_by_the_run, writes.checked, writes.lost
+        "Acknowledged writes (201): {}; deleted by the run itself: {}; {}: {}; **lost: {}**.",
+        writes.acknowledged,
+        writes.deleted_by_the_run,
+        match study.meta.backend {
+            stack::DatabaseBackend::Postgres => "looked up in PostgreSQL",
+            stack::DatabaseBackend::Cassandra => "read back through the API (Cassandra)",
+        },
+        writes.checked,
+        writes.lost
     )
 }
 

@@ -119,6 +119,7 @@ fn study() -> StudyResults {
             profile: "quick".into(),
             slo_ms: 100.0,
             edge: true,
+            backend: stack::DatabaseBackend::Postgres,
             calibration: Some(Ok(CalibrationFigure {
                 wrk_rate: 150_000.0,
                 generator_rate: 135_000.0,
@@ -313,7 +314,7 @@ fn fault_text_follows_the_configuration_that_ran() {
     study.meta.calibration = Some(Err("starting wrk".into()));
     study.faults[0].through = "nginx (no edge)".into();
     study.faults[0].description =
-        crate::study::faults::Fault::RestartPostgres.description(4, false);
+        crate::study::faults::Fault::RestartDatabase.description(4, false);
     let md = markdown(&study);
     assert!(md.contains("Load through nginx (no edge), on 4"), "{md}");
     assert!(!md.contains("through the edge"), "{md}");
@@ -423,4 +424,61 @@ fn html_inlines_every_chart_and_needs_no_server() {
     // What was written reads back whole: `loadtest compare` depends on it.
     let back = crate::study::compare::load(dir.path()).unwrap();
     assert_eq!(back, study());
+}
+
+#[test]
+fn the_header_names_the_backend_the_results_json_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("results.json");
+    let mut json = serde_json::to_value(study()).unwrap();
+    json["meta"]["backend"] = "cassandra".into();
+    std::fs::write(&file, json.to_string()).unwrap();
+    let on_cassandra = crate::study::compare::load(&file).unwrap();
+    assert_eq!(on_cassandra.meta.backend, stack::DatabaseBackend::Cassandra);
+    let md = markdown(&on_cassandra);
+    assert!(
+        md.contains("database of the study's stack: Cassandra"),
+        "{md}"
+    );
+    assert!(md.contains("All parts (Cassandra, Redis"), "{md}");
+
+    // A report from before `--backend` has no such field: its study ran on PostgreSQL.
+    json["meta"].as_object_mut().unwrap().remove("backend");
+    std::fs::write(&file, json.to_string()).unwrap();
+    let older = crate::study::compare::load(&file).unwrap();
+    assert_eq!(older.meta.backend, stack::DatabaseBackend::Postgres);
+    assert!(markdown(&older).contains("database of the study's stack: PostgreSQL"));
+}
+
+#[test]
+fn an_older_report_s_postgresql_restart_compares_with_the_database_restart() {
+    use crate::study::faults::Fault;
+    assert_eq!(
+        Fault::canonical_name("restart PostgreSQL"),
+        Fault::RestartDatabase.name()
+    );
+    assert_eq!(Fault::canonical_name("stop Redis"), "stop Redis");
+    let old = study();
+    let mut new = study();
+    for fault in &mut new.faults {
+        if fault.name == "restart PostgreSQL" {
+            fault.name = Fault::RestartDatabase.name().into();
+            fault.reads.error_rate = 0.5;
+        }
+    }
+    let comparison = crate::study::compare::Comparison::of(&old, &new);
+    let what = format!(
+        "fault '{}': reads error rate",
+        Fault::RestartDatabase.name()
+    );
+    let row = comparison
+        .rows
+        .iter()
+        .find(|row| row.what == what)
+        .expect("the restart's row");
+    assert_eq!(row.new, Some(0.5));
+    assert!(
+        row.old.is_some(),
+        "the older report's PostgreSQL restart: {row:?}"
+    );
 }
