@@ -205,7 +205,51 @@ fn scaling_verdict(study: &StudyResults) -> String {
             " Short of {target:.0}×: at the knee of {largest} instances, {why}."
         );
     }
+    text.push_str(&superlinear_note(study));
     text
+}
+
+/// A capacity above the linear line from one instance is an artefact, not an instance that
+/// works harder in a larger pool: say what causes it, so no reader takes it as a result.
+fn superlinear_note(study: &StudyResults) -> String {
+    let Some(first) = study.scaling.first() else {
+        return String::new();
+    };
+    let per_instance = first.capacity_rps / first.instances.max(1) as f64;
+    if per_instance <= 0.0 {
+        return String::new();
+    }
+    let above: Vec<String> = study
+        .scaling
+        .iter()
+        .skip(1)
+        .map(|result| {
+            (
+                result.instances,
+                result.capacity_rps / (per_instance * result.instances as f64),
+            )
+        })
+        .filter(|(_, efficiency)| *efficiency > 1.1)
+        .map(|(instances, efficiency)| format!("{instances} instances: {:.0}%", efficiency * 100.0))
+        .collect();
+    if above.is_empty() {
+        return String::new();
+    }
+    let margin = first
+        .resolution(study.meta.slo_ms)
+        .map_or(String::new(), |resolution| {
+            format!(
+                " (one instance's may be up to {:.0}% higher)",
+                resolution * 100.0
+            )
+        });
+    format!(
+        " Efficiency above 100 % ({}) does not mean an instance carries more in a larger pool: \
+         each capacity is a lower bound known only within its own margin{margin}, and an instance \
+         held to a thin CPU quota waits out throttling in every CFS period, a wait that sets one \
+         instance's p99 but is spread over many in a pool. Compare pool sizes with those margins.",
+        above.join(", ")
+    )
 }
 
 fn capacity_intro(study: &StudyResults) -> String {

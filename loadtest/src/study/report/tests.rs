@@ -482,3 +482,19 @@ fn an_older_report_s_postgresql_restart_compares_with_the_database_restart() {
         "the older report's PostgreSQL restart: {row:?}"
     );
 }
+
+#[test]
+fn capacity_above_the_linear_line_is_explained_not_left_as_a_result() {
+    assert!(!markdown(&study()).contains("Efficiency above 100 %"));
+    let mut study = study();
+    // 3 instances at 3000/s against one at 800/s: 125 % of the linear line.
+    study.scaling[2].capacity_rps = 3000.0;
+    let md = markdown(&study);
+    assert!(
+        md.contains(
+            "Efficiency above 100 % (3 instances: 125%) does not mean an instance carries more in a larger pool: \
+             each capacity is a lower bound known only within its own margin (one instance's may be up to 50% higher)"
+        ),
+        "{md}"
+    );
+}
