@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 use origin_cli::datagen::Dataset;
-use origin_cli::datagen::postgres::{self as loader, Existing, LoadError};
+use origin_cli::datagen::postgres::{self as loader, LoadError};
+use origin_cli::datagen::{Existing, StartError};
 use stack::postgres::{PostgresOptions, PostgresServer};
 use tokio_postgres::{Client, NoTls};
 
@@ -188,7 +189,7 @@ async fn refuses_a_loaded_database_unless_forced() {
     assert!(refused.to_string().contains("--force"), "{refused}");
     assert!(matches!(
         load(&url, dataset(2), Existing::Resume).await,
-        Err(LoadError::NothingToResume)
+        Err(LoadError::Start(StartError::NothingToResume))
     ));
     assert_eq!(
         fingerprint(&client).await,
@@ -270,10 +271,13 @@ async fn an_interrupted_load_resumes_where_it_stopped() {
     );
 
     let refused = load(&url, big, Existing::Refuse).await.unwrap_err();
-    assert!(matches!(refused, LoadError::Interrupted), "{refused}");
+    assert!(
+        matches!(refused, LoadError::Start(StartError::Interrupted)),
+        "{refused}"
+    );
     let different = load(&url, dataset(4), Existing::Resume).await.unwrap_err();
     assert!(
-        matches!(different, LoadError::DifferentPlan(_)),
+        matches!(different, LoadError::Start(StartError::DifferentPlan(_))),
         "{different}"
     );
 

@@ -9,8 +9,8 @@ use indicatif::ProgressBar;
 use origin::configuration::ScyllaArgs;
 use origin::storage::scylla::ScyllaOptions;
 use origin_cli::datagen::Dataset;
-use origin_cli::datagen::postgres::Existing;
 use origin_cli::datagen::scylla::{self as loader, LoadError};
+use origin_cli::datagen::{Existing, StartError};
 use scylla::client::session::Session;
 use scylla::value::Row;
 
@@ -183,12 +183,15 @@ async fn an_interrupted_load_resumes_where_it_stopped() {
     );
 
     let refused = load(&options, big, Existing::Refuse).await.unwrap_err();
-    assert!(matches!(refused, LoadError::Interrupted), "{refused}");
+    assert!(
+        matches!(refused, LoadError::Start(StartError::Interrupted)),
+        "{refused}"
+    );
     let different = load(&options, dataset(4), Existing::Resume)
         .await
         .unwrap_err();
     assert!(
-        matches!(different, LoadError::DifferentPlan(_)),
+        matches!(different, LoadError::Start(StartError::DifferentPlan(_))),
         "{different}"
     );
 
@@ -200,5 +203,8 @@ async fn an_interrupted_load_resumes_where_it_stopped() {
     assert!(loader::remaining(&options).await.unwrap().is_none());
     // A complete load is not resumed again.
     let nothing = load(&options, big, Existing::Resume).await.unwrap_err();
-    assert!(matches!(nothing, LoadError::NothingToResume), "{nothing}");
+    assert!(
+        matches!(nothing, LoadError::Start(StartError::NothingToResume)),
+        "{nothing}"
+    );
 }

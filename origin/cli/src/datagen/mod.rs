@@ -94,13 +94,65 @@ impl SeedArgs {
         }
     }
 
-    pub fn existing(&self) -> postgres::Existing {
+    pub fn existing(&self) -> Existing {
         if self.force {
-            postgres::Existing::Replace
+            Existing::Replace
         } else if self.resume {
-            postgres::Existing::Resume
+            Existing::Resume
         } else {
-            postgres::Existing::Refuse
+            Existing::Refuse
+        }
+    }
+}
+
+/// What to do when the database already holds data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    Refuse,
+    /// Truncate everything and load from scratch.
+    Replace,
+    /// Finish an interrupted load of the same data set.
+    Resume,
+}
+
+/// How a load begins, decided by [`Existing::start`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Finish the interrupted load the database records.
+    Resume,
+    /// Load from scratch; the loader must first check that the tables are empty.
+    IntoEmpty,
+    /// Empty every table and load from scratch.
+    Replace,
+}
+
+/// Why a load cannot begin, whichever database it loads.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "the database holds an interrupted load; pass --resume (with the same --seed and sizes) \
+         to finish it, or --force to start over"
+    )]
+    Interrupted,
+    #[error("there is no interrupted load to resume in this database")]
+    NothingToResume,
+    #[error(
+        "the interrupted load was of a different data set ({0:?}); resume with the same --seed and sizes, or start over with --force"
+    )]
+    DifferentPlan(Dataset),
+}
+
+impl Existing {
+    /// Decides from the plan an interrupted load recorded (if any) how the load of
+    /// `dataset` begins. The same rules for both loaders.
+    pub fn start(self, recorded: Option<Dataset>, dataset: Dataset) -> Result<Start, StartError> {
+        match (recorded, self) {
+            (Some(plan), Existing::Resume) if plan == dataset => Ok(Start::Resume),
+            (Some(plan), Existing::Resume) => Err(StartError::DifferentPlan(plan)),
+            (Some(_), Existing::Refuse) => Err(StartError::Interrupted),
+            (None, Existing::Resume) => Err(StartError::NothingToResume),
+            (None, Existing::Refuse) => Ok(Start::IntoEmpty),
+            (_, Existing::Replace) => Ok(Start::Replace),
         }
     }
 }
@@ -162,11 +214,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn run_postgres(
-    url: &str,
-    dataset: Dataset,
-    existing: postgres::Existing,
-) -> anyhow::Result<()> {
+async fn run_postgres(url: &str, dataset: Dataset, existing: Existing) -> anyhow::Result<()> {
     let progress = progress_bar();
     let load = postgres::load(url, dataset, existing, &progress);
     let outcome = tokio::select! {
@@ -207,7 +255,7 @@ async fn run_postgres(
 async fn run_scylla(
     options: &origin::storage::scylla::ScyllaOptions,
     dataset: Dataset,
-    existing: postgres::Existing,
+    existing: Existing,
 ) -> anyhow::Result<()> {
     let progress = progress_bar();
     let load = scylla::load(options, dataset, existing, &progress);
@@ -241,4 +289,47 @@ async fn run_scylla(
         report.rows as f64 / report.total_time.as_secs_f64().max(1e-9),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset(seed: u64) -> Dataset {
+        Dataset {
+            seed,
+            songs: 10,
+            users: 10,
+            comments: 100,
+            zipf_exponent: 0.5,
+        }
+    }
+
+    #[test]
+    fn a_load_starts_resumes_or_is_refused_by_one_rule() {
+        let (wanted, other) = (dataset(1), dataset(2));
+        let start = |existing: Existing, recorded| existing.start(recorded, wanted);
+        assert_eq!(start(Existing::Refuse, None).unwrap(), Start::IntoEmpty);
+        assert_eq!(start(Existing::Replace, None).unwrap(), Start::Replace);
+        assert_eq!(
+            start(Existing::Replace, Some(other)).unwrap(),
+            Start::Replace
+        );
+        assert_eq!(
+            start(Existing::Resume, Some(wanted)).unwrap(),
+            Start::Resume
+        );
+        assert!(matches!(
+            start(Existing::Resume, Some(other)),
+            Err(StartError::DifferentPlan(plan)) if plan == other
+        ));
+        assert!(matches!(
+            start(Existing::Refuse, Some(wanted)),
+            Err(StartError::Interrupted)
+        ));
+        assert!(matches!(
+            start(Existing::Resume, None),
+            Err(StartError::NothingToResume)
+        ));
+    }
 }

@@ -21,6 +21,7 @@ use tokio_postgres::{Client, NoTls};
 use uuid::Uuid;
 
 use super::generate::{Dataset, Generator};
+use super::{Existing, Start, StartError};
 
 /// The migrations that create the schema the loader fills.
 const SCHEMA_SQL: &str = include_str!("../../../migrations/0001_schema.sql");
@@ -39,16 +40,6 @@ const DATA_TABLES: [&str; 3] = ["songs", "users", "comments"];
 /// Rows between progress-bar updates and cancellation checks.
 const ROWS_PER_TICK: u64 = 4096;
 
-/// What to do when the database already holds data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Existing {
-    Refuse,
-    /// Truncate everything and load from scratch.
-    Replace,
-    /// Finish an interrupted load of the same data set.
-    Resume,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(
@@ -60,17 +51,8 @@ pub enum LoadError {
         users: i64,
         comments: i64,
     },
-    #[error(
-        "the database holds an interrupted load; pass --resume (with the same --seed and sizes) \
-         to finish it, or --force to start over"
-    )]
-    Interrupted,
-    #[error("there is no interrupted load to resume in this database")]
-    NothingToResume,
-    #[error(
-        "the interrupted load was of a different data set ({0:?}); resume with the same --seed and sizes, or start over with --force"
-    )]
-    DifferentPlan(Dataset),
+    #[error(transparent)]
+    Start(#[from] StartError),
     #[error("could not connect to PostgreSQL")]
     Connect(#[source] tokio_postgres::Error),
     #[error("PostgreSQL failed while {step}")]
@@ -180,12 +162,9 @@ async fn prepare(client: &Client, dataset: Dataset, existing: Existing) -> Resul
             .await
             .map_err(sql("creating the schema"))?;
     }
-    match (plan, existing) {
-        (Some(plan), Existing::Resume) if plan == dataset => return Ok(()),
-        (Some(plan), Existing::Resume) => return Err(LoadError::DifferentPlan(plan)),
-        (Some(_), Existing::Refuse) => return Err(LoadError::Interrupted),
-        (None, Existing::Resume) => return Err(LoadError::NothingToResume),
-        (None, Existing::Refuse) => {
+    match existing.start(plan, dataset)? {
+        Start::Resume => return Ok(()),
+        Start::IntoEmpty => {
             let row = client
                 .query_one(
                     "SELECT (SELECT count(*) FROM songs), (SELECT count(*) FROM users), \
@@ -203,7 +182,7 @@ async fn prepare(client: &Client, dataset: Dataset, existing: Existing) -> Resul
                 });
             }
         }
-        (_, Existing::Replace) => {}
+        Start::Replace => {}
     }
     client
         .batch_execute(BOOKKEEPING_SQL)

@@ -28,7 +28,7 @@ use scylla::statement::Statement;
 use scylla::statement::prepared::PreparedStatement;
 
 use super::generate::{Dataset, Generator};
-use super::postgres::Existing;
+use super::{Existing, Start, StartError};
 use origin::storage::scylla::{self as backend, ScyllaError, ScyllaOptions, to_cql};
 
 /// Requests in flight at once.
@@ -51,17 +51,8 @@ const DATA_TABLES: [&str; 4] = ["songs", "users", "comments_by_song", "comments_
 pub enum LoadError {
     #[error("the keyspace already holds data (in {0}); pass --force to truncate it and load again")]
     NotEmpty(String),
-    #[error(
-        "the keyspace holds an interrupted load; pass --resume (with the same --seed and sizes) \
-         to finish it, or --force to start over"
-    )]
-    Interrupted,
-    #[error("there is no interrupted load to resume in this keyspace")]
-    NothingToResume,
-    #[error(
-        "the interrupted load was of a different data set ({0:?}); resume with the same --seed and sizes, or start over with --force"
-    )]
-    DifferentPlan(Dataset),
+    #[error(transparent)]
+    Start(#[from] StartError),
     #[error(transparent)]
     Scylla(#[from] ScyllaError),
     #[error("ScyllaDB failed while {step}")]
@@ -296,12 +287,10 @@ async fn prepare(
     existing: Existing,
 ) -> Result<(), LoadError> {
     let plan = read_plan(session, ks).await?;
-    match (plan, existing) {
-        (Some(plan), Existing::Resume) if plan == dataset => return Ok(()),
-        (Some(plan), Existing::Resume) => return Err(LoadError::DifferentPlan(plan)),
-        (Some(_), Existing::Refuse) => return Err(LoadError::Interrupted),
-        (None, Existing::Resume) => return Err(LoadError::NothingToResume),
-        (None, Existing::Refuse) => {
+    let start = existing.start(plan, dataset)?;
+    match start {
+        Start::Resume => return Ok(()),
+        Start::IntoEmpty => {
             let mut holding = Vec::new();
             for table in DATA_TABLES {
                 let result = session
@@ -319,7 +308,7 @@ async fn prepare(
                 return Err(LoadError::NotEmpty(holding.join(", ")));
             }
         }
-        (_, Existing::Replace) => {}
+        Start::Replace => {}
     }
     for statement in BOOKKEEPING_CQL {
         session
@@ -328,9 +317,9 @@ async fn prepare(
             .map_err(cql("creating the bookkeeping tables"))?;
     }
     // A refused load got here only with every table empty; only a forced one must empty them.
-    let to_empty: Vec<&str> = match existing {
-        Existing::Replace => DATA_TABLES.into_iter().chain(["seed_progress"]).collect(),
-        Existing::Refuse | Existing::Resume => Vec::new(),
+    let to_empty: Vec<&str> = match start {
+        Start::Replace => DATA_TABLES.into_iter().chain(["seed_progress"]).collect(),
+        Start::IntoEmpty | Start::Resume => Vec::new(),
     };
     for table in to_empty {
         // TRUNCATE waits for every replica to flush; give it longer than a write.
