@@ -1,8 +1,9 @@
 //! The database tier's section: the original's query table with PostgreSQL and Cassandra
 //! side by side beside the original's figures, and one pool size's capacity on each.
 
-use super::{Table, cores, ms, rate};
-use crate::study::model::{CpuUse, DatabaseTier, StudyResults};
+use super::tables::CapacityCells;
+use super::{Table, cores, rate};
+use crate::study::model::{DatabaseTier, StudyResults};
 
 /// The section's paragraphs: how it was measured, and what was not.
 pub fn paragraphs(study: &StudyResults) -> Vec<String> {
@@ -140,30 +141,22 @@ pub fn capacity_table(study: &StudyResults) -> Table {
     };
     for backend in &tier.capacity {
         let result = &backend.result;
-        let at_capacity = result.at_capacity(slo);
+        let cells = CapacityCells::of(result, slo);
         table.rows.push(vec![
             backend.backend.clone(),
             result.instances.to_string(),
-            rate(result.capacity_rps),
-            result.resolution(slo).map_or("—".into(), |resolution| {
-                format!("+{:.0}%", resolution * 100.0)
-            }),
-            at_capacity.map_or("—".into(), |step| ms(step.p50_ms)),
-            at_capacity.map_or("—".into(), |step| ms(step.p99_ms)),
-            at_capacity
+            cells.capacity,
+            cells.known_within,
+            cells.p50,
+            cells.p99,
+            result
+                .at_capacity(slo)
                 .and_then(|step| step.cpu.as_ref())
                 .map_or("—".into(), |cpu| cores(cpu.postgres)),
-            result.knee(slo).map_or("not reached".into(), |knee| {
-                format!(
-                    "{}: {}",
-                    rate(knee.offered_rate),
-                    knee.cpu
-                        .as_ref()
-                        .map_or("no CPU figures".into(), CpuUse::bottleneck)
-                        // `CpuUse` calls the database's part "database".
-                        .replace("database ", &format!("{} ", backend.backend))
-                )
-            }),
+            // `CpuUse` calls the database's part "database".
+            cells
+                .knee
+                .replace("database ", &format!("{} ", backend.backend)),
             backend.measured_in.clone(),
         ]);
     }

@@ -2,7 +2,7 @@
 
 use super::{Table, cores, ms, percent, rate};
 use crate::study::CDN_POOL;
-use crate::study::model::{CpuUse, RunSummary, StudyResults};
+use crate::study::model::{CpuUse, RunSummary, ScalingResult, StudyResults};
 
 /// How a run started: at once, after a wait, or not healthy (with what was wrong).
 pub fn started(summary: &RunSummary) -> String {
@@ -76,29 +76,52 @@ pub fn capacity_table(study: &StudyResults) -> Table {
         .unwrap_or(0.0);
     for result in &study.scaling {
         let ideal = base * result.instances as f64;
-        let at_capacity = result.at_capacity(slo);
-        let knee = result.knee(slo);
+        let cells = CapacityCells::of(result, slo);
         let unhealthy = result.unhealthy_starts();
         table.rows.push(vec![
             result.instances.to_string(),
-            rate(result.capacity_rps),
-            result.resolution(slo).map_or("—".into(), |resolution| {
-                format!("+{:.0}%", resolution * 100.0)
-            }),
+            cells.capacity,
+            cells.known_within,
             rate(ideal),
             if ideal > 0.0 {
                 format!("{:.0}%", result.capacity_rps / ideal * 100.0)
             } else {
                 "—".into()
             },
-            at_capacity.map_or("—".into(), |step| ms(step.p50_ms)),
-            at_capacity.map_or("—".into(), |step| ms(step.p99_ms)),
+            cells.p50,
+            cells.p99,
             if unhealthy > 0 {
                 format!("{} ({unhealthy} started unhealthy)", result.steps.len())
             } else {
                 result.steps.len().to_string()
             },
-            knee.map_or("not reached".into(), |knee| {
+            cells.knee,
+        ]);
+    }
+    table
+}
+
+/// The cells every capacity row has, whichever table it is in: the capacity, how closely
+/// the search bracketed it, the latency there, and the knee with what saturated at it.
+pub struct CapacityCells {
+    pub capacity: String,
+    pub known_within: String,
+    pub p50: String,
+    pub p99: String,
+    pub knee: String,
+}
+
+impl CapacityCells {
+    pub fn of(result: &ScalingResult, slo_ms: f64) -> Self {
+        let at_capacity = result.at_capacity(slo_ms);
+        Self {
+            capacity: rate(result.capacity_rps),
+            known_within: result.resolution(slo_ms).map_or("—".into(), |resolution| {
+                format!("+{:.0}%", resolution * 100.0)
+            }),
+            p50: at_capacity.map_or("—".into(), |step| ms(step.p50_ms)),
+            p99: at_capacity.map_or("—".into(), |step| ms(step.p99_ms)),
+            knee: result.knee(slo_ms).map_or("not reached".into(), |knee| {
                 format!(
                     "{}: {}",
                     rate(knee.offered_rate),
@@ -107,9 +130,8 @@ pub fn capacity_table(study: &StudyResults) -> Table {
                         .map_or("no CPU figures".into(), CpuUse::bottleneck)
                 )
             }),
-        ]);
+        }
     }
-    table
 }
 
 /// The CPU of each part at each pool size's capacity step.
