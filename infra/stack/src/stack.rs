@@ -1,7 +1,9 @@
 //! The whole local stack as one value: the database (PostgreSQL or Cassandra, [`database`]),
 //! Redis, N origin instances in cgroups, nginx and the edge, with the faults the study injects.
 
+mod config;
 mod database;
+mod pool;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,26 +13,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::binaries::{self, Binary, BinaryError};
 use crate::cassandra::CassandraError;
-use crate::cgroup::{Cgroup, CgroupError, Hierarchy, Limits};
+use crate::cgroup::{CgroupError, Hierarchy};
 use crate::nginx::{Nginx, NginxError, NginxSettings};
 use crate::packages::{self, PackageError};
-use crate::ports;
 use crate::postgres::PostgresError;
 use crate::redis::{RedisError, RedisOptions, RedisServer};
 use crate::server::{ChildServer, Lifecycle, ServerDir, ServerError};
+pub use config::{DEFAULT_CPU_PER_INSTANCE, DEFAULT_MEMORY_PER_INSTANCE, PortPlan, StackConfig};
 use database::Database;
 pub use database::DatabaseBackend;
+use pool::InstanceSlot;
 
 /// The most origin instances a stack runs.
 pub const MAX_INSTANCES: usize = 10;
-
-/// CPU share per instance, chosen by measurement (see the crate docs and `stack bench-scaling`):
-/// one instance saturates far below the machine's two cores, and ten (2.0 CPU in all)
-/// just fit, so the pool's throughput grows with its size instead of with idle cores.
-pub const DEFAULT_CPU_PER_INSTANCE: f64 = 0.2;
-
-/// Memory ceiling per instance: generous for a single-threaded origin, small for a node.
-pub const DEFAULT_MEMORY_PER_INSTANCE: u64 = 256 << 20;
 
 /// Name of the database the stack creates, migrates and seeds.
 pub const DATABASE_NAME: &str = "capstone";
@@ -91,138 +86,6 @@ pub enum StackError {
     Server(#[from] ServerError),
     #[error("database setup")]
     Database(#[source] tokio_postgres::Error),
-}
-
-/// The loopback ports of every part.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortPlan {
-    pub edge: u16,
-    pub nginx: u16,
-    /// One port per possible instance; instance `i` (from 1) uses `instances[i - 1]`.
-    pub instances: Vec<u16>,
-    pub postgres: u16,
-    pub redis: u16,
-    /// Cassandra's CQL port (used with [`DatabaseBackend::Cassandra`]).
-    pub cassandra: u16,
-    /// Cassandra's inter-node port, bound even by a single node.
-    pub cassandra_storage: u16,
-}
-
-impl PortPlan {
-    /// The documented local ports: edge 8000, nginx 8100, instances 8101..=8110,
-    /// PostgreSQL 15432, Redis 16379, Cassandra 19042 (CQL) and 17000.
-    pub fn fixed() -> Self {
-        Self {
-            edge: ports::EDGE_PORT,
-            nginx: ports::NGINX_PORT,
-            instances: (0..MAX_INSTANCES as u16)
-                .map(|offset| ports::FIRST_INSTANCE_PORT + offset)
-                .collect(),
-            postgres: ports::POSTGRES_PORT,
-            redis: ports::REDIS_PORT,
-            cassandra: ports::CASSANDRA_PORT,
-            cassandra_storage: ports::CASSANDRA_STORAGE_PORT,
-        }
-    }
-
-    /// Free ports chosen now, for tests and benches that run beside a local stack.
-    pub fn ephemeral() -> std::io::Result<Self> {
-        let mut instances = Vec::with_capacity(MAX_INSTANCES);
-        for _ in 0..MAX_INSTANCES {
-            instances.push(ports::free_port()?);
-        }
-        Ok(Self {
-            edge: ports::free_port()?,
-            nginx: ports::free_port()?,
-            instances,
-            postgres: ports::free_port()?,
-            redis: ports::free_port()?,
-            cassandra: ports::free_port()?,
-            cassandra_storage: ports::free_port()?,
-        })
-    }
-}
-
-/// Everything `Stack::up` needs to know.
-#[derive(Debug, Clone)]
-pub struct StackConfig {
-    /// Origin instances at start, 1 to 10.
-    pub instances: usize,
-    /// The database the origins run on.
-    pub backend: DatabaseBackend,
-    /// CPU share per instance (1.0 = one core); `None` runs instances without a CPU quota.
-    pub cpu_per_instance: Option<f64>,
-    /// CFS period of that quota; `None` picks [`crate::cgroup::cfs_period`] of the share.
-    pub cpu_period: Option<Duration>,
-    /// Memory ceiling per instance in bytes; `None` for no limit.
-    pub memory_per_instance: Option<u64>,
-    /// Tokio worker threads per instance: one, as on a small node.
-    pub worker_threads: usize,
-    /// Database connections per instance.
-    pub db_pool_size: usize,
-    /// Start Redis and point the origins at it.
-    pub redis: bool,
-    /// Start the edge in front of nginx.
-    pub edge: bool,
-    /// Let the edge cache; off makes it a pure proxy, for the study's comparisons.
-    pub edge_cache: bool,
-    /// Root of all runs: `pgdata/` or `cassandra/` (kept across runs) and `<timestamp>/`
-    /// with each run's logs.
-    pub run_dir: PathBuf,
-    pub ports: PortPlan,
-    /// `origin seed --scale` (tiny, small, medium, full).
-    pub seed_scale: String,
-    pub jwt_secret: String,
-    /// `None` finds the binary (see [`binaries::find`]).
-    pub origin_bin: Option<PathBuf>,
-    pub edge_host_bin: Option<PathBuf>,
-    /// Print one progress line per step on stderr.
-    pub progress: bool,
-}
-
-impl Default for StackConfig {
-    fn default() -> Self {
-        Self {
-            instances: 2,
-            backend: DatabaseBackend::Postgres,
-            cpu_per_instance: Some(DEFAULT_CPU_PER_INSTANCE),
-            cpu_period: None,
-            memory_per_instance: Some(DEFAULT_MEMORY_PER_INSTANCE),
-            worker_threads: 1,
-            db_pool_size: 8,
-            redis: true,
-            edge: true,
-            edge_cache: true,
-            run_dir: binaries::workspace_root().join("run"),
-            ports: PortPlan::fixed(),
-            seed_scale: "small".to_owned(),
-            jwt_secret: "local-stack-secret-change-me".to_owned(),
-            origin_bin: None,
-            edge_host_bin: None,
-            progress: true,
-        }
-    }
-}
-
-impl StackConfig {
-    /// A stack for tests: every port free, everything under `run_dir`, the smallest seed.
-    pub fn for_tests(run_dir: impl Into<PathBuf>) -> std::io::Result<Self> {
-        Ok(Self {
-            run_dir: run_dir.into(),
-            ports: PortPlan::ephemeral()?,
-            seed_scale: "tiny".to_owned(),
-            ..Self::default()
-        })
-    }
-}
-
-/// An origin instance's slot: its port is fixed, the process comes and goes.
-struct InstanceSlot {
-    port: u16,
-    /// Not running after `kill_instance` until `restart_instance`.
-    server: ChildServer,
-    /// Declared after the server so the process is stopped before the group is removed.
-    cgroup: Option<Cgroup>,
 }
 
 /// Process ids and places of a running stack, written to a state file so that another
@@ -386,66 +249,6 @@ impl Stack {
 
     pub fn jwt_secret(&self) -> &str {
         &self.config.jwt_secret
-    }
-
-    /// Grows or shrinks the pool to `count` instances without dropping a request: new
-    /// instances join nginx only once ready; leaving ones are taken out of nginx first,
-    /// then stopped after nginx's old workers have finished with them.
-    pub async fn scale_to(&mut self, count: usize) -> Result<(), StackError> {
-        if !(1..=MAX_INSTANCES).contains(&count) {
-            return Err(StackError::InstanceCount(count));
-        }
-        let current = self.slots.len();
-        if count > current {
-            self.progress(&format!("scaling {current} -> {count}"));
-            for index in current + 1..=count {
-                let slot = self.start_instance(index)?;
-                self.slots.push(slot);
-            }
-            for index in current + 1..=count {
-                self.wait_instance_ready(index).await?;
-            }
-            self.reload_nginx().await?;
-        } else if count < current {
-            self.progress(&format!("scaling {current} -> {count}"));
-            let leaving = self.slots.split_off(count);
-            self.reload_nginx().await?;
-            // Old nginx workers may still be sending requests to the leaving instances.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            for mut slot in leaving {
-                slot.server.stop().await;
-            }
-        }
-        Ok(())
-    }
-
-    /// SIGKILL one instance (numbered from 1), as a crash would; it stays in nginx's pool,
-    /// whose passive health check and retries take over.
-    pub fn kill_instance(&mut self, index: usize) -> Result<(), StackError> {
-        self.slot_mut(index)?.server.kill();
-        self.progress(&format!("killed instance {index}"));
-        Ok(())
-    }
-
-    /// Starts an instance again on its port (stopping it first if it runs) and waits until ready.
-    pub async fn restart_instance(&mut self, index: usize) -> Result<(), StackError> {
-        self.restart_instances(&[index]).await
-    }
-
-    /// Starts these instances again at once (each stopped first if it runs) and waits until
-    /// every one is ready: a pool brought back after a mass failure recovers in one
-    /// instance's start-up time, not in the sum of them.
-    pub async fn restart_instances(&mut self, indices: &[usize]) -> Result<(), StackError> {
-        for &index in indices {
-            self.slot_mut(index)?.server.stop().await;
-            let fresh = self.start_instance(index)?;
-            self.slots[index - 1] = fresh;
-        }
-        for &index in indices {
-            self.wait_instance_ready(index).await?;
-            self.progress(&format!("instance {index} restarted"));
-        }
-        Ok(())
     }
 
     /// Brings the stack back to its configured shape after faults: every instance of the
@@ -646,71 +449,6 @@ impl Stack {
         Ok(())
     }
 
-    fn start_instance(&self, index: usize) -> Result<InstanceSlot, StackError> {
-        let port = self.config.ports.instances[index - 1];
-        let name = format!("origin-{index}");
-        let mut command = Command::new(&self.origin_bin);
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(self.database.iter().flat_map(Database::origin_args))
-            .arg("--jwt-secret")
-            .arg(&self.config.jwt_secret)
-            .arg("--worker-threads")
-            .arg(self.config.worker_threads.to_string())
-            .arg("--db-pool-size")
-            .arg(self.config.db_pool_size.to_string())
-            .env("RUST_LOG", "warn");
-        if let Some(redis) = &self.redis {
-            command.arg("--redis-url").arg(redis.url());
-        }
-        let cgroup = match &self.hierarchy {
-            Some(hierarchy) => {
-                let limits = Limits {
-                    cpu: self.config.cpu_per_instance,
-                    cpu_period: self.config.cpu_period,
-                    memory_bytes: self.config.memory_per_instance,
-                };
-                // The nginx port tells apart two stacks of one process (the study runs a
-                // Cassandra stack beside its PostgreSQL one).
-                let group_name = format!(
-                    "stack-{}-{}-{name}",
-                    std::process::id(),
-                    self.config.ports.nginx
-                );
-                Some(
-                    Cgroup::create(hierarchy, &group_name, limits)
-                        .map_err(|source| StackError::Cgroup { index, source })?,
-                )
-            }
-            None => None,
-        };
-        let dir = ServerDir::given(&self.run_dir)?;
-        let mut server = ChildServer::new(&name, dir, &format!("{name}.log"), server_lifecycle());
-        server.spawn(command)?;
-        let pid = server.pid().unwrap_or_default();
-        if let Some(group) = &cgroup {
-            // Before the instance takes traffic: writing the pid moves every thread.
-            group
-                .add_process(pid)
-                .map_err(|source| StackError::Cgroup { index, source })?;
-        }
-        self.progress(&format!("started {name} on port {port} (pid {pid})"));
-        Ok(InstanceSlot {
-            port,
-            server,
-            cgroup,
-        })
-    }
-
-    async fn wait_instance_ready(&mut self, index: usize) -> Result<(), StackError> {
-        let slot = self.slot_mut(index)?;
-        let url = format!("http://127.0.0.1:{}/readyz", slot.port);
-        slot.server.wait_ready_http(&url).await?;
-        Ok(())
-    }
-
     async fn start_edge(&mut self, edge_bin: &Path) -> Result<(), StackError> {
         let mut command = Command::new(edge_bin);
         command
@@ -736,18 +474,6 @@ impl Stack {
             nginx.reload(ports).await?;
         }
         Ok(())
-    }
-
-    fn pool_ports(&self) -> Vec<u16> {
-        self.slots.iter().map(|slot| slot.port).collect()
-    }
-
-    fn slot_mut(&mut self, index: usize) -> Result<&mut InstanceSlot, StackError> {
-        let count = self.slots.len();
-        index
-            .checked_sub(1)
-            .and_then(|position| self.slots.get_mut(position))
-            .ok_or(StackError::NoSuchInstance { index, count })
     }
 
     fn progress(&self, message: &str) {
