@@ -1,0 +1,152 @@
+//! The query table as Markdown, with its settings above and its skips below.
+
+use super::{BenchReport, Draw, Measured};
+
+impl BenchReport {
+    /// The table, with the settings above it and the skips and reasons below.
+    pub fn markdown(&self) -> String {
+        let s = &self.settings;
+        let distribution = match s.distribution {
+            Draw::Uniform => "uniformly",
+            Draw::Zipf => "by the data set's Zipf popularity law",
+        };
+        let mut out = format!(
+            "## Query benchmark\n\n\
+             {} songs loaded (from {}); song ids drawn {distribution} from 1..={}. \
+             Each cell runs {} closed-loop clients, {:.1} s warm-up then {:.1} s measured; page size {}. \
+             Latency is from sending a request to having the whole answer; client and server \
+             share one process on {} cores. HTTP rows go through an in-process origin on 127.0.0.1.\n\n\
+             | backend | query | through | clients | p50 (ms) | p99 (ms) | throughput (req/s) | requests | errors | Redis hits | original (Node/Express capstone, 10M songs) |\n\
+             | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+            s.songs,
+            s.songs_from,
+            s.songs,
+            s.concurrency
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
+            s.warmup_seconds,
+            s.seconds,
+            s.limit,
+            s.cores,
+        );
+        let mut reasons = Vec::new();
+        for cell in &self.cells {
+            let figures = match &cell.measured {
+                Some(m) => format!(
+                    "{:.3} | {:.3} | {:.0} | {} | {} | {}",
+                    m.p50_ms,
+                    m.p99_ms,
+                    m.throughput_per_s,
+                    m.requests,
+                    m.errors,
+                    m.redis_hit_ratio
+                        .map_or_else(|| "–".to_owned(), |r| format!("{:.0}%", r * 100.0)),
+                ),
+                None => {
+                    let why = cell.not_measured.clone().unwrap_or_default();
+                    if !reasons.contains(&why) {
+                        reasons.push(why);
+                    }
+                    "not measured | – | – | – | – | –".to_owned()
+                }
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {figures} | {} |\n",
+                cell.backend, cell.query, cell.through, cell.clients, cell.original
+            ));
+        }
+        out.push('\n');
+        for why in reasons {
+            out.push_str(&format!("HTTP + Redis rows not measured: {why}.\n"));
+        }
+        for skip in &self.skipped {
+            out.push_str(&format!("{skip}\n"));
+        }
+        for cell in &self.cells {
+            if let Some(Measured {
+                redis_bypasses: Some(bypasses @ 1..),
+                ..
+            }) = &cell.measured
+            {
+                out.push_str(&format!(
+                    "{} {} through {}: Redis was bypassed {bypasses} times (it failed or was slower than its timeout), \
+                     so some of these requests were database reads.\n",
+                    cell.backend, cell.query, cell.through
+                ));
+            }
+            if let Some(Measured {
+                errors: 1..,
+                first_error: Some(error),
+                ..
+            }) = &cell.measured
+            {
+                out.push_str(&format!(
+                    "{} {} through {}: first error: {error}\n",
+                    cell.backend, cell.query, cell.through
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bench::{BenchReport, Cell, Draw, Measured, Read, Settings, Via};
+
+    #[test]
+    fn markdown_has_a_row_per_cell_and_says_what_was_not_measured() {
+        let measured = Measured {
+            p50_ms: 0.25,
+            p99_ms: 1.5,
+            max_ms: 3.0,
+            throughput_per_s: 1234.0,
+            requests: 6170,
+            errors: 0,
+            first_error: None,
+            redis_hit_ratio: None,
+            redis_bypasses: None,
+        };
+        let report = BenchReport {
+            settings: Settings {
+                songs: 1000,
+                songs_from: "--songs".into(),
+                distribution: Draw::Uniform,
+                concurrency: vec![1, 16],
+                seconds: 5.0,
+                warmup_seconds: 1.0,
+                limit: 50,
+                cores: 2,
+            },
+            cells: vec![
+                Cell {
+                    backend: "PostgreSQL".into(),
+                    query: Read::Song.label().into(),
+                    through: Via::Storage.label().into(),
+                    clients: 16,
+                    original: Read::Song.original().into(),
+                    measured: Some(measured),
+                    not_measured: None,
+                },
+                Cell::not_measured("PostgreSQL", Read::Feed, Via::HttpRedis, 1, "no Redis"),
+            ],
+            skipped: vec!["ScyllaDB: skipped: SCYLLA_URI is not set".into()],
+        };
+        let table = report.markdown();
+        assert!(table.contains(
+            "| PostgreSQL | single song read | storage | 16 | 0.250 | 1.500 | 1234 | 6170 | 0 | – | Cassandra single read: 2–11 ms |"
+        ), "{table}");
+        assert!(
+            table.contains("| PostgreSQL | song-comments feed | HTTP + Redis | 1 | not measured |")
+        );
+        assert!(table.contains("HTTP + Redis rows not measured: no Redis."));
+        assert!(table.contains("\nScyllaDB: skipped: SCYLLA_URI is not set\n"));
+        assert!(table.contains("drawn uniformly"));
+        assert!(
+            table.contains("Each cell runs 1 or 16 closed-loop clients"),
+            "{table}"
+        );
+    }
+}
