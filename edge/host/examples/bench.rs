@@ -17,6 +17,9 @@
 //! Run: `cargo run --release -p edge-host --example bench` (needs `nginx`, `wrk`,
 //! PostgreSQL and Redis, as `scripts/setup` installs them; builds the origin).
 //! The figures are only comparable within one run: say the load average with them.
+//! `EDGE_BENCH_BASELINE=<component.wasm>` adds a second edge serving that component
+//! (say, the one built before a change) with its HIT and MISS rows beside the
+//! embedded component's, in the same run.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -235,6 +238,14 @@ fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Serves `options` from this process; returns the edge's URL.
+async fn start_edge(options: edge_host::HostOptions) -> anyhow::Result<String> {
+    let edge = edge_host::EdgeHost::bind(options).await?;
+    let url = format!("http://127.0.0.1:{}", edge.local_addr().port());
+    tokio::spawn(edge.run(std::future::pending()));
+    Ok(url)
+}
+
 const RETURN_200: &str = "nginx return 200";
 const NO_EDGE: &str = "nginx -> origin -> Redis (no edge)";
 const EDGE_MISS: &str = "edge MISS -> nginx -> origin -> Redis";
@@ -262,9 +273,20 @@ async fn main() -> anyhow::Result<()> {
         "127.0.0.1:0".parse()?,
         vec![("origins".into(), pool_url.clone())],
     );
-    let edge = edge_host::EdgeHost::bind(options).await?;
-    let edge_url = format!("http://127.0.0.1:{}", edge.local_addr().port());
-    tokio::spawn(edge.run(std::future::pending()));
+    let edge_url = start_edge(options).await?;
+    let baseline = std::env::var_os("EDGE_BENCH_BASELINE").map(PathBuf::from);
+    let baseline_url = match &baseline {
+        Some(component) => {
+            eprintln!("starting a second edge-host on {}", component.display());
+            let mut options = edge_host::HostOptions::new(
+                "127.0.0.1:0".parse()?,
+                vec![("origins".into(), pool_url.clone())],
+            );
+            options.component = Some(component.clone());
+            Some(start_edge(options).await?)
+        }
+        None => None,
+    };
 
     let (cache_port, plain_port) = (free_port()?, free_port()?);
     let _nginx = start_nginx(&dir.path().join("nginx"), pool_port, cache_port, plain_port)?;
@@ -273,6 +295,9 @@ async fn main() -> anyhow::Result<()> {
     let miss_script = write_miss_script(dir.path())?;
 
     warm(&format!("{edge_url}{SONG}"), "HIT").await?;
+    if let Some(url) = &baseline_url {
+        warm(&format!("{url}{SONG}"), "HIT").await?;
+    }
     warm(&format!("{cache_url}{SONG}"), "HIT").await?;
     eprintln!("warming Redis: every song read once through the pool");
     let pool = pool_url.clone();
@@ -307,10 +332,27 @@ async fn main() -> anyhow::Result<()> {
         Row {
             name: EDGE_MISS,
             url: edge_url,
-            script: Some(miss_script),
+            script: Some(miss_script.clone()),
             figures: None,
         },
     ];
+    if let Some(url) = baseline_url {
+        rows.insert(
+            3,
+            Row {
+                name: "edge HIT (baseline component)",
+                url: format!("{url}{SONG}"),
+                script: None,
+                figures: None,
+            },
+        );
+        rows.push(Row {
+            name: "edge MISS (baseline component)",
+            url,
+            script: Some(miss_script),
+            figures: None,
+        });
+    }
     for row in &mut rows {
         eprintln!(
             "{}: wrk {} -d{MEASURED} {}",
