@@ -100,7 +100,9 @@ impl CpuSnapshot {
                     let start = self.of(*pid).unwrap_or(0.0);
                     (end - start).max(0.0)
                 })
-                .sum::<f64>()
+                // Not `sum`: a float sum of nothing is -0.0, which prints as "-0.00"
+                // for a part this stack does not run.
+                .fold(0.0, |total, seconds| total + seconds)
                 / wall
         };
         let per_instance: Vec<f64> = later
@@ -178,6 +180,29 @@ pub fn stack_client() -> HttpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_the_stack_does_not_run_uses_zero_cores_not_minus_zero() {
+        let at = Instant::now();
+        let snapshot = |seconds: f64, at: Instant| CpuSnapshot {
+            at,
+            groups: Groups {
+                nginx: vec![7],
+                ..Groups::default()
+            },
+            seconds: vec![seconds],
+            generator: 0.0,
+            machine: None,
+        };
+        let use_ = snapshot(1.0, at).until(&snapshot(1.5, at + Duration::from_secs(1)), None);
+        assert!((use_.nginx - 0.5).abs() < 1e-9, "{}", use_.nginx);
+        assert!(
+            use_.edge == 0.0 && use_.edge.is_sign_positive(),
+            "{}",
+            use_.edge
+        );
+        assert_eq!(format!("{:.2}", use_.edge), "0.00");
+    }
 
     #[test]
     fn api_requests_add_up_only_api_routes() {
