@@ -209,6 +209,45 @@ fn scaling_verdict(study: &StudyResults) -> String {
     text
 }
 
+/// A configuration whose pool cannot carry the original's rate under this study's quota
+/// fails at it: say so where its row is, so that no reader takes the quota's limit for
+/// a failure the original avoided (the original gave each service a machine).
+fn overload_note(study: &StudyResults) -> String {
+    let over: Vec<String> = study
+        .fixed
+        .iter()
+        .filter_map(|run| {
+            let capacity = tables::over_capacity(study, run.original.instances)?;
+            Some(format!(
+                "{} ({}/s)",
+                run.original.configuration,
+                capacity.round()
+            ))
+        })
+        .collect();
+    if over.is_empty() {
+        return String::new();
+    }
+    let quota = study
+        .meta
+        .quota
+        .as_ref()
+        .and_then(|quota| quota.per_instance)
+        .map_or("its CPU quota".to_owned(), |cores| {
+            format!("a CPU quota of {cores:.2} core per instance")
+        });
+    format!(
+        "{} requests/s is above the capacity this study measured for {} under {quota}, a quota \
+         sized so that the largest pool fits on this machine beside everything else (the \
+         original gave each service a machine of its own). Those rows show a pool past its \
+         capacity, which the capacity table below measures, not a failure of the service: a \
+         larger `--cpu-per-instance` lets one instance carry {0} requests/s, at the cost of the \
+         room the larger pools need.",
+        super::profile::ORIGINAL_RATE,
+        over.join(", ")
+    )
+}
+
 /// A capacity above the linear line from one instance is an artefact, not an instance that
 /// works harder in a larger pool: say what causes it, so no reader takes it as a result.
 fn superlinear_note(study: &StudyResults) -> String {
@@ -381,10 +420,16 @@ fn sections(study: &StudyResults) -> Vec<Section> {
     vec![
         Section {
             heading: "Performance Summary".into(),
-            paragraphs: vec![format!(
-                "The original's configurations at its stated load ({} requests/s), beside the original's figures, each run from a healthy, idle stack.",
-                super::profile::ORIGINAL_RATE
-            )],
+            paragraphs: [
+                format!(
+                    "The original's configurations at its stated load ({} requests/s), beside the original's figures, each run from a healthy, idle stack.",
+                    super::profile::ORIGINAL_RATE
+                ),
+                overload_note(study),
+            ]
+            .into_iter()
+            .filter(|paragraph| !paragraph.is_empty())
+            .collect(),
             tables: vec![performance_summary(study)],
             charts: Vec::new(),
         },

@@ -3,6 +3,7 @@
 use super::{Table, cores, ms, percent, rate};
 use crate::study::CDN_POOL;
 use crate::study::model::{CpuUse, RunSummary, ScalingResult, StudyResults};
+use crate::study::profile::ORIGINAL_RATE;
 
 /// How a run started: at once, after a wait, or not healthy (with what was wrong).
 pub fn started(summary: &RunSummary) -> String {
@@ -34,9 +35,12 @@ pub fn performance_summary(study: &StudyResults) -> Table {
     ]);
     for run in &study.fixed {
         let ours = &run.ours;
+        let over = over_capacity(study, run.original.instances).map_or(String::new(), |capacity| {
+            format!(": 400/s is over this pool's capacity, {}", rate(capacity))
+        });
         table.rows.push(vec![
             format!(
-                "{} ({} instance{} + nginx + Redis)",
+                "{} ({} instance{} + nginx + Redis{over})",
                 run.original.configuration,
                 run.original.instances,
                 if run.original.instances == 1 { "" } else { "s" }
@@ -54,6 +58,17 @@ pub fn performance_summary(study: &StudyResults) -> Table {
         ]);
     }
     table
+}
+
+/// The capacity the study measured for a pool of `instances`, when the original's rate is
+/// above it: that configuration's fixed-rate run overloads its pool.
+pub fn over_capacity(study: &StudyResults, instances: usize) -> Option<f64> {
+    study
+        .scaling
+        .iter()
+        .find(|result| result.instances == instances)
+        .map(|result| result.capacity_rps)
+        .filter(|capacity| *capacity > 0.0 && *capacity < ORIGINAL_RATE)
 }
 
 pub fn capacity_table(study: &StudyResults) -> Table {

@@ -498,3 +498,27 @@ fn capacity_above_the_linear_line_is_explained_not_left_as_a_result() {
         "{md}"
     );
 }
+
+#[test]
+fn a_configuration_over_its_pool_s_capacity_at_400_per_second_is_said_to_be() {
+    assert!(!markdown(&study()).contains("is over this pool's capacity"));
+    let mut study = study();
+    // One instance carries 338/s under its quota: the original's 400/s overloads it.
+    study.scaling[0].capacity_rps = 338.0;
+    let md = markdown(&study);
+    assert!(
+        md.contains("| Single Service (1 instance + nginx + Redis: 400/s is over this pool's capacity, 338/s) |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "400 requests/s is above the capacity this study measured for Single Service (338/s) \
+             under a CPU quota of 0.05 core per instance"
+        ),
+        "{md}"
+    );
+    assert!(
+        !md.contains("Two Services (2 instances + nginx + Redis:"),
+        "{md}"
+    );
+}
