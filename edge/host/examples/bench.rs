@@ -238,8 +238,14 @@ fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves `options` from this process; returns the edge's URL.
-async fn start_edge(options: edge_host::HostOptions) -> anyhow::Result<String> {
+/// Serves `component` (`None`: the embedded one) from this process in front of
+/// `origins`; returns the edge's URL.
+async fn start_edge(origins: &str, component: Option<PathBuf>) -> anyhow::Result<String> {
+    let mut options = edge_host::HostOptions::new(
+        "127.0.0.1:0".parse()?,
+        vec![("origins".into(), origins.to_owned())],
+    );
+    options.component = component;
     let edge = edge_host::EdgeHost::bind(options).await?;
     let url = format!("http://127.0.0.1:{}", edge.local_addr().port());
     tokio::spawn(edge.run(std::future::pending()));
@@ -269,21 +275,11 @@ async fn main() -> anyhow::Result<()> {
     let pool_port: u16 = pool_url.rsplit(':').next().unwrap_or_default().parse()?;
 
     eprintln!("starting edge-host (compiling the component) ...");
-    let options = edge_host::HostOptions::new(
-        "127.0.0.1:0".parse()?,
-        vec![("origins".into(), pool_url.clone())],
-    );
-    let edge_url = start_edge(options).await?;
-    let baseline = std::env::var_os("EDGE_BENCH_BASELINE").map(PathBuf::from);
-    let baseline_url = match &baseline {
+    let edge_url = start_edge(&pool_url, None).await?;
+    let baseline_url = match std::env::var_os("EDGE_BENCH_BASELINE").map(PathBuf::from) {
         Some(component) => {
             eprintln!("starting a second edge-host on {}", component.display());
-            let mut options = edge_host::HostOptions::new(
-                "127.0.0.1:0".parse()?,
-                vec![("origins".into(), pool_url.clone())],
-            );
-            options.component = Some(component.clone());
-            Some(start_edge(options).await?)
+            Some(start_edge(&pool_url, Some(component)).await?)
         }
         None => None,
     };

@@ -219,9 +219,9 @@ fn overload_note(study: &StudyResults) -> String {
         .filter_map(|run| {
             let capacity = tables::over_capacity(study, run.original.instances)?;
             Some(format!(
-                "{} ({}/s)",
+                "{} ({})",
                 run.original.configuration,
-                capacity.round()
+                rate(capacity)
             ))
         })
         .collect();

@@ -36,7 +36,11 @@ pub fn performance_summary(study: &StudyResults) -> Table {
     for run in &study.fixed {
         let ours = &run.ours;
         let over = over_capacity(study, run.original.instances).map_or(String::new(), |capacity| {
-            format!(": 400/s is over this pool's capacity, {}", rate(capacity))
+            format!(
+                ": {} is over this pool's capacity, {}",
+                rate(ORIGINAL_RATE),
+                rate(capacity)
+            )
         });
         table.rows.push(vec![
             format!(
