@@ -2,14 +2,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::process;
 use crate::server::{ChildServer, Lifecycle, ServerDir, ServerError};
 
 /// The template, embedded so the binary works from any directory.
 pub const TEMPLATE: &str = include_str!("../../nginx/nginx.conf.template");
+
+/// How long a reload may wait for the old workers: longer than the slowest request they
+/// can hold (a 1 s connect and a 10 s read in the template, then retries cut at 3 s).
+const RELOAD_PATIENCE: Duration = Duration::from_secs(20);
 
 /// Why nginx could not be configured, started or reloaded.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +35,14 @@ pub enum NginxError {
     Server(#[from] ServerError),
     #[error("nginx exited right after the reload; see {0}")]
     DiedOnReload(PathBuf),
+    #[error(
+        "nginx's reload did not finish in {waited:?}: old workers still running: {old_left:?}, new workers started: {new_started}"
+    )]
+    ReloadUnfinished {
+        waited: Duration,
+        old_left: Vec<u32>,
+        new_started: bool,
+    },
 }
 
 /// What the configuration depends on.
@@ -146,22 +159,49 @@ impl Nginx {
         &self.settings
     }
 
-    /// Points the pool at `upstream_ports` without dropping a request.
+    /// Points the pool at `upstream_ports` without dropping a request, and returns once
+    /// the old workers have exited: from then on every request goes by the new
+    /// configuration, so an upstream it leaves out can be stopped.
     ///
-    /// SIGHUP makes the master start new workers with the new configuration while the old
-    /// ones finish their requests and exit; the listening socket is never closed.
+    /// SIGHUP makes the master start new workers with the new configuration, then ask the
+    /// old ones to finish their requests and exit; the listening socket is never closed.
+    /// An old worker lives as long as its slowest request, which the proxy timeouts bound.
     pub async fn reload(&mut self, upstream_ports: Vec<u16>) -> Result<(), NginxError> {
         let mut next = self.settings.clone();
         next.upstream_ports = upstream_ports;
         write_config(&next)?;
         self.settings = next;
+        let master = self.pid().ok_or_else(|| self.died())?;
+        let old_workers = process::children_of(master);
         self.server.signal(Signal::SIGHUP)?;
-        // The master re-reads the file synchronously; a short pause lets new workers start.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if !self.server.is_running() {
-            return Err(NginxError::DiedOnReload(self.server.log_path().to_owned()));
+        let started = Instant::now();
+        loop {
+            if !self.server.is_running() {
+                return Err(self.died());
+            }
+            let workers = process::children_of(master);
+            let old_left: Vec<u32> = old_workers
+                .iter()
+                .copied()
+                .filter(|pid| workers.contains(pid))
+                .collect();
+            let new_started = workers.iter().any(|pid| !old_workers.contains(pid));
+            if old_left.is_empty() && new_started {
+                return Ok(());
+            }
+            if started.elapsed() >= RELOAD_PATIENCE {
+                return Err(NginxError::ReloadUnfinished {
+                    waited: started.elapsed(),
+                    old_left,
+                    new_started,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Ok(())
+    }
+
+    fn died(&self) -> NginxError {
+        NginxError::DiedOnReload(self.server.log_path().to_owned())
     }
 
     /// Graceful stop (SIGTERM is a fast shutdown for nginx; in-flight requests end within ms).

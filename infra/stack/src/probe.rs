@@ -22,6 +22,12 @@ pub enum ProbeError {
         #[source]
         source: hyper_util::client::legacy::Error,
     },
+    #[error("request to {url} failed on a new connection, after a reused one had closed under it")]
+    Resent {
+        url: String,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
     #[error("reading the body from {url} failed")]
     Body {
         url: String,
@@ -59,9 +65,14 @@ impl Response {
 /// A server may close an idle keep-alive connection just as a request goes out on it
 /// (nginx's old workers do so on every reload). RFC 9112 section 9.3.1 lets a client
 /// retry an idempotent request then, and this one does, once, counting each retry.
+/// The retry goes out on a new connection: the pool may hold a second idle connection
+/// the same old worker is closing, and a retry on it would fail for the same reason.
+/// A retry that fails on a fresh connection is the server's failure, and is reported.
 #[derive(Clone)]
 pub struct HttpClient {
     inner: Client<HttpConnector, Empty<Bytes>>,
+    /// Never reuses a connection: it keeps none idle.
+    fresh: Client<HttpConnector, Empty<Bytes>>,
     timeout: Duration,
     retries: Arc<AtomicU64>,
 }
@@ -80,8 +91,12 @@ impl HttpClient {
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build_http();
+        let fresh = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build_http();
         Self {
             inner,
+            fresh,
             timeout,
             retries: Arc::new(AtomicU64::new(0)),
         }
@@ -99,14 +114,22 @@ impl HttpClient {
             let response = match self.inner.get(uri.clone()).await {
                 Err(error) if closed_before_response(&error) => {
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    self.inner.get(uri).await
+                    self.fresh
+                        .get(uri)
+                        .await
+                        .map_err(|source| ProbeError::Resent {
+                            url: url.to_owned(),
+                            source,
+                        })?
                 }
-                other => other,
-            }
-            .map_err(|source| ProbeError::Request {
-                url: url.to_owned(),
-                source,
-            })?;
+                Err(source) => {
+                    return Err(ProbeError::Request {
+                        url: url.to_owned(),
+                        source,
+                    });
+                }
+                Ok(response) => response,
+            };
             let (parts, body) = response.into_parts();
             let body = body
                 .collect()
@@ -130,9 +153,8 @@ impl HttpClient {
     }
 }
 
-/// True when the server closed a reused connection before any byte of the response.
-/// Whether the connection was closed, or reset, before any of the response came: an
-/// old nginx worker closing an idle keep-alive connection shows up either way,
+/// Whether the connection was closed, or reset, before any byte of the response came:
+/// an old nginx worker closing an idle keep-alive connection shows up either way,
 /// depending on whether our request was already on the wire.
 fn closed_before_response(error: &hyper_util::client::legacy::Error) -> bool {
     let Some(error) =
@@ -189,4 +211,70 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Answers the first request on each connection after `delay` and keeps the connection
+    /// alive; on a connection's second request it closes without a byte of answer, as an
+    /// old nginx worker closes an idle keep-alive connection under a request. Counts
+    /// connections.
+    async fn closes_reused_connections(delay: Duration) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => head.extend_from_slice(&buffer[..read]),
+                        }
+                    }
+                    tokio::time::sleep(delay).await;
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                    // The next request on this connection is read, then the connection dropped.
+                    let _ = stream.read(&mut buffer).await;
+                });
+            }
+        });
+        (url, connections)
+    }
+
+    #[tokio::test]
+    async fn a_get_closed_under_it_is_resent_once_on_a_new_connection() {
+        let (url, connections) = closes_reused_connections(Duration::from_millis(50)).await;
+        let client = HttpClient::new(Duration::from_secs(5));
+        // Two GETs at once leave two idle connections in the pool; both will close under
+        // their next request, as every idle connection of a reloading nginx worker does.
+        let (first, second) = tokio::join!(client.get(&url), client.get(&url));
+        assert_eq!(first.unwrap().status, StatusCode::OK);
+        assert_eq!(second.unwrap().status, StatusCode::OK);
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+
+        let third = client.get(&url).await.expect("resent on a new connection");
+        assert_eq!(third.status, StatusCode::OK);
+        assert_eq!(third.body, "ok");
+        assert_eq!(client.retries(), 1, "sent twice, no more");
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            3,
+            "the retry opened one"
+        );
+    }
 }

@@ -202,6 +202,25 @@ pub fn pid_alive(pid: u32) -> bool {
     state != Some("Z")
 }
 
+/// The live (not zombie) children of `parent`, found through /proc.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // After the command in parentheses: state, then the parent's pid.
+            let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+            let state = fields.next()?;
+            let ppid: u32 = fields.next()?.parse().ok()?;
+            (ppid == parent && state != "Z").then_some(pid)
+        })
+        .collect()
+}
+
 fn open_log(path: &Path) -> Result<File, ProcessError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|source| ProcessError::Log {

@@ -3,7 +3,6 @@
 //! the study injects into it.
 
 use std::process::Command;
-use std::time::Duration;
 
 use super::{Database, MAX_INSTANCES, Stack, StackError, server_lifecycle};
 use crate::cgroup::{Cgroup, Limits};
@@ -40,9 +39,8 @@ impl Stack {
         } else if count < current {
             self.progress(&format!("scaling {current} -> {count}"));
             let leaving = self.slots.split_off(count);
+            // Returns once no nginx worker that knew the leaving instances is left.
             self.reload_nginx().await?;
-            // Old nginx workers may still be sending requests to the leaving instances.
-            tokio::time::sleep(Duration::from_millis(500)).await;
             for mut slot in leaving {
                 slot.server.stop().await;
             }
