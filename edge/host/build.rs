@@ -18,6 +18,8 @@ fn main() {
         "edge/spin/Cargo.toml",
         "edge/core/src",
         "edge/core/Cargo.toml",
+        "edge/alloc/src",
+        "edge/alloc/Cargo.toml",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
