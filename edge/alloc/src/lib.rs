@@ -188,7 +188,11 @@ mod tests {
             ((8, 8192), None),
         ];
         for ((size, align), class) in cases {
-            assert_eq!(class_of(layout(size, align)), class, "{size} bytes at {align}");
+            assert_eq!(
+                class_of(layout(size, align)),
+                class,
+                "{size} bytes at {align}"
+            );
         }
         assert_eq!(class_size(0), 16);
         assert_eq!(class_size(CLASSES - 1), LARGEST_CLASS);
@@ -202,7 +206,11 @@ mod tests {
         unsafe {
             let first = heap.alloc(small);
             let second = heap.alloc(small);
-            assert_eq!(second as usize - first as usize, 32, "bumped through one chunk");
+            assert_eq!(
+                second as usize - first as usize,
+                32,
+                "bumped through one chunk"
+            );
             heap.dealloc(first, small);
             assert_eq!(heap.alloc(layout(32, 4)), first, "same class, reused");
             heap.dealloc(first, layout(32, 4));
@@ -279,7 +287,13 @@ mod tests {
             }
             unsafe { heap.dealloc(block, layout) };
         }
-        assert!(classes_seen.contains(&None), "the backing allocator was used");
-        assert!(classes_seen.len() > CLASSES / 2, "classes used: {classes_seen:?}");
+        assert!(
+            classes_seen.contains(&None),
+            "the backing allocator was used"
+        );
+        assert!(
+            classes_seen.len() > CLASSES / 2,
+            "classes used: {classes_seen:?}"
+        );
     }
 }

@@ -8,15 +8,15 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use edge_core::{
-    AttemptError, EdgeIo, Encoded, Headers, KeyValue, OriginRequest, OriginResponse,
-    flow::Background,
+    AttemptError, EdgeIo, Encoded, KeyValue, OriginRequest, OriginResponse, flow::Background,
 };
 use futures::future::{Either, select};
-use http_body_util::{BodyExt, Full};
-use spin_sdk::http::IntoRequest;
 use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::clocks::monotonic_clock::wait_for;
+use spin_sdk::wasip3::http::client;
 use spin_sdk::wasip3::http::types::ErrorCode;
+
+use crate::wire;
 
 thread_local! {
     /// The default store, opened once per instance: the handle is a resource of
@@ -74,41 +74,12 @@ impl EdgeIo for SpinIo {
         request: &OriginRequest<'_>,
         limit_ms: u64,
     ) -> Result<OriginResponse, AttemptError> {
-        let mut builder = http::Request::builder()
-            .method(request.method)
-            .uri(&request.url);
-        for (name, value) in request.headers.iter() {
-            builder = builder.header(name, value);
-        }
-        if !request.body.is_empty() {
-            builder = builder.header("content-length", request.body.len());
-        }
-        let outbound = builder
-            .body(Full::new(request.body.clone()))
-            .map_err(|e| AttemptError::NotSent(format!("bad origin request: {e}")))?
-            .into_request()
-            .map_err(|e| AttemptError::NotSent(format!("bad origin request: {e:?}")))?;
+        let outbound = wire::origin_request(request).map_err(AttemptError::NotSent)?;
         let exchange = async move {
-            let response = spin_sdk::http::send(outbound)
+            let response = client::send(outbound).await.map_err(attempt_error)?;
+            let (status, headers, body) = wire::origin_response(response)
                 .await
-                .map_err(attempt_error)?;
-            let status = response.status().as_u16();
-            let headers: Headers = response
-                .headers()
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| AttemptError::Broken(format!("response body: {e:?}")))?
-                .to_bytes();
+                .map_err(|code| AttemptError::Broken(format!("response body: {code:?}")))?;
             Ok(OriginResponse {
                 status,
                 headers,

@@ -1,0 +1,219 @@
+//! `wasi:http` types to edge-core's and back: the incoming request, the response,
+//! and the pieces the origin client shares with them (fields, bodies, methods).
+
+use bytes::Bytes;
+use edge_core::{EdgeResponse, Headers, OriginRequest, Rejection, RequestHead};
+use spin_sdk::wasip3::http::types::{
+    ErrorCode, Fields, HeaderError, Method, Request, Response, Scheme, Trailers,
+};
+use spin_sdk::wasip3::wit_bindgen::{FutureReader, StreamReader, StreamResult};
+use spin_sdk::wasip3::{wit_future, wit_stream};
+
+/// How much a body read asks the stream for at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The end of a body: its trailers, or why it broke off.
+pub type BodyEnd = FutureReader<Result<Option<Trailers>, ErrorCode>>;
+
+/// Why a body could not be read whole.
+pub enum BodyError {
+    TooLarge,
+    Broken(ErrorCode),
+}
+
+/// The request's head, in four host calls (method, path, authority, headers).
+pub fn request_head(request: &Request) -> RequestHead {
+    RequestHead {
+        method: method_name(request.get_method()),
+        path_and_query: request
+            .get_path_with_query()
+            .unwrap_or_else(|| "/".to_owned()),
+        host: request.get_authority(),
+        headers: headers(&request.get_headers()),
+    }
+}
+
+/// The request's body, read only when the returned future is first polled: a flow
+/// that never needs it (a GET) leaves the stream untouched.
+pub async fn read_request_body(request: Request, limit: u64) -> Result<Bytes, Rejection> {
+    // Dropped at the end of this function, which tells the host the body was handled.
+    let (_handled, handled_reader) = wit_future::new(|| Ok(()));
+    let (contents, end) = Request::consume_body(request, handled_reader);
+    read_body(contents, end, limit)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge => Rejection::body_too_large(limit),
+            // Broken chunking or a body shorter than its Content-Length: malformed, 400.
+            BodyError::Broken(code) => Rejection::bad_body(&format!("{code:?}")),
+        })
+}
+
+/// Reads a body to its end, refusing one longer than `limit` bytes.
+pub async fn read_body(
+    mut contents: StreamReader<u8>,
+    end: BodyEnd,
+    limit: u64,
+) -> Result<Bytes, BodyError> {
+    let mut body = Vec::new();
+    loop {
+        body.reserve(READ_CHUNK);
+        let (status, filled) = contents.read(body).await;
+        body = filled;
+        if body.len() as u64 > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match status {
+            StreamResult::Complete(_) => {}
+            StreamResult::Dropped | StreamResult::Cancelled => break,
+        }
+    }
+    drop(contents);
+    end.await.map_err(BodyError::Broken)?;
+    Ok(Bytes::from(body))
+}
+
+/// The edge's answer as a `wasi:http` response; headers the host refuses (which
+/// edge-core's own answers never carry, but an origin's might) make it a 502.
+pub fn response(answer: EdgeResponse) -> Response {
+    let status = answer.status;
+    let (headers, body) = match fields(answer.headers) {
+        Ok(headers) => (headers, answer.body),
+        Err(_) => {
+            return response(EdgeResponse {
+                status: 502,
+                headers: [("content-type", "application/json")].into_iter().collect(),
+                body: Bytes::from(edge_core::error_body(
+                    "bad_origin_headers",
+                    "the answer's headers could not be passed on",
+                )),
+            });
+        }
+    };
+    let (contents, end) = send_body(body);
+    let (response, _sent) = Response::new(headers, contents, end);
+    // edge-core's statuses are all valid (100 to 599).
+    let _ = response.set_status_code(status);
+    response
+}
+
+/// A request to an origin, its body streamed if it has one. `wasi:http` carries the
+/// authority apart from the fields, which may not hold `Host` (edge-core never
+/// forwards one; the origin's URL names the authority).
+pub fn origin_request(request: &OriginRequest<'_>) -> Result<Request, String> {
+    let uri: http::Uri = request
+        .url
+        .parse()
+        .map_err(|error| format!("bad origin URL {}: {error}", request.url))?;
+    let mut headers = request.headers.clone();
+    headers.remove("host");
+    if !request.body.is_empty() {
+        headers.set("content-length", request.body.len().to_string());
+    }
+    let headers =
+        fields(headers).map_err(|error| format!("bad origin request headers: {error:?}"))?;
+    let (contents, end) = send_body(request.body.clone());
+    let (outbound, _sent) = Request::new(headers, contents, end, None);
+    let scheme = match uri.scheme_str() {
+        Some("https") => Scheme::Https,
+        Some("http") | None => Scheme::Http,
+        Some(other) => Scheme::Other(other.to_owned()),
+    };
+    let path = uri.path_and_query().map(|path| path.as_str());
+    let set = [
+        outbound.set_method(&method(request.method)),
+        outbound.set_scheme(Some(&scheme)),
+        outbound.set_authority(uri.authority().map(|authority| authority.as_str())),
+        outbound.set_path_with_query(path),
+    ];
+    if set.iter().any(Result::is_err) {
+        return Err(format!(
+            "bad origin request {} {}",
+            request.method, request.url
+        ));
+    }
+    Ok(outbound)
+}
+
+/// An origin's response: status, headers, and its whole body.
+pub async fn origin_response(response: Response) -> Result<(u16, Headers, Bytes), ErrorCode> {
+    let status = response.get_status_code();
+    let headers = headers(&response.get_headers());
+    let (_handled, handled_reader) = wit_future::new(|| Ok(()));
+    let (contents, end) = Response::consume_body(response, handled_reader);
+    match read_body(contents, end, u64::MAX).await {
+        Ok(body) => Ok((status, headers, body)),
+        Err(BodyError::Broken(code)) => Err(code),
+        Err(BodyError::TooLarge) => unreachable!("no body is longer than u64::MAX bytes"),
+    }
+}
+
+/// Headers as one `fields` resource, in one host call; names are already lower case.
+pub fn fields(headers: Headers) -> Result<Fields, HeaderError> {
+    let entries: Vec<(String, Vec<u8>)> = headers
+        .into_iter()
+        .map(|(name, value)| (name, value.into_bytes()))
+        .collect();
+    Fields::from_list(&entries)
+}
+
+/// Every field, values as text (a value that is not UTF-8 is read lossily).
+pub fn headers(fields: &Fields) -> Headers {
+    fields
+        .copy_all()
+        .into_iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8(value)
+                .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
+            (name, value)
+        })
+        .collect()
+}
+
+/// A body to send with a message: no stream at all when it is empty, otherwise a
+/// stream a background task writes once the host starts reading it.
+pub fn send_body(body: Bytes) -> (Option<StreamReader<u8>>, BodyEnd) {
+    // Dropping the writer sends its default: the end of the body, without trailers.
+    let (end_writer, end) = wit_future::new(|| Ok(None));
+    if body.is_empty() {
+        return (None, end);
+    }
+    let (mut writer, contents) = wit_stream::new();
+    spin_sdk::wasip3::spawn(async move {
+        // A reader that went away (the client left) is nothing to report here.
+        let _unwritten = writer.write_all(Vec::from(body)).await;
+        drop(writer);
+        drop(end_writer);
+    });
+    (Some(contents), end)
+}
+
+pub fn method_name(method: Method) -> String {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(other) => return other,
+    }
+    .to_owned()
+}
+
+pub fn method(name: &str) -> Method {
+    match name {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "CONNECT" => Method::Connect,
+        "OPTIONS" => Method::Options,
+        "TRACE" => Method::Trace,
+        "PATCH" => Method::Patch,
+        other => Method::Other(other.to_owned()),
+    }
+}
