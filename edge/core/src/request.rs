@@ -272,16 +272,29 @@ fn path_problem(path_and_query: &str) -> Option<String> {
         return Some("request target contains a fragment".to_owned());
     }
     let path = path_and_query.split('?').next().unwrap_or_default();
-    let dot_segment = path.split('/').any(|segment| {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    });
-    if dot_segment || path.contains("//") {
+    let empty_segment = path.as_bytes().windows(2).any(|pair| pair == b"//");
+    if empty_segment || path.split('/').any(is_dot_segment) {
         return Some(format!(
             "path `{path}` is not normalised (empty or dot segments)"
         ));
     }
     None
+}
+
+/// `.` or `..`, each dot possibly percent-encoded (`%2e`, `%2E`): a segment a path
+/// normaliser would remove. Checked byte by byte: it runs on every request.
+fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() && dots <= 2 {
+        rest = match rest {
+            [b'.', after @ ..] => after,
+            [b'%', b'2', b'e' | b'E', after @ ..] => after,
+            _ => return false,
+        };
+        dots += 1;
+    }
+    rest.is_empty() && (1..=2).contains(&dots)
 }
 
 /// Request headers that rewrite what the origin thinks the request is; never forwarded.
@@ -431,6 +444,12 @@ mod tests {
         check("GET", "/api/%2e%2e/x", &[], Err(400));
         check("GET", "/api/./x", &[], Err(400));
         check("GET", "/api//x", &[], Err(400));
+        check("GET", "/api/%2E./x", &[], Err(400));
+        check("GET", "/api/x/..", &[], Err(400));
+        check("GET", "/api/.../x", &[], Ok(Route::Proxy(Cacheable)));
+        check("GET", "/api/songs/1/..a", &[], Ok(Route::Proxy(Cacheable)));
+        check("GET", "/api/songs/1/%2e%2e%2e", &[], Ok(Route::Proxy(Cacheable)));
+        check("GET", "/api/songs/1/%2", &[], Ok(Route::Proxy(Cacheable)));
         check("GET", "/api/x y", &[], Err(400));
         check("GET", "/api/x#frag", &[], Err(400));
         check("GET", "/api/\u{e9}", &[], Err(400));
