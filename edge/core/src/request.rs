@@ -448,7 +448,12 @@ mod tests {
         check("GET", "/api/x/..", &[], Err(400));
         check("GET", "/api/.../x", &[], Ok(Route::Proxy(Cacheable)));
         check("GET", "/api/songs/1/..a", &[], Ok(Route::Proxy(Cacheable)));
-        check("GET", "/api/songs/1/%2e%2e%2e", &[], Ok(Route::Proxy(Cacheable)));
+        check(
+            "GET",
+            "/api/songs/1/%2e%2e%2e",
+            &[],
+            Ok(Route::Proxy(Cacheable)),
+        );
         check("GET", "/api/songs/1/%2", &[], Ok(Route::Proxy(Cacheable)));
         check("GET", "/api/x y", &[], Err(400));
         check("GET", "/api/x#frag", &[], Err(400));

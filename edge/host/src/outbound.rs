@@ -2,10 +2,14 @@
 //! instances (`wasmtime-wasi-http`'s default opens a connection per request), and
 //! only to the configured origins.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -64,14 +68,21 @@ type SendResult = wasmtime_wasi_http::Result<(
 )>;
 
 impl WasiHttpHooks for OriginClient {
+    /// Sends within the guest's `first-byte-timeout` (the head, and a small body
+    /// with it) and `between-bytes-timeout` (each later part of a larger body): the
+    /// guest's time limit then needs no timer of its own. A limit that passes is
+    /// `connection-read-timeout`, as in wasmtime's own client.
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let client = self.client.clone();
         let allowed = self.is_allowed(request.uri());
+        let (first_byte, between_bytes) = options.map_or((None, None), |options| {
+            (options.first_byte_timeout, options.between_bytes_timeout)
+        });
         Box::new(async move {
             if !allowed {
                 return Err(Error::HttpRequestDenied);
@@ -79,38 +90,102 @@ impl WasiHttpHooks for OriginClient {
             if request.uri().scheme_str() != Some("http") {
                 return Err(Error::HttpProtocolError);
             }
-            let response = client.request(request).await.map_err(|error| {
-                if error.is_connect() {
-                    Error::ConnectionRefused
-                } else {
-                    Error::HttpProtocolError
-                }
-            })?;
-            let small = crate::framing::content_length(response.headers())
-                .is_some_and(|length| length <= crate::framing::BUFFERED_BODY_BYTES);
-            let mut response = if small {
-                // The guest then reads the whole body at once, and the connection
-                // is back in the pool before the guest runs again.
-                let (parts, body) = response.into_parts();
-                let body = body
-                    .collect()
+            let exchange = exchange(client, request);
+            let mut response = match first_byte {
+                Some(limit) => tokio::time::timeout(limit, exchange)
                     .await
-                    .map_err(|_| Error::HttpProtocolError)?
-                    .to_bytes();
-                http::Response::from_parts(
-                    parts,
-                    http_body_util::Full::new(body)
-                        .map_err(|never| match never {})
-                        .boxed_unsync(),
-                )
-            } else {
-                response.map(|body| body.map_err(Error::from).boxed_unsync())
+                    .map_err(|_| Error::ConnectionReadTimeout)??,
+                None => exchange.await?,
             };
+            if let Some(limit) = between_bytes {
+                response = response.map(|body| BetweenBytes::new(body, limit).boxed_unsync());
+            }
             crate::framing::remove_connection_named(response.headers_mut());
             Ok((
                 response,
                 Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })
+    }
+}
+
+/// The origin's answer; one of at most 64 KiB comes whole, so that the guest reads
+/// it at once and the connection is back in the pool before the guest runs again.
+async fn exchange(
+    client: Client<HttpConnector, WasiBody>,
+    request: http::Request<WasiBody>,
+) -> Result<http::Response<WasiBody>, Error> {
+    let response = client.request(request).await.map_err(|error| {
+        if error.is_connect() {
+            Error::ConnectionRefused
+        } else {
+            Error::HttpProtocolError
+        }
+    })?;
+    let small = crate::framing::content_length(response.headers())
+        .is_some_and(|length| length <= crate::framing::BUFFERED_BODY_BYTES);
+    if !small {
+        return Ok(response.map(|body| body.map_err(Error::from).boxed_unsync()));
+    }
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|_| Error::HttpProtocolError)?
+        .to_bytes();
+    Ok(http::Response::from_parts(
+        parts,
+        Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    ))
+}
+
+/// A body that fails with `connection-read-timeout` when its next part takes longer
+/// than `limit` to come.
+struct BetweenBytes {
+    body: WasiBody,
+    limit: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl BetweenBytes {
+    fn new(body: WasiBody, limit: Duration) -> Self {
+        Self {
+            body,
+            limit,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl Body for BetweenBytes {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(context) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + this.limit;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => {
+                ready!(this.deadline.as_mut().poll(context));
+                Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use edge_core::{EdgeResponse, Headers, OriginRequest, Rejection, RequestHead};
 use spin_sdk::wasip3::http::types::{
-    ErrorCode, Fields, HeaderError, Method, Request, Response, Scheme, Trailers,
+    ErrorCode, Fields, HeaderError, Method, Request, RequestOptions, Response, Scheme, Trailers,
 };
 use spin_sdk::wasip3::wit_bindgen::{FutureReader, StreamReader, StreamResult};
 use spin_sdk::wasip3::{wit_future, wit_stream};
@@ -99,7 +99,15 @@ pub fn response(answer: EdgeResponse) -> Response {
 /// A request to an origin, its body streamed if it has one. `wasi:http` carries the
 /// authority apart from the fields, which may not hold `Host` (edge-core never
 /// forwards one; the origin's URL names the authority).
-pub fn origin_request(request: &OriginRequest<'_>) -> Result<Request, String> {
+///
+/// The request asks the host to give up after `limit_ms` without a first byte, or
+/// between two bytes of the body, as CloudFront's origin response timeout does; the
+/// second value says whether the host took that on (`edge-host` does). A host that
+/// did not leaves the limit to the caller's own timer.
+pub fn origin_request(
+    request: &OriginRequest<'_>,
+    limit_ms: u64,
+) -> Result<(Request, bool), String> {
     let uri: http::Uri = request
         .url
         .parse()
@@ -112,7 +120,11 @@ pub fn origin_request(request: &OriginRequest<'_>) -> Result<Request, String> {
     let headers =
         fields(headers).map_err(|error| format!("bad origin request headers: {error:?}"))?;
     let (contents, end) = send_body(request.body.clone());
-    let (outbound, _sent) = Request::new(headers, contents, end, None);
+    let options = RequestOptions::new();
+    let limit_ns = Some(limit_ms.saturating_mul(1_000_000));
+    let host_times_out = options.set_first_byte_timeout(limit_ns).is_ok()
+        && options.set_between_bytes_timeout(limit_ns).is_ok();
+    let (outbound, _sent) = Request::new(headers, contents, end, Some(options));
     let scheme = match uri.scheme_str() {
         Some("https") => Scheme::Https,
         Some("http") | None => Scheme::Http,
@@ -131,7 +143,7 @@ pub fn origin_request(request: &OriginRequest<'_>) -> Result<Request, String> {
             request.method, request.url
         ));
     }
-    Ok(outbound)
+    Ok((outbound, host_times_out))
 }
 
 /// An origin's response: status, headers, and its whole body.

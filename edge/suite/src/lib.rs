@@ -24,7 +24,9 @@ use std::sync::Arc;
 pub use libtest_mimic::Trial;
 
 pub use client::{Answer, TestEdge};
-pub use origin::{FileServer, Reply, SeenRequest, TestOrigin, dead_origin, hang_up_origin};
+pub use origin::{
+    FileServer, Reply, SeenRequest, TestOrigin, dead_origin, hang_up_origin, silent_origin,
+};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 

@@ -194,6 +194,23 @@ pub async fn hang_up_origin() -> String {
     format!("http://{addr}")
 }
 
+/// An origin that reads each request and then says nothing, holding the
+/// connection open: only the edge's time limit ends the wait.
+pub async fn silent_origin() -> String {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while stream.read(&mut buffer).await.is_ok_and(|read| read > 0) {}
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
 /// An address where nothing listens: bound, then released.
 pub fn dead_origin() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

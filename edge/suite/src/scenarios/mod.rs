@@ -64,6 +64,9 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
         "reads_fail_over_and_writes_only_when_they_were_never_sent",
         |l| Box::pin(reads_fail_over_and_writes_only_when_they_were_never_sent(l)),
     ),
+    ("a_silent_origin_is_given_up_at_the_time_limit", |l| {
+        Box::pin(a_silent_origin_is_given_up_at_the_time_limit(l))
+    }),
     (
         "a_successful_write_invalidates_every_cached_page_of_its_song",
         |l| Box::pin(a_successful_write_invalidates_every_cached_page_of_its_song(l)),

@@ -3,7 +3,7 @@
 //! paths to other origin groups.
 
 use super::CACHEABLE;
-use crate::{FileServer, L, Reply, TestOrigin, hang_up_origin, start};
+use crate::{FileServer, L, Reply, TestOrigin, hang_up_origin, silent_origin, start};
 
 pub(super) async fn reads_fail_over_and_writes_only_when_they_were_never_sent(l: L) {
     let mut primary = TestOrigin::start(|_, _| Reply::ok("primary")).await;
@@ -74,6 +74,38 @@ pub(super) async fn reads_fail_over_and_writes_only_when_they_were_never_sent(l:
         (200, "backup"),
         "PUT is idempotent and fails over"
     );
+}
+
+pub(super) async fn a_silent_origin_is_given_up_at_the_time_limit(l: L) {
+    let silent = silent_origin().await;
+    let backup = TestOrigin::start(|_, _| Reply::ok("backup")).await;
+    let limits = [
+        ("origin_timeout_ms", "300"),
+        ("total_timeout_ms", "2000"),
+        ("failure_threshold", "100"),
+    ];
+    let edge = start(&l, &[&silent, &backup.url()], &limits).await;
+    let started = std::time::Instant::now();
+    let read = edge.get("/api/silent/1").await;
+    assert_eq!((read.status, read.body.as_str()), (200, "backup"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1_500),
+        "the read waited {:?} for a silent origin with a 300 ms limit",
+        started.elapsed()
+    );
+    let post = edge.send("POST", "/api/songs/1/comments", &[], "{}").await;
+    assert_eq!(
+        post.status, 504,
+        "a POST that reached a silent origin is not sent again: {}",
+        post.body
+    );
+    assert_eq!(backup.count_of("POST", "/api/songs/1/comments"), 0);
+
+    let edge = start(&l, &[&silent], &limits).await;
+    let started = std::time::Instant::now();
+    let read = edge.get("/api/silent/2").await;
+    assert_eq!(read.status, 504, "{}", read.body);
+    assert!(started.elapsed() < std::time::Duration::from_millis(2_500));
 }
 
 pub(super) async fn a_successful_write_invalidates_every_cached_page_of_its_song(l: L) {
