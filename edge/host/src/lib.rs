@@ -5,6 +5,8 @@
 //! - [`EdgeHost`]: one engine, the pooling allocator, one pre-instantiation,
 //!   instance reuse through `wasmtime_wasi_http::handler::ProxyHandler`, a
 //!   per-request time limit, epoch interruption, graceful shutdown.
+//! - `serve`: the serving threads, one single-threaded runtime each with its own
+//!   instances; the accept loop hands them connections in turn.
 //! - [`outbound`]: the pooled keep-alive HTTP client the guest's outbound
 //!   requests go through, restricted to the configured origins.
 //! - [`spin`]: Spin key-value and variables; [`kv`]: their storage.
@@ -20,6 +22,7 @@
 mod framing;
 pub mod kv;
 pub mod outbound;
+mod serve;
 pub mod spin;
 
 use std::collections::HashMap;
@@ -34,9 +37,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use http_body_util::BodyExt;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -51,10 +51,7 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::framing::{
-    HostResponse, buffer_small_body, close_if_body_refused, has_body, host_error,
-    remove_connection_named,
-};
+use crate::framing::{HostResponse, buffer_small_body, host_error};
 use crate::kv::KvBackend;
 use crate::outbound::OriginClient;
 use crate::spin::{SpinShared, SpinView};
@@ -95,6 +92,9 @@ pub struct HostOptions {
     pub max_concurrent_per_instance: usize,
     /// How long an idle instance is kept for reuse.
     pub idle_timeout: Duration,
+    /// Threads serving connections, each with its own instances (at most
+    /// `max_instances` of them: every thread needs one).
+    pub serving_threads: usize,
 }
 
 impl HostOptions {
@@ -110,6 +110,7 @@ impl HostOptions {
             max_instances: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_concurrent_per_instance: 64,
             idle_timeout: Duration::from_secs(60),
+            serving_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -353,12 +354,11 @@ impl WorkerExpiration for Expiration {
     }
 }
 
-/// A bound listener with a ready component; [`EdgeHost::run`] serves it.
+/// A bound listener with a ready component and its serving threads;
+/// [`EdgeHost::run`] accepts connections for them.
 pub struct EdgeHost {
     listener: TcpListener,
-    handler: ProxyHandler<HostState>,
-    request_timeout: Duration,
-    stopping: Arc<AtomicBool>,
+    serving: Vec<serve::ServingThread>,
 }
 
 impl EdgeHost {
@@ -380,7 +380,6 @@ impl EdgeHost {
         // refused here, at start, with the reason, instead of as a 500 later.
         let config = edge_core::EdgeConfig::from_vars(|name| variables.get(name).cloned())
             .context("edge configuration")?;
-        let client = OriginClient::new(&config.all_origins().join(","))?;
         let kv = match &options.kv {
             KvConfig::Memory { max_bytes } => KvBackend::memory(*max_bytes),
             KvConfig::Redis { url } => KvBackend::redis(url)
@@ -391,21 +390,36 @@ impl EdgeHost {
             .await
             .with_context(|| format!("bind {}", options.listen))?;
         let stopping = Arc::new(AtomicBool::new(false));
-        let state = HostState {
-            engine,
-            pre,
-            spin: Arc::new(SpinShared { variables, kv }),
-            client,
-            instance_slots: Arc::new(Semaphore::new(options.max_instances.max(1))),
-            options: options.clone(),
-            stopping: stopping.clone(),
-        };
-        Ok(Self {
-            listener,
-            handler: ProxyHandler::new(state),
-            request_timeout: options.request_timeout,
-            stopping,
-        })
+        let spin = Arc::new(SpinShared { variables, kv });
+        let threads = options
+            .serving_threads
+            .clamp(1, options.max_instances.max(1));
+        let mut serving = Vec::with_capacity(threads);
+        for index in 0..threads {
+            // The instances split between the threads, the first ones taking the rest.
+            let slots = options.max_instances.max(1) / threads
+                + usize::from(index < options.max_instances.max(1) % threads);
+            let state = HostState {
+                engine: engine.clone(),
+                pre: pre.clone(),
+                spin: spin.clone(),
+                // Each thread's own pool: its connections are driven on that thread.
+                client: OriginClient::new(&config.all_origins().join(","))?,
+                instance_slots: Arc::new(Semaphore::new(slots)),
+                options: options.clone(),
+                stopping: stopping.clone(),
+            };
+            serving.push(
+                serve::ServingThread::start(
+                    index,
+                    ProxyHandler::new(state),
+                    options.request_timeout,
+                    stopping.clone(),
+                )
+                .context("start a serving thread")?,
+            );
+        }
+        Ok(Self { listener, serving })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -417,9 +431,9 @@ impl EdgeHost {
     /// Serves until `shutdown` resolves, then stops accepting and lets open
     /// requests finish (at most the request time limit).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let connections = Arc::new(Semaphore::new(4096));
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut turn = 0usize;
         loop {
             let accepted = tokio::select! {
                 () = &mut shutdown => break,
@@ -442,38 +456,32 @@ impl EdgeHost {
                     break;
                 }
             };
-            let handler = self.handler.clone();
-            let timeout = self.request_timeout;
-            let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                let handler = handler.clone();
-                async move {
-                    remove_connection_named(request.headers_mut());
-                    let has_body = has_body(&request);
-                    let mut response = dispatch(&handler, request, timeout).await;
-                    close_if_body_refused(has_body, &mut response);
-                    Ok::<_, std::convert::Infallible>(response)
+            let stream = match stream.into_std() {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!("cannot hand an accepted connection over: {error}");
+                    continue;
                 }
-            });
-            let connection = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
-            // A connection's error ends that connection only: logged, and the
-            // accept loop goes on. Clients that go away mid-request are normal.
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    if error.is_user() {
-                        tracing::warn!("connection failed: {error:#}");
-                    } else {
-                        tracing::debug!("connection ended: {error:#}");
+            };
+            // In turn; a thread that has ended (it never should) passes its turn on.
+            let mut connection = (stream, permit);
+            let mut handed = false;
+            for _ in 0..self.serving.len() {
+                turn = (turn + 1) % self.serving.len();
+                match self.serving[turn].take(connection) {
+                    Ok(()) => {
+                        handed = true;
+                        break;
                     }
+                    Err(refused) => connection = refused,
                 }
-                drop(permit);
-            });
+            }
+            anyhow::ensure!(handed, "every serving thread has ended");
         }
         drop(self.listener);
-        let _ = tokio::time::timeout(self.request_timeout, graceful.shutdown()).await;
-        self.stopping.store(true, Ordering::Relaxed);
+        for thread in self.serving {
+            thread.finish().await;
+        }
         Ok(())
     }
 }

@@ -36,6 +36,10 @@ struct Cli {
     /// Most component instances at once (1 makes request collapsing global).
     #[arg(long)]
     max_instances: Option<usize>,
+    /// Threads serving connections, each a single-threaded runtime with its own
+    /// instances (default: one per core; never more than --max-instances).
+    #[arg(long)]
+    serving_threads: Option<usize>,
     /// Most concurrent requests per instance.
     #[arg(long, default_value_t = 64)]
     max_concurrent_per_instance: usize,
@@ -72,6 +76,9 @@ async fn main() -> anyhow::Result<()> {
     options.request_timeout = Duration::from_millis(cli.request_timeout_ms);
     if let Some(n) = cli.max_instances {
         options.max_instances = n;
+    }
+    if let Some(n) = cli.serving_threads {
+        options.serving_threads = n;
     }
     options.max_concurrent_per_instance = cli.max_concurrent_per_instance;
     let host = EdgeHost::bind(options).await.context("start edge-host")?;
