@@ -479,8 +479,14 @@ impl EdgeHost {
             anyhow::ensure!(handed, "every serving thread has ended");
         }
         drop(self.listener);
-        for thread in self.serving {
-            thread.finish().await;
+        // Every thread drains at once, each within the request time limit.
+        let closing: Vec<_> = self
+            .serving
+            .into_iter()
+            .map(serve::ServingThread::close)
+            .collect();
+        for finished in closing {
+            let _ = finished.await;
         }
         Ok(())
     }

@@ -66,11 +66,11 @@ impl ServingThread {
             .map_err(|refused| refused.0)
     }
 
-    /// Stops taking connections, lets open requests finish (at most the request
-    /// time limit), and waits for the thread to end.
-    pub(crate) async fn finish(self) {
+    /// Stops taking connections: the thread lets open requests finish (at most
+    /// the request time limit) and ends; the receiver says when it has.
+    pub(crate) fn close(self) -> oneshot::Receiver<()> {
         drop(self.connections);
-        let _ = self.finished.await;
+        self.finished
     }
 }
 
