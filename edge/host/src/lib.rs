@@ -229,6 +229,8 @@ struct HostState {
     spin: Arc<SpinShared>,
     client: OriginClient,
     instance_slots: Arc<Semaphore>,
+    /// This serving thread's share of `options.max_instances`.
+    slots: usize,
     options: HostOptions,
     /// Set once the host stops: instances cancelled then are not failures.
     stopping: Arc<AtomicBool>,
@@ -245,7 +247,10 @@ impl HandlerState for HostState {
             .clone()
             .try_acquire_owned()
             .map_err(|_| {
-                wasmtime::format_err!("all {} instances are busy", self.options.max_instances)
+                wasmtime::format_err!(
+                    "all {} instances of this serving thread are busy",
+                    self.slots
+                )
             })?;
         let data = StoreData {
             wasi: WasiCtx::builder().inherit_stderr().build(),
@@ -389,7 +394,6 @@ impl EdgeHost {
         let listener = TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("bind {}", options.listen))?;
-        let stopping = Arc::new(AtomicBool::new(false));
         let spin = Arc::new(SpinShared { variables, kv });
         let threads = options
             .serving_threads
@@ -399,6 +403,7 @@ impl EdgeHost {
             // The instances split between the threads, the first ones taking the rest.
             let slots = options.max_instances.max(1) / threads
                 + usize::from(index < options.max_instances.max(1) % threads);
+            let stopping = Arc::new(AtomicBool::new(false));
             let state = HostState {
                 engine: engine.clone(),
                 pre: pre.clone(),
@@ -406,6 +411,7 @@ impl EdgeHost {
                 // Each thread's own pool: its connections are driven on that thread.
                 client: OriginClient::new(&config.all_origins().join(","))?,
                 instance_slots: Arc::new(Semaphore::new(slots)),
+                slots,
                 options: options.clone(),
                 stopping: stopping.clone(),
             };
@@ -414,8 +420,9 @@ impl EdgeHost {
                     index,
                     ProxyHandler::new(state),
                     options.request_timeout,
-                    stopping.clone(),
+                    stopping,
                 )
+                .await
                 .context("start a serving thread")?,
             );
         }

@@ -142,11 +142,12 @@ async fn exchange(
 }
 
 /// A body that fails with `connection-read-timeout` when its next part takes longer
-/// than `limit` to come.
+/// than `limit` to come. The clock starts when a read finds nothing waiting, not
+/// when the last part came: a reader that comes back late is not the origin's delay.
 struct BetweenBytes {
     body: WasiBody,
     limit: Duration,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl BetweenBytes {
@@ -154,7 +155,7 @@ impl BetweenBytes {
         Self {
             body,
             limit,
-            deadline: Box::pin(tokio::time::sleep(limit)),
+            waiting: None,
         }
     }
 }
@@ -170,12 +171,15 @@ impl Body for BetweenBytes {
         let this = &mut *self;
         match Pin::new(&mut this.body).poll_frame(context) {
             Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + this.limit;
-                this.deadline.as_mut().reset(next);
+                this.waiting = None;
                 Poll::Ready(frame)
             }
             Poll::Pending => {
-                ready!(this.deadline.as_mut().poll(context));
+                let limit = this.limit;
+                let waiting = this
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                ready!(waiting.as_mut().poll(context));
                 Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
             }
         }

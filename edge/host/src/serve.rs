@@ -31,28 +31,42 @@ pub(crate) struct ServingThread {
 }
 
 impl ServingThread {
-    /// Starts thread `index` serving with `handler` (whose instances then live on it).
-    pub(crate) fn start(
+    /// Starts thread `index` serving with `handler` (whose instances then live on
+    /// it). `stopping` is the thread's own: set once it has drained, before its
+    /// runtime and the instances on it are dropped.
+    pub(crate) async fn start(
         index: usize,
         handler: ProxyHandler<HostState>,
         request_timeout: Duration,
         stopping: Arc<AtomicBool>,
     ) -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let (connections, accepted) = mpsc::unbounded_channel();
         let (done, finished) = oneshot::channel();
+        let (started, running) = oneshot::channel();
         std::thread::Builder::new()
             .name(format!("edge-serve-{index}"))
             .spawn(move || {
+                // Built here: a runtime may not be dropped on an async caller's thread.
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = started.send(Err(error));
+                        return;
+                    }
+                };
+                let _ = started.send(Ok(()));
                 runtime.block_on(serve(accepted, handler, request_timeout));
-                // Before the runtime, and the instances on it, are dropped: their
-                // cancellation is the host stopping, not a failure.
+                // Their cancellation is the host stopping, not a failure.
                 stopping.store(true, Ordering::Relaxed);
                 drop(runtime);
                 let _ = done.send(());
             })?;
+        running
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the serving thread ended at start")))?;
         Ok(Self {
             connections,
             finished,

@@ -12,7 +12,7 @@ use edge_core::{
 };
 use futures::future::{Either, select};
 use spin_sdk::key_value::Store;
-use spin_sdk::wasip3::clocks::monotonic_clock::wait_for;
+use spin_sdk::wasip3::clocks::monotonic_clock::{self, wait_for};
 use spin_sdk::wasip3::http::client;
 use spin_sdk::wasip3::http::types::ErrorCode;
 
@@ -76,17 +76,25 @@ impl EdgeIo for SpinIo {
     ) -> Result<OriginResponse, AttemptError> {
         let (outbound, host_times_out) =
             wire::origin_request(request, limit_ms).map_err(AttemptError::NotSent)?;
+        let limit_ns = limit_ms.saturating_mul(1_000_000);
+        let deadline = host_times_out.then(|| monotonic_clock::now().saturating_add(limit_ns));
         let exchange = async move {
             let response = client::send(outbound).await.map_err(attempt_error)?;
             let (status, headers, body) =
-                wire::origin_response(response).await.map_err(|code| {
-                    match attempt_error(code) {
-                        AttemptError::Broken(detail) => {
-                            AttemptError::Broken(format!("response body: {detail}"))
+                wire::origin_response(response, deadline)
+                    .await
+                    .map_err(|error| match error {
+                        wire::BodyError::Broken(code) => match attempt_error(code) {
+                            AttemptError::Broken(detail) => {
+                                AttemptError::Broken(format!("response body: {detail}"))
+                            }
+                            other => other,
+                        },
+                        wire::BodyError::Late => AttemptError::TimedOut,
+                        wire::BodyError::TooLarge => {
+                            unreachable!("no body is longer than u64::MAX")
                         }
-                        other => other,
-                    }
-                })?;
+                    })?;
             Ok(OriginResponse {
                 status,
                 headers,
@@ -94,11 +102,12 @@ impl EdgeIo for SpinIo {
             })
         };
         if host_times_out {
-            // No timer of our own: cancelling one that did not fire costs more than
-            // the rest of the exchange's host calls together (callgrind, per miss).
+            // No timer of our own: cancelling one that did not fire was the costliest
+            // call of a miss (callgrind). The host bounds the connect, the first byte
+            // and each gap; the body's parts are checked against the deadline.
             return exchange.await;
         }
-        let timer = wait_for(limit_ms.saturating_mul(1_000_000));
+        let timer = wait_for(limit_ns);
         match select(Box::pin(exchange), Box::pin(timer)).await {
             Either::Left((result, _)) => result,
             Either::Right(((), _)) => Err(AttemptError::TimedOut),

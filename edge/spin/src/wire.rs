@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use edge_core::{EdgeResponse, Headers, OriginRequest, Rejection, RequestHead};
+use spin_sdk::wasip3::clocks::monotonic_clock;
 use spin_sdk::wasip3::http::types::{
     ErrorCode, Fields, HeaderError, Method, Request, RequestOptions, Response, Scheme, Trailers,
 };
@@ -19,6 +20,8 @@ pub type BodyEnd = FutureReader<Result<Option<Trailers>, ErrorCode>>;
 pub enum BodyError {
     TooLarge,
     Broken(ErrorCode),
+    /// Still coming at the deadline (see [`origin_response`]).
+    Late,
 }
 
 /// The request's head, in four host calls (method, path, authority, headers).
@@ -39,20 +42,24 @@ pub async fn read_request_body(request: Request, limit: u64) -> Result<Bytes, Re
     // Dropped at the end of this function, which tells the host the body was handled.
     let (_handled, handled_reader) = wit_future::new(|| Ok(()));
     let (contents, end) = Request::consume_body(request, handled_reader);
-    read_body(contents, end, limit)
+    read_body(contents, end, limit, None)
         .await
         .map_err(|error| match error {
             BodyError::TooLarge => Rejection::body_too_large(limit),
             // Broken chunking or a body shorter than its Content-Length: malformed, 400.
             BodyError::Broken(code) => Rejection::bad_body(&format!("{code:?}")),
+            BodyError::Late => unreachable!("no deadline was given"),
         })
 }
 
-/// Reads a body to its end, refusing one longer than `limit` bytes.
+/// Reads a body to its end, refusing one longer than `limit` bytes, and giving up
+/// when a part comes after `deadline` (monotonic nanoseconds; checked as parts
+/// come, so no timer is left to cancel).
 pub async fn read_body(
     mut contents: StreamReader<u8>,
     end: BodyEnd,
     limit: u64,
+    deadline: Option<u64>,
 ) -> Result<Bytes, BodyError> {
     let mut body = Vec::new();
     loop {
@@ -65,6 +72,9 @@ pub async fn read_body(
         match status {
             StreamResult::Complete(_) => {}
             StreamResult::Dropped | StreamResult::Cancelled => break,
+        }
+        if deadline.is_some_and(|deadline| monotonic_clock::now() > deadline) {
+            return Err(BodyError::Late);
         }
     }
     drop(contents);
@@ -100,10 +110,12 @@ pub fn response(answer: EdgeResponse) -> Response {
 /// authority apart from the fields, which may not hold `Host` (edge-core never
 /// forwards one; the origin's URL names the authority).
 ///
-/// The request asks the host to give up after `limit_ms` without a first byte, or
-/// between two bytes of the body, as CloudFront's origin response timeout does; the
-/// second value says whether the host took that on (`edge-host` does). A host that
-/// did not leaves the limit to the caller's own timer.
+/// The request asks the host to give up after `limit_ms` to connect, to the first
+/// byte, or between two parts of the body, as CloudFront's origin timeouts do;
+/// the second value says whether the host took the options (`edge-host` and Spin
+/// enforce them). With them the caller needs no timer of its own: it checks the
+/// whole body against the same limit as the parts come ([`origin_response`]).
+/// A host that accepts the options without enforcing them is not detected.
 pub fn origin_request(
     request: &OriginRequest<'_>,
     limit_ms: u64,
@@ -122,7 +134,8 @@ pub fn origin_request(
     let (contents, end) = send_body(request.body.clone());
     let options = RequestOptions::new();
     let limit_ns = Some(limit_ms.saturating_mul(1_000_000));
-    let host_times_out = options.set_first_byte_timeout(limit_ns).is_ok()
+    let host_times_out = options.set_connect_timeout(limit_ns).is_ok()
+        && options.set_first_byte_timeout(limit_ns).is_ok()
         && options.set_between_bytes_timeout(limit_ns).is_ok();
     let (outbound, _sent) = Request::new(headers, contents, end, Some(options));
     let scheme = match uri.scheme_str() {
@@ -146,17 +159,18 @@ pub fn origin_request(
     Ok((outbound, host_times_out))
 }
 
-/// An origin's response: status, headers, and its whole body.
-pub async fn origin_response(response: Response) -> Result<(u16, Headers, Bytes), ErrorCode> {
+/// An origin's response: status, headers, and its whole body, which must have come
+/// whole by `deadline` (monotonic nanoseconds) when one is given.
+pub async fn origin_response(
+    response: Response,
+    deadline: Option<u64>,
+) -> Result<(u16, Headers, Bytes), BodyError> {
     let status = response.get_status_code();
     let headers = headers(&response.get_headers());
     let (_handled, handled_reader) = wit_future::new(|| Ok(()));
     let (contents, end) = Response::consume_body(response, handled_reader);
-    match read_body(contents, end, u64::MAX).await {
-        Ok(body) => Ok((status, headers, body)),
-        Err(BodyError::Broken(code)) => Err(code),
-        Err(BodyError::TooLarge) => unreachable!("no body is longer than u64::MAX bytes"),
-    }
+    let body = read_body(contents, end, u64::MAX, deadline).await?;
+    Ok((status, headers, body))
 }
 
 /// Headers as one `fields` resource, in one host call; names are already lower case.

@@ -211,6 +211,34 @@ pub async fn silent_origin() -> String {
     format!("http://{addr}")
 }
 
+/// An origin that answers at once and then sends its body a byte every 100 ms,
+/// for 10 s: no gap is long, the whole is.
+pub async fn trickling_origin() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\ntransfer-encoding: chunked\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for _ in 0..100 {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    if stream.write_all(b"1\r\nx\r\n").await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
 /// An address where nothing listens: bound, then released.
 pub fn dead_origin() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -12,8 +12,11 @@ use crate::server::{ChildServer, Lifecycle, ServerDir, ServerError};
 /// The template, embedded so the binary works from any directory.
 pub const TEMPLATE: &str = include_str!("../../nginx/nginx.conf.template");
 
-/// How long a reload may wait for the old workers: longer than the slowest request they
-/// can hold (a 1 s connect and a 10 s read in the template, then retries cut at 3 s).
+/// How long a reload may wait for the old workers. Their upstream side is bounded by
+/// the template (a 1 s connect and a 10 s read, retries cut at 3 s); a client that
+/// reads or sends slowly could hold one longer (nginx's 60 s `send_timeout` and
+/// `client_body_timeout`), and the reload is then reported as unfinished. The
+/// stack's clients are loopback programs that read at once.
 const RELOAD_PATIENCE: Duration = Duration::from_secs(20);
 
 /// Why nginx could not be configured, started or reloaded.
@@ -165,7 +168,7 @@ impl Nginx {
     ///
     /// SIGHUP makes the master start new workers with the new configuration, then ask the
     /// old ones to finish their requests and exit; the listening socket is never closed.
-    /// An old worker lives as long as its slowest request, which the proxy timeouts bound.
+    /// An old worker lives as long as its slowest request (see [`RELOAD_PATIENCE`]).
     pub async fn reload(&mut self, upstream_ports: Vec<u16>) -> Result<(), NginxError> {
         let mut next = self.settings.clone();
         next.upstream_ports = upstream_ports;

@@ -3,7 +3,9 @@
 //! paths to other origin groups.
 
 use super::CACHEABLE;
-use crate::{FileServer, L, Reply, TestOrigin, hang_up_origin, silent_origin, start};
+use crate::{
+    FileServer, L, Reply, TestOrigin, hang_up_origin, silent_origin, start, trickling_origin,
+};
 
 pub(super) async fn reads_fail_over_and_writes_only_when_they_were_never_sent(l: L) {
     let mut primary = TestOrigin::start(|_, _| Reply::ok("primary")).await;
@@ -106,6 +108,19 @@ pub(super) async fn a_silent_origin_is_given_up_at_the_time_limit(l: L) {
     let read = edge.get("/api/silent/2").await;
     assert_eq!(read.status, 504, "{}", read.body);
     assert!(started.elapsed() < std::time::Duration::from_millis(2_500));
+
+    // The limit covers the head and the body together: an origin whose body comes
+    // a byte every 100 ms is given up too, though no gap reaches 300 ms.
+    let trickling = trickling_origin().await;
+    let edge = start(&l, &[&trickling, &backup.url()], &limits).await;
+    let started = std::time::Instant::now();
+    let read = edge.get("/api/trickle/1").await;
+    assert_eq!((read.status, read.body.as_str()), (200, "backup"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1_500),
+        "the read waited {:?} for a body trickling past a 300 ms limit",
+        started.elapsed()
+    );
 }
 
 pub(super) async fn a_successful_write_invalidates_every_cached_page_of_its_song(l: L) {
