@@ -1,4 +1,5 @@
-//! The `edge-host` binary: prints its address, serves, and stops on SIGTERM.
+//! The `edge-host` binary: prints its address, serves, stops on SIGTERM, and shares
+//! connections between its serving threads.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -83,4 +84,76 @@ fn a_bad_behaviour_configuration_is_refused_at_start_with_the_reason() {
             && stderr.contains("no origin group named `nowhere`"),
         "{stderr}"
     );
+}
+
+/// Starts `edge-host` with `args`, returns it and its address.
+fn start_edge_host(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-host"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--var",
+            "origins=http://127.0.0.1:9",
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("edge-host starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("first line");
+    let address = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, address)
+}
+
+/// The names of the process's serving threads, sorted.
+fn serving_threads(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task list")
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| name.starts_with("edge-serve-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn connections_are_shared_by_the_serving_threads_and_max_instances_caps_them() {
+    let (mut child, address) = start_edge_host(&["--serving-threads", "2", "--max-instances", "2"]);
+    assert_eq!(
+        serving_threads(child.id()),
+        ["edge-serve-0", "edge-serve-1"]
+    );
+    // Connections go to the threads in turn: several at once, every one answered.
+    let mut streams: Vec<TcpStream> = (0..6)
+        .map(|_| TcpStream::connect(&address).expect("connect"))
+        .collect();
+    for stream in &mut streams {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n")
+            .unwrap();
+    }
+    for mut stream in streams {
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // One instance at most (global collapsing): one serving thread, whatever is asked.
+    let (mut child, _) = start_edge_host(&["--serving-threads", "2", "--max-instances", "1"]);
+    assert_eq!(serving_threads(child.id()), ["edge-serve-0"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
