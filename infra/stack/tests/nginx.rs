@@ -100,6 +100,38 @@ async fn nginx_reload_under_load_drops_no_request() {
     nginx.stop().await;
 }
 
+/// A client connection that never sends a request keeps an old worker alive for
+/// nginx's `client_header_timeout` (60 s): the reload goes on without waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_does_not_wait_on_a_connection_that_sent_nothing() {
+    let run_dir = tempfile::tempdir().unwrap();
+    let first = Upstream::start("first", Behaviour::Healthy).await;
+    let second = Upstream::start("second", Behaviour::Healthy).await;
+    let mut nginx = start_nginx(run_dir.path(), vec![first.port]).await;
+    let address = nginx.url().trim_start_matches("http://").to_owned();
+    let silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Let a worker accept it before the reload.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    nginx
+        .reload(vec![first.port, second.port])
+        .await
+        .expect("the reload finishes");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the reload waited {:?}",
+        started.elapsed()
+    );
+    let client = HttpClient::new(Duration::from_secs(5));
+    let url = format!("{}/api/songs/1/comments", nginx.url());
+    for _ in 0..20 {
+        assert_eq!(client.get(&url).await.unwrap().status, 200);
+    }
+    assert!(second.count() > 0, "the new configuration serves");
+    drop(silent);
+    nginx.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_retries_gets_but_never_posts_on_another_upstream() {
     let run_dir = tempfile::tempdir().unwrap();

@@ -39,7 +39,9 @@ impl Stack {
         } else if count < current {
             self.progress(&format!("scaling {current} -> {count}"));
             let leaving = self.slots.split_off(count);
-            // Returns once no nginx worker that knew the leaving instances is left.
+            // Returns once new workers serve without the leaving instances and the old
+            // ones are gone or only finishing what they had; an instance stops
+            // gracefully, so what an old worker has already sent it is answered.
             self.reload_nginx().await?;
             for mut slot in leaving {
                 slot.server.stop().await;
