@@ -8,25 +8,7 @@ use std::time::Duration;
 
 #[test]
 fn edge_host_prints_its_address_serves_and_stops_on_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-host"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--var",
-            "origins=http://127.0.0.1:9",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("edge-host starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("first line");
-    let address = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (mut child, address) = start_edge_host(&[]);
     let mut stream = TcpStream::connect(&address).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))

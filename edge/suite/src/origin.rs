@@ -178,65 +178,63 @@ impl Drop for TestOrigin {
     }
 }
 
-/// An origin that reads each request and closes the connection without answering.
-pub async fn hang_up_origin() -> String {
-    use tokio::io::AsyncReadExt;
+/// An origin speaking raw TCP on 127.0.0.1: `answer` gets each accepted connection.
+async fn raw_origin<F, Fut>(answer: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 4096];
-                let _ = stream.read(&mut buffer).await;
-            });
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(answer(stream));
         }
     });
     format!("http://{addr}")
+}
+
+/// An origin that reads each request and closes the connection without answering.
+pub async fn hang_up_origin() -> String {
+    use tokio::io::AsyncReadExt;
+    raw_origin(|mut stream| async move {
+        let mut buffer = [0u8; 4096];
+        let _ = stream.read(&mut buffer).await;
+    })
+    .await
 }
 
 /// An origin that reads each request and then says nothing, holding the
 /// connection open: only the edge's time limit ends the wait.
 pub async fn silent_origin() -> String {
     use tokio::io::AsyncReadExt;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 4096];
-                while stream.read(&mut buffer).await.is_ok_and(|read| read > 0) {}
-            });
-        }
-    });
-    format!("http://{addr}")
+    raw_origin(|mut stream| async move {
+        let mut buffer = [0u8; 4096];
+        while stream.read(&mut buffer).await.is_ok_and(|read| read > 0) {}
+    })
+    .await
 }
 
 /// An origin that answers at once and then sends its body a byte every 100 ms,
 /// for 10 s: no gap is long, the whole is.
 pub async fn trickling_origin() -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 4096];
-                let _ = stream.read(&mut buffer).await;
-                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\ntransfer-encoding: chunked\r\n\r\n";
-                if stream.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                for _ in 0..100 {
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    if stream.write_all(b"1\r\nx\r\n").await.is_err() {
-                        return;
-                    }
-                }
-                let _ = stream.write_all(b"0\r\n\r\n").await;
-            });
+    raw_origin(|mut stream| async move {
+        let mut buffer = [0u8; 4096];
+        let _ = stream.read(&mut buffer).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\ntransfer-encoding: chunked\r\n\r\n";
+        if stream.write_all(head.as_bytes()).await.is_err() {
+            return;
         }
-    });
-    format!("http://{addr}")
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if stream.write_all(b"1\r\nx\r\n").await.is_err() {
+                return;
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+    })
+    .await
 }
 
 /// An address where nothing listens: bound, then released.
