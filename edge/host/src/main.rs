@@ -33,7 +33,8 @@ struct Cli {
     /// Per-request time limit in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     request_timeout_ms: u64,
-    /// Most component instances at once (1 makes request collapsing global).
+    /// Most component instances at once (default: 8 per core; 1 makes request
+    /// collapsing global, at the cost of queueing requests behind a busy instance).
     #[arg(long)]
     max_instances: Option<usize>,
     /// Threads serving connections, each a single-threaded runtime with its own

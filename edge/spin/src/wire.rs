@@ -101,8 +101,11 @@ pub fn response(answer: EdgeResponse) -> Response {
     };
     let (contents, end) = send_body(body);
     let (response, _sent) = Response::new(headers, contents, end);
-    // edge-core's statuses are all valid (100 to 599).
-    let _ = response.set_status_code(status);
+    // A new response is a 200 (wasi:http's `response.new`): a host call saved on
+    // most answers. edge-core's statuses are all valid (100 to 599).
+    if status != 200 {
+        let _ = response.set_status_code(status);
+    }
     response
 }
 
@@ -144,13 +147,15 @@ pub fn origin_request(
         Some(other) => Scheme::Other(other.to_owned()),
     };
     let path = uri.path_and_query().map(|path| path.as_str());
+    // A new request is a GET (wasi:http's `request.new`): no call to say so.
+    let method_set =
+        request.method == "GET" || outbound.set_method(&method(request.method)).is_ok();
     let set = [
-        outbound.set_method(&method(request.method)),
         outbound.set_scheme(Some(&scheme)),
         outbound.set_authority(uri.authority().map(|authority| authority.as_str())),
         outbound.set_path_with_query(path),
     ];
-    if set.iter().any(Result::is_err) {
+    if !method_set || set.iter().any(Result::is_err) {
         return Err(format!(
             "bad origin request {} {}",
             request.method, request.url
