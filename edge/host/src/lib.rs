@@ -111,8 +111,9 @@ impl HostOptions {
                 max_bytes: 256 * 1024 * 1024,
             },
             request_timeout: Duration::from_secs(30),
-            max_instances: INSTANCES_PER_CORE
-                * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_instances: (INSTANCES_PER_CORE
+                * std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .min(POOLED_INSTANCES),
             max_concurrent_per_instance: 64,
             idle_timeout: Duration::from_secs(60),
             serving_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -128,6 +129,9 @@ impl HostOptions {
 /// `idle_timeout`; each may hold up to 16 MiB of decoded records
 /// (`edge_core::flow::local`), so 8 per core bounds that at 128 MiB per core.
 pub const INSTANCES_PER_CORE: usize = 8;
+
+/// Component instances the engine's pool holds: the most `max_instances` may be.
+pub const POOLED_INSTANCES: usize = 256;
 
 /// Per-store data: WASI, wasi:http, and the Spin host state.
 pub struct StoreData {
@@ -197,8 +201,8 @@ fn engine() -> anyhow::Result<&'static Engine> {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     } else {
         let mut pooling = PoolingAllocationConfig::default();
-        pooling.total_component_instances(256);
-        pooling.total_core_instances(2048);
+        pooling.total_component_instances(POOLED_INSTANCES as u32);
+        pooling.total_core_instances(8 * POOLED_INSTANCES as u32);
         pooling.total_memories(1024);
         pooling.total_tables(1024);
         pooling.max_memory_size(256 * 1024 * 1024);
@@ -394,6 +398,11 @@ impl EdgeHost {
         let pre =
             ServicePre::new(linker.instantiate_pre(&component).map_err(wasm)?).map_err(wasm)?;
 
+        anyhow::ensure!(
+            options.max_instances <= POOLED_INSTANCES,
+            "at most {POOLED_INSTANCES} instances (the engine's pool), not {}",
+            options.max_instances
+        );
         let variables: HashMap<String, String> = options.variables.iter().cloned().collect();
         // The component reads the same variables; a bad configuration is
         // refused here, at start, with the reason, instead of as a 500 later.

@@ -68,6 +68,26 @@ fn a_bad_behaviour_configuration_is_refused_at_start_with_the_reason() {
     );
 }
 
+#[test]
+fn more_instances_than_the_pool_holds_are_refused_at_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_edge-host"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--var",
+            "origins=http://127.0.0.1:9",
+        ])
+        .args(["--max-instances", "257"])
+        .output()
+        .expect("edge-host runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("at most 256 instances (the engine's pool), not 257"),
+        "{stderr}"
+    );
+}
+
 /// Starts `edge-host` with `args`, returns it and its address.
 fn start_edge_host(args: &[&str]) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_edge-host"))
