@@ -123,9 +123,9 @@ impl HostOptions {
 
 /// The default `max_instances` per core. With one instance per core, misses
 /// queued behind instances busy with other requests: in front of nginx
-/// `return 200` (wrk -c32, 2 cores) 9.7k misses/s, p90 32 ms, p99 80 ms; with 8
-/// per core 14.2k/s, p99 4.6 ms; 16 per core 14.9k/s, p99 4.2 ms, which is not
-/// worth twice the memory. Instances start on demand and leave after
+/// `return 200` (wrk -c32, 2 cores) 9.4k misses/s, p99 74 ms; with 4 per core
+/// 12.7k/s, p99 7.4 ms; with 8 per core 15.0k/s, p99 4.9 ms; 16 per core is no
+/// better (docs/edge-performance.md). Instances start on demand and leave after
 /// `idle_timeout`; each may hold up to 16 MiB of decoded records
 /// (`edge_core::flow::local`), so 8 per core bounds that at 128 MiB per core.
 pub const INSTANCES_PER_CORE: usize = 8;
