@@ -28,6 +28,8 @@ pub struct StatTimes {
     pub own_ticks: u64,
     /// cutime + cstime: children it has waited for.
     pub children_ticks: u64,
+    /// State `Z`: exited, awaiting its parent's wait.
+    pub zombie: bool,
 }
 
 /// Parses one `/proc/PID/stat` line (the command name may hold spaces and parentheses).
@@ -41,6 +43,7 @@ pub fn parse_stat(line: &str) -> Option<StatTimes> {
         process_group: u32::try_from(number(2)?).ok()?,
         own_ticks: number(11)? + number(12)?,
         children_ticks: number(13)? + number(14)?,
+        zombie: *fields.first()? == "Z",
     })
 }
 
@@ -55,8 +58,8 @@ pub fn group_seconds(groups: &[u32]) -> Vec<f64> {
         .collect()
 }
 
-/// Every live process: pid and its `/proc/PID/stat` times.
-fn read_processes() -> HashMap<u32, StatTimes> {
+/// Every process (zombies too): pid and its `/proc/PID/stat` fields.
+pub fn read_processes() -> HashMap<u32, StatTimes> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return HashMap::new();
     };
@@ -134,8 +137,11 @@ mod tests {
                 process_group: 4242,
                 own_ticks: 300,
                 children_ticks: 10,
+                zombie: false,
             })
         );
+        let zombie = line.replacen(" S ", " Z ", 1);
+        assert_eq!(parse_stat(&zombie).map(|stat| stat.zombie), Some(true));
         assert_eq!(parse_stat("garbage"), None);
         assert_eq!(parse_stat("1 (x) S 0"), None);
     }
@@ -147,6 +153,7 @@ mod tests {
             process_group,
             own_ticks,
             children_ticks: 1,
+            zombie: false,
         };
         let processes = HashMap::from([
             (100, process(1, 100, 10)),    // postmaster, leads group 100

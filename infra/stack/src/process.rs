@@ -192,32 +192,18 @@ pub fn pid_of(pid: u32) -> Pid {
 
 /// True if a process with this id exists (and is not a zombie we could see as gone).
 pub fn pid_alive(pid: u32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(line) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
-    // Field 3 of /proc/PID/stat is the state; `Z` is a zombie that merely awaits reaping.
-    let state = status
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    state != Some("Z")
+    crate::cpu::parse_stat(&line).is_none_or(|process| !process.zombie)
 }
 
 /// The live (not zombie) children of `parent`, found through /proc.
 pub fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            // After the command in parentheses: state, then the parent's pid.
-            let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-            let state = fields.next()?;
-            let ppid: u32 = fields.next()?.parse().ok()?;
-            (ppid == parent && state != "Z").then_some(pid)
-        })
+    crate::cpu::read_processes()
+        .into_iter()
+        .filter(|(_, process)| process.parent == parent && !process.zombie)
+        .map(|(pid, _)| pid)
         .collect()
 }
 

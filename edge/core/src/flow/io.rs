@@ -34,6 +34,11 @@ pub trait EdgeIo: 'static {
 
     /// One attempt at one origin, bounded by `limit_ms` for the response head
     /// and body together. A complete response of any status is `Ok`.
+    ///
+    /// A platform whose host enforces per-read timeouts may check the whole
+    /// against the limit as the body's parts come: a body still coming at the
+    /// limit is then given up when its next part comes, at most one more
+    /// `limit_ms` later (edge-spin on edge-host or Spin; the Worker keeps a timer).
     async fn attempt(
         &self,
         request: &OriginRequest<'_>,
