@@ -30,7 +30,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -88,9 +88,10 @@ pub struct HostOptions {
     pub request_timeout: Duration,
     /// Most component instances alive at once. An instance takes a further
     /// request only while every request it holds waits on I/O
-    /// (`wasmtime_wasi_http::handler`), so a request that finds them all busy
-    /// waits in a queue unless another instance may start: too few instances
-    /// starve that queue (see [`INSTANCES_PER_CORE`]).
+    /// (`wasmtime_wasi_http::handler`); a request that finds a thread's
+    /// instances all busy, and none left to start, tries again every
+    /// millisecond (`dispatch`), so too few instances make a long tail (see
+    /// [`INSTANCES_PER_CORE`]).
     pub max_instances: usize,
     /// Most requests one instance handles concurrently.
     pub max_concurrent_per_instance: usize,
@@ -111,26 +112,34 @@ impl HostOptions {
                 max_bytes: 256 * 1024 * 1024,
             },
             request_timeout: Duration::from_secs(30),
-            max_instances: (INSTANCES_PER_CORE
-                * std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .min(POOLED_INSTANCES),
+            max_instances: INSTANCES_PER_CORE * default_serving_threads(),
             max_concurrent_per_instance: 64,
             idle_timeout: Duration::from_secs(60),
-            serving_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            serving_threads: default_serving_threads(),
         }
     }
 }
 
-/// The default `max_instances` per core. With one instance per core, misses
-/// queued behind instances busy with other requests: in front of nginx
-/// `return 200` (wrk -c32, 2 cores) 9.4k misses/s, p99 74 ms; with 4 per core
-/// 12.7k/s, p99 7.4 ms; with 8 per core 15.0k/s, p99 4.9 ms; 16 per core is no
-/// better (docs/edge-performance.md). Instances start on demand and leave after
-/// `idle_timeout`; each may hold up to 16 MiB of decoded records
-/// (`edge_core::flow::local`), so 8 per core bounds that at 128 MiB per core.
+/// One serving thread per core, as many as the pool can give
+/// [`INSTANCES_PER_CORE`] instances each.
+fn default_serving_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(POOLED_INSTANCES / INSTANCES_PER_CORE)
+}
+
+/// The default `max_instances` per core (per serving thread). With one,
+/// misses waited for busy instances: in front of nginx `return 200` (wrk -c32,
+/// 2 cores) 9.4k misses/s, p99 74 ms; with 4 per core 12.7k/s, p99 7.4 ms; with
+/// 8 per core 15.0k/s, p99 4.9 ms; 16 per core is no better
+/// (docs/edge-performance.md). Instances start on demand and end after
+/// `idle_timeout` without a request; each keeps up to 16 MiB of decoded
+/// records (`edge_core::flow::local`, counting their bytes, not the guest
+/// allocator's overhead).
 pub const INSTANCES_PER_CORE: usize = 8;
 
-/// Component instances the engine's pool holds: the most `max_instances` may be.
+/// Component instances the engine's pool holds: the most the hosts of one
+/// process may have together (`PoolReservation`).
 pub const POOLED_INSTANCES: usize = 256;
 
 /// Per-store data: WASI, wasi:http, and the Spin host state.
@@ -203,8 +212,8 @@ fn engine() -> anyhow::Result<&'static Engine> {
         let mut pooling = PoolingAllocationConfig::default();
         pooling.total_component_instances(POOLED_INSTANCES as u32);
         pooling.total_core_instances(8 * POOLED_INSTANCES as u32);
-        pooling.total_memories(1024);
-        pooling.total_tables(1024);
+        pooling.total_memories(4 * POOLED_INSTANCES as u32);
+        pooling.total_tables(4 * POOLED_INSTANCES as u32);
         pooling.max_memory_size(256 * 1024 * 1024);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     }
@@ -382,6 +391,36 @@ impl WorkerExpiration for Expiration {
 pub struct EdgeHost {
     listener: TcpListener,
     serving: Vec<serve::ServingThread>,
+    _pool: PoolReservation,
+}
+
+/// A host's share of the engine's instance pool, which every host in the process
+/// draws on: a host that could ask for more than is left is refused at start,
+/// where instantiations would otherwise fail under load.
+struct PoolReservation(usize);
+
+static POOL_RESERVED: AtomicUsize = AtomicUsize::new(0);
+
+impl PoolReservation {
+    fn take(instances: usize) -> anyhow::Result<Self> {
+        POOL_RESERVED
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |reserved| {
+                (reserved + instances <= POOLED_INSTANCES).then_some(reserved + instances)
+            })
+            .map_err(|reserved| {
+                anyhow::anyhow!(
+                    "at most {POOLED_INSTANCES} instances (the engine's pool), not {instances} \
+                     ({reserved} already held by other hosts in this process)"
+                )
+            })?;
+        Ok(Self(instances))
+    }
+}
+
+impl Drop for PoolReservation {
+    fn drop(&mut self) {
+        POOL_RESERVED.fetch_sub(self.0, Ordering::SeqCst);
+    }
 }
 
 impl EdgeHost {
@@ -398,11 +437,7 @@ impl EdgeHost {
         let pre =
             ServicePre::new(linker.instantiate_pre(&component).map_err(wasm)?).map_err(wasm)?;
 
-        anyhow::ensure!(
-            options.max_instances <= POOLED_INSTANCES,
-            "at most {POOLED_INSTANCES} instances (the engine's pool), not {}",
-            options.max_instances
-        );
+        let pool = PoolReservation::take(options.max_instances.max(1))?;
         let variables: HashMap<String, String> = options.variables.iter().cloned().collect();
         // The component reads the same variables; a bad configuration is
         // refused here, at start, with the reason, instead of as a 500 later.
@@ -449,7 +484,11 @@ impl EdgeHost {
                 .context("start a serving thread")?,
             );
         }
-        Ok(Self { listener, serving })
+        Ok(Self {
+            listener,
+            serving,
+            _pool: pool,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

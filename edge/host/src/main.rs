@@ -38,7 +38,7 @@ struct Cli {
     #[arg(long)]
     max_instances: Option<usize>,
     /// Threads serving connections, each a single-threaded runtime with its own
-    /// instances (default: one per core; never more than --max-instances).
+    /// instances (default: one per core, at most 32; never more than --max-instances).
     #[arg(long)]
     serving_threads: Option<usize>,
     /// Most concurrent requests per instance.

@@ -83,7 +83,7 @@ fn more_instances_than_the_pool_holds_are_refused_at_start() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("at most 256 instances (the engine's pool), not 257"),
+        stderr.contains("at most 256 instances (the engine's pool), not 257 (0 already held"),
         "{stderr}"
     );
 }
