@@ -16,7 +16,9 @@ fn options(max_instances: usize) -> HostOptions {
 #[tokio::test]
 async fn hosts_in_one_process_share_the_instance_pool() {
     let most = POOLED_INSTANCES - 56;
-    let first = EdgeHost::bind(options(most)).await.expect("within the pool");
+    let first = EdgeHost::bind(options(most))
+        .await
+        .expect("within the pool");
     let refused = EdgeHost::bind(options(100))
         .await
         .err()
