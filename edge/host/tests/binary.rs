@@ -48,19 +48,7 @@ fn edge_host_prints_its_address_serves_and_stops_on_sigterm() {
 
 #[test]
 fn a_bad_behaviour_configuration_is_refused_at_start_with_the_reason() {
-    let output = Command::new(env!("CARGO_BIN_EXE_edge-host"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--var",
-            "origins=http://127.0.0.1:9",
-            "--var",
-            "behaviours=/static/* origin=nowhere",
-        ])
-        .output()
-        .expect("edge-host runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_at_start(&["--var", "behaviours=/static/* origin=nowhere"]);
     assert!(
         stderr.contains("behaviour `/static/* origin=nowhere`")
             && stderr.contains("no origin group named `nowhere`"),
@@ -70,22 +58,23 @@ fn a_bad_behaviour_configuration_is_refused_at_start_with_the_reason() {
 
 #[test]
 fn more_instances_than_the_pool_holds_are_refused_at_start() {
-    let output = Command::new(env!("CARGO_BIN_EXE_edge-host"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--var",
-            "origins=http://127.0.0.1:9",
-        ])
-        .args(["--max-instances", "257"])
-        .output()
-        .expect("edge-host runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_at_start(&["--max-instances", "257"]);
     assert!(
         stderr.contains("at most 256 instances (the engine's pool), not 257 (0 already held"),
         "{stderr}"
     );
+}
+
+/// Runs `edge-host` with one origin and `args`, which it must refuse: its stderr.
+fn refused_at_start(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_edge-host"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--var", "origins=http://127.0.0.1:9"])
+        .args(args)
+        .output()
+        .expect("edge-host runs");
+    assert!(!output.status.success(), "edge-host started with {args:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Starts `edge-host` with `args`, returns it and its address.
