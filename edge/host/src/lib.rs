@@ -437,7 +437,8 @@ impl EdgeHost {
         let pre =
             ServicePre::new(linker.instantiate_pre(&component).map_err(wasm)?).map_err(wasm)?;
 
-        let pool = PoolReservation::take(options.max_instances.max(1))?;
+        let max_instances = options.max_instances.max(1);
+        let pool = PoolReservation::take(max_instances)?;
         let variables: HashMap<String, String> = options.variables.iter().cloned().collect();
         // The component reads the same variables; a bad configuration is
         // refused here, at start, with the reason, instead of as a 500 later.
@@ -453,21 +454,19 @@ impl EdgeHost {
             .await
             .with_context(|| format!("bind {}", options.listen))?;
         let spin = Arc::new(SpinShared { variables, kv });
-        let threads = options
-            .serving_threads
-            .clamp(1, options.max_instances.max(1));
+        let threads = options.serving_threads.clamp(1, max_instances);
+        let origins = config.all_origins().join(",");
         let mut serving = Vec::with_capacity(threads);
         for index in 0..threads {
             // The instances split between the threads, the first ones taking the rest.
-            let slots = options.max_instances.max(1) / threads
-                + usize::from(index < options.max_instances.max(1) % threads);
+            let slots = max_instances / threads + usize::from(index < max_instances % threads);
             let stopping = Arc::new(AtomicBool::new(false));
             let state = HostState {
                 engine: engine.clone(),
                 pre: pre.clone(),
                 spin: spin.clone(),
                 // Each thread's own pool: its connections are driven on that thread.
-                client: OriginClient::new(&config.all_origins().join(","))?,
+                client: OriginClient::new(&origins)?,
                 instance_slots: Arc::new(Semaphore::new(slots)),
                 slots,
                 options: options.clone(),

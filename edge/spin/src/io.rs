@@ -74,9 +74,9 @@ impl EdgeIo for SpinIo {
         request: &OriginRequest<'_>,
         limit_ms: u64,
     ) -> Result<OriginResponse, AttemptError> {
-        let (outbound, host_times_out) =
-            wire::origin_request(request, limit_ms).map_err(AttemptError::NotSent)?;
         let limit_ns = limit_ms.saturating_mul(1_000_000);
+        let (outbound, host_times_out) =
+            wire::origin_request(request, limit_ns).map_err(AttemptError::NotSent)?;
         let deadline = host_times_out.then(|| monotonic_clock::now().saturating_add(limit_ns));
         let exchange = async move {
             let response = client::send(outbound).await.map_err(attempt_error)?;

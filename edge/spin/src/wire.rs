@@ -113,7 +113,7 @@ pub fn response(answer: EdgeResponse) -> Response {
 /// authority apart from the fields, which may not hold `Host` (edge-core never
 /// forwards one; the origin's URL names the authority).
 ///
-/// The request asks the host to give up after `limit_ms` to connect, to the first
+/// The request asks the host to give up after `limit_ns` to connect, to the first
 /// byte, or between two parts of the body, as CloudFront's origin timeouts do;
 /// the second value says whether the host took the options (`edge-host` and Spin
 /// enforce them). With them the caller needs no timer of its own: it checks the
@@ -121,7 +121,7 @@ pub fn response(answer: EdgeResponse) -> Response {
 /// A host that accepts the options without enforcing them is not detected.
 pub fn origin_request(
     request: &OriginRequest<'_>,
-    limit_ms: u64,
+    limit_ns: u64,
 ) -> Result<(Request, bool), String> {
     let uri: http::Uri = request
         .url
@@ -136,10 +136,10 @@ pub fn origin_request(
         fields(headers).map_err(|error| format!("bad origin request headers: {error:?}"))?;
     let (contents, end) = send_body(request.body.clone());
     let options = RequestOptions::new();
-    let limit_ns = Some(limit_ms.saturating_mul(1_000_000));
-    let host_times_out = options.set_connect_timeout(limit_ns).is_ok()
-        && options.set_first_byte_timeout(limit_ns).is_ok()
-        && options.set_between_bytes_timeout(limit_ns).is_ok();
+    let limit = Some(limit_ns);
+    let host_times_out = options.set_connect_timeout(limit).is_ok()
+        && options.set_first_byte_timeout(limit).is_ok()
+        && options.set_between_bytes_timeout(limit).is_ok();
     let (outbound, _sent) = Request::new(headers, contents, end, Some(options));
     let scheme = match uri.scheme_str() {
         Some("https") => Scheme::Https,
