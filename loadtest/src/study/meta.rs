@@ -142,7 +142,7 @@ impl Meta {
             ("edge capacity search".into(), if config.edge {
                 format!(
                     "steps of {} s on {} instances, from the nginx capacity of that pool, x{} (÷{} while it fails), then {} bisection(s)",
-                    profile.edge_step.as_secs_f64(),
+                    profile.search_step.as_secs_f64(),
                     super::CDN_POOL,
                     profile.search_growth,
                     profile.search_growth,

@@ -40,8 +40,6 @@ pub struct ProfileSettings {
     pub trade: &'static str,
     /// Load before the first capacity step, left out of the report.
     pub warm_up: Duration,
-    /// Each step of the edge's capacity search (the CDN phase).
-    pub edge_step: Duration,
     /// The longest wait for a healthy, idle stack before a measured run.
     pub settle_within: Duration,
     /// The database tier's query table (`origin bench-queries`): closed-loop client
@@ -74,12 +72,11 @@ impl Profile {
                 seed_scale: "small",
                 calibrate: Duration::from_secs(2),
                 warm_up: Duration::from_secs(2),
-                edge_step: Duration::from_secs(2),
                 settle_within: Duration::from_secs(20),
                 db_query_clients: &[1, 16],
                 db_query_seconds: 0.75,
                 db_query_warmup: 0.25,
-                trade: "quick profile, 3½ to 4 minutes on two cores (the database tier about 1¼ of them, more on a machine's first run, which seeds the Cassandra node): capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), 2 s fixed-rate, edge-search and tier runs, and query-table cells of 0.75 s",
+                trade: "quick profile, 3½ to 4 minutes on two cores (the database tier about 1¼ of them, more on a machine's first run, which seeds the Cassandra node): capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), the edge's capacity search in the same 3 s steps as the pool it is compared with, 2 s fixed-rate and tier runs, and query-table cells of 0.75 s",
             },
             Profile::Full => ProfileSettings {
                 sizes: &[1, 2, 3, 5, 10],
@@ -95,7 +92,6 @@ impl Profile {
                 seed_scale: "medium",
                 calibrate: Duration::from_secs(10),
                 warm_up: Duration::from_secs(10),
-                edge_step: Duration::from_secs(15),
                 settle_within: Duration::from_secs(60),
                 db_query_clients: &[1, 16],
                 db_query_seconds: 5.0,

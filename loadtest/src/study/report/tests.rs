@@ -293,7 +293,9 @@ fn markdown_has_the_original_shape_and_our_figures() {
     assert!(md.contains("Each step: 3 s per step."), "{md}");
     assert!(
         md.contains(
-            "On 3 instances: the edge (cache on) carried 1300/s within the objective, the same pool straight to nginx 2000/s."
+            "On 3 instances, within the objective: the edge (cache on) carried 1300/s (and missed at 2600/s), \
+             the same pool straight to nginx 2000/s (and missed at 3000/s). \
+             The two brackets overlap: this run does not tell the two capacities apart"
         ),
         "{md}"
     );
@@ -520,5 +522,40 @@ fn a_configuration_over_its_pool_s_capacity_at_400_per_second_is_said_to_be() {
     assert!(
         !md.contains("Two Services (2 instances + nginx + Redis:"),
         "{md}"
+    );
+}
+
+#[test]
+fn the_edge_against_the_pool_says_only_what_the_brackets_allow() {
+    let cdn_line = |edge: f64, edge_missed: f64| {
+        let mut study = study();
+        study.edge_capacity = Some(ScalingResult {
+            instances: 3,
+            capacity_rps: edge,
+            steps: vec![summary(edge, 30.0, 0), summary(edge_missed, 900.0, 40)],
+        });
+        let md = markdown(&study);
+        let line = md
+            .lines()
+            .find(|line| line.starts_with("On 3 instances, within the objective"))
+            .map(str::to_owned);
+        line.unwrap_or_else(|| panic!("no CDN line in {md}"))
+    };
+    // The pool (3 instances) carried 2000/s and missed at 3000/s.
+    let more = cdn_line(4500.0, 6000.0);
+    assert!(
+        more.contains("The edge carried more than the pool alone: at least 1.5× (its lower bound over the pool's upper one)."),
+        "{more}"
+    );
+    let less = cdn_line(1000.0, 2000.0);
+    assert!(
+        less.contains("The edge carried less than the pool alone."),
+        "{less}"
+    );
+    let overlap = cdn_line(2500.0, 3750.0);
+    assert!(overlap.contains("The two brackets overlap"), "{overlap}");
+    assert!(
+        !overlap.contains("more than") && !overlap.contains("less than"),
+        "{overlap}"
     );
 }
