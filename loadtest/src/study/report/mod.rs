@@ -2,6 +2,7 @@
 //! inlined, so `index.html` opens from disk without a server. Writes `report.md`,
 //! `index.html`, `results.json` and `charts/*.svg`.
 
+pub mod cdn;
 pub mod charts;
 pub mod database;
 pub mod tables;
@@ -11,12 +12,11 @@ mod tests;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::CDN_POOL;
-use super::model::{CpuUse, ScalingResult, StudyResults};
+use super::model::{CpuUse, StudyResults};
 use charts::{capacity_chart, cpu_chart, fault_charts, latency_chart, percentile_chart};
 use tables::{
-    capacity_table, cdn_table, config_table, cpu_table, fault_table, performance_summary,
-    phase_table, tier_table,
+    capacity_table, config_table, cpu_table, fault_table, performance_summary, phase_table,
+    tier_table,
 };
 
 /// A table rendered twice.
@@ -310,55 +310,6 @@ const CPU_INTRO: &str = "CPU each part used at its pool size's capacity rate, in
      each server's process group (PostgreSQL's backends and nginx's workers with their master), the generator's own process, \
      and the rest of the machine (other processes: noise).";
 
-fn cdn_intro(study: &StudyResults) -> String {
-    let Some(edge) = &study.edge_capacity else {
-        return "No edge in this run (--no-edge): nginx only.".into();
-    };
-    let slo_ms = study.meta.slo_ms;
-    let nginx = study.capacity_of(CDN_POOL);
-    format!(
-        "On {} instances, within the objective: the edge (cache on) carried {}, the same pool straight to nginx {}. {}\
-         At one rate both carry, the edge's hit ratio (its X-Cache: HIT or STALE, of every request including writes), \
-         the requests that reached the origins (their own counters) and the CPU the origin pool spent.",
-        edge.instances,
-        bracketed(edge, slo_ms),
-        nginx.map_or("not measured".into(), |nginx| bracketed(nginx, slo_ms)),
-        nginx.map_or(String::new(), |nginx| edge_against_pool(
-            edge, nginx, slo_ms
-        )),
-    )
-}
-
-/// A capacity with the rate above it that missed the objective: the search's bracket.
-fn bracketed(result: &ScalingResult, slo_ms: f64) -> String {
-    match result.knee(slo_ms) {
-        Some(knee) => format!(
-            "{} (and missed at {})",
-            rate(result.capacity_rps),
-            rate(knee.offered_rate)
-        ),
-        None => format!("{} (no faster step missed)", rate(result.capacity_rps)),
-    }
-}
-
-/// What the two brackets allow one to say: each capacity is only known to lie between
-/// the last rate that met the objective and the first that missed it.
-fn edge_against_pool(edge: &ScalingResult, pool: &ScalingResult, slo_ms: f64) -> String {
-    let upper = |result: &ScalingResult| result.knee(slo_ms).map(|knee| knee.offered_rate);
-    match (upper(edge), upper(pool)) {
-        (_, Some(pool_upper)) if edge.capacity_rps >= pool_upper => format!(
-            "The edge carried more than the pool alone: at least {:.1}× (its lower bound over the pool's upper one). ",
-            edge.capacity_rps / pool_upper
-        ),
-        (Some(edge_upper), _) if edge_upper <= pool.capacity_rps => {
-            "The edge carried less than the pool alone. ".into()
-        }
-        _ => "The two brackets overlap: this run does not tell the two capacities apart \
-              (the full profile's five bisections narrow them). "
-            .into(),
-    }
-}
-
 fn fault_intro(study: &StudyResults) -> String {
     let through = study
         .faults
@@ -479,8 +430,8 @@ fn sections(study: &StudyResults) -> Vec<Section> {
         },
         Section {
             heading: "What the CDN saves".into(),
-            paragraphs: vec![cdn_intro(study)],
-            tables: vec![cdn_table(study)],
+            paragraphs: vec![cdn::intro(study)],
+            tables: vec![cdn::table(study)],
             charts: Vec::new(),
         },
         Section {

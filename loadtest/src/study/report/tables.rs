@@ -1,7 +1,6 @@
 //! The report's tables, built once from the results and rendered as Markdown and HTML.
 
 use super::{Table, cores, ms, percent, rate};
-use crate::study::CDN_POOL;
 use crate::study::model::{CpuUse, RunSummary, ScalingResult, StudyResults};
 use crate::study::profile::ORIGINAL_RATE;
 
@@ -172,60 +171,6 @@ pub fn cpu_table(study: &StudyResults) -> Table {
         row.push(format!("{} of {}", cores(cpu.busy()), cpu.machine_cores));
         row.push(cpu.pool_quota().map_or("none".into(), cores));
         table.rows.push(row);
-    }
-    table
-}
-
-/// Edge on against edge off on the same pool: capacity, and at the tiers' rate what
-/// reached the origins and what the origins spent.
-pub fn cdn_table(study: &StudyResults) -> Table {
-    let mut table = Table::new(&[
-        "Path",
-        "Capacity (same pool)",
-        "Offered",
-        "Edge hit ratio",
-        "Reached the origins",
-        "Origin pool CPU",
-        "p50",
-        "p99",
-        "Errors",
-    ]);
-    let nginx_capacity = study
-        .capacity_of(CDN_POOL)
-        .map(|result| result.capacity_rps);
-    for tier in study.tiers.iter().filter(|tier| tier.redis) {
-        let s = &tier.summary;
-        let capacity = if tier.edge_cache {
-            study.edge_capacity.as_ref().map(|edge| edge.capacity_rps)
-        } else {
-            nginx_capacity
-        };
-        table.rows.push(vec![
-            if tier.edge_cache {
-                "through the edge (cache on)"
-            } else {
-                "straight to nginx (no edge)"
-            }
-            .into(),
-            capacity.map_or("—".into(), rate),
-            rate(tier.rate),
-            s.cache
-                .hit_ratio()
-                .map_or("—".into(), |ratio| format!("{:.1}%", ratio * 100.0)),
-            s.origin_rate().map_or("—".into(), |origin| {
-                format!(
-                    "{} ({:.0}%)",
-                    rate(origin),
-                    origin / tier.rate.max(1e-9) * 100.0
-                )
-            }),
-            s.cpu
-                .as_ref()
-                .map_or("—".into(), |cpu| cores(cpu.instances)),
-            ms(s.p50_ms),
-            ms(s.p99_ms),
-            percent(s.error_rate),
-        ]);
     }
     table
 }

@@ -262,12 +262,12 @@ fn markdown_has_the_original_shape_and_our_figures() {
     // The CDN: the edge's hits, the origins' share of the offered rate, beside nginx alone.
     assert!(
         md.contains(
-            "| through the edge (cache on) | 1300/s | 500/s | 90.0% | 100/s (20%) | 0.03 | 0.60 ms | 3.00 ms | 0.000% |"
+            "| through the edge (cache on) | 1300/s | +100% | 500/s | 90.0% | 100/s (20%) | 0.03 | 0.60 ms | 3.00 ms | 0.000% |"
         ),
         "{md}"
     );
     assert!(
-        md.contains("| straight to nginx (no edge) | 2000/s | 500/s | — | 500/s (100%) |"),
+        md.contains("| straight to nginx (no edge) | 2000/s | +50% | 500/s | — | 500/s (100%) |"),
         "{md}"
     );
     assert!(
