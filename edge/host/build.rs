@@ -1,6 +1,8 @@
 //! Builds the edge component (edge/spin) for wasm32-wasip2 in release and hands its
 //! path to the host crate, so `edge-host` and its tests always run the guest built
-//! from the current source. The nested cargo uses its own target directory: on the
+//! from the current source. The bench's floor component (edge/floor) is built in
+//! the same cargo run (it shares every dependency) and reaches the bench as
+//! `EDGE_FLOOR_WASM`; `edge-host` itself does not embed it. The nested cargo uses its own target directory: on the
 //! shared one it would wait forever for the lock the outer build holds.
 
 use std::path::PathBuf;
@@ -20,6 +22,8 @@ fn main() {
         "edge/core/Cargo.toml",
         "edge/alloc/src",
         "edge/alloc/Cargo.toml",
+        "edge/floor/src",
+        "edge/floor/Cargo.toml",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
@@ -33,6 +37,8 @@ fn main() {
             "build",
             "-p",
             "edge-spin",
+            "-p",
+            "edge-floor",
             "--release",
             "--target",
             "wasm32-wasip2",
@@ -56,10 +62,12 @@ fn main() {
     let status = command.status().expect("cargo runs");
     assert!(
         status.success(),
-        "building edge-spin for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
+        "building edge-spin and edge-floor for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
     );
     let wasm = guest_target.join("wasm32-wasip2/release/edge_spin.wasm");
     let out =
         PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("edge_spin.wasm");
     std::fs::copy(&wasm, &out).expect("copy the built component");
+    let floor = guest_target.join("wasm32-wasip2/release/edge_floor.wasm");
+    println!("cargo:rustc-env=EDGE_FLOOR_WASM={}", floor.display());
 }

@@ -9,6 +9,9 @@
 //!
 //! - nginx `return 200`: the ceiling of one HTTP hop with this client;
 //! - nginx `proxy_cache` HIT and edge HIT: a song read served from the cache;
+//! - edge floor: a component that answers at once with a HIT-shaped response
+//!   (`edge/floor`) on the same host: what the component model and `edge-host`
+//!   cost before any cache logic, the most an edge HIT could reach here;
 //! - nginx → origin → Redis: the same read with a new query string each time,
 //!   which the origin ignores and answers from Redis (no edge);
 //! - edge MISS → nginx → origin → Redis: those reads through the edge, where
@@ -227,6 +230,14 @@ fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
             writeln!(out, "{:<40} {errors}", "")?;
         }
     }
+    let (hit, floor) = (rate(EDGE_HIT), rate(FLOOR));
+    if floor > 0.0 {
+        writeln!(
+            out,
+            "edge HIT / edge floor: {:.2} (the caching flow's share of a HIT is the rest)",
+            hit / floor
+        )?;
+    }
     let (with_edge, without) = (rate(EDGE_MISS), rate(NO_EDGE));
     if without > 0.0 {
         writeln!(
@@ -253,6 +264,8 @@ async fn start_edge(origins: &str, component: Option<PathBuf>) -> anyhow::Result
 }
 
 const RETURN_200: &str = "nginx return 200";
+const EDGE_HIT: &str = "edge HIT";
+const FLOOR: &str = "edge floor (a component that only answers)";
 const NO_EDGE: &str = "nginx -> origin -> Redis (no edge)";
 const EDGE_MISS: &str = "edge MISS -> nginx -> origin -> Redis";
 
@@ -276,6 +289,7 @@ async fn main() -> anyhow::Result<()> {
 
     eprintln!("starting edge-host (compiling the component) ...");
     let edge_url = start_edge(&pool_url, None).await?;
+    let floor_url = start_edge(&pool_url, Some(PathBuf::from(env!("EDGE_FLOOR_WASM")))).await?;
     let baseline_url = match std::env::var_os("EDGE_BENCH_BASELINE").map(PathBuf::from) {
         Some(component) => {
             eprintln!("starting a second edge-host on {}", component.display());
@@ -291,6 +305,7 @@ async fn main() -> anyhow::Result<()> {
     let miss_script = write_miss_script(dir.path())?;
 
     warm(&format!("{edge_url}{SONG}"), "HIT").await?;
+    warm(&format!("{floor_url}{SONG}"), "HIT").await?;
     if let Some(url) = &baseline_url {
         warm(&format!("{url}{SONG}"), "HIT").await?;
     }
@@ -314,8 +329,14 @@ async fn main() -> anyhow::Result<()> {
             figures: None,
         },
         Row {
-            name: "edge HIT",
+            name: EDGE_HIT,
             url: format!("{edge_url}{SONG}"),
+            script: None,
+            figures: None,
+        },
+        Row {
+            name: FLOOR,
+            url: format!("{floor_url}{SONG}"),
             script: None,
             figures: None,
         },
@@ -334,7 +355,7 @@ async fn main() -> anyhow::Result<()> {
     ];
     if let Some(url) = baseline_url {
         rows.insert(
-            3,
+            4,
             Row {
                 name: "edge HIT (baseline component)",
                 url: format!("{url}{SONG}"),
