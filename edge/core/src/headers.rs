@@ -30,6 +30,13 @@ impl Headers {
         self.0.push((name.to_ascii_lowercase(), value.into()));
     }
 
+    /// Appends a field whose name and value the caller already owns (a host's
+    /// field list): the name is lower-cased in place, not copied.
+    pub fn append_owned(&mut self, mut name: String, value: String) {
+        name.make_ascii_lowercase();
+        self.0.push((name, value));
+    }
+
     /// Replaces every field of this name with one value.
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         self.remove(name);
@@ -95,14 +102,38 @@ impl Headers {
 
     /// Removes hop-by-hop fields, including any the `Connection` field names.
     pub fn remove_hop_by_hop(&mut self) {
-        let named: Vec<String> = self
-            .get_all("connection")
+        let named = self.connection_names();
+        self.0
+            .retain(|(n, _)| !HOP_BY_HOP.contains(&n.as_str()) && !named.contains(n));
+    }
+
+    /// A copy without hop-by-hop fields (those `Connection` names included) and
+    /// without the fields named in `except` (lower-case), with room for `extra`
+    /// more: what [`Self::remove_hop_by_hop`] and a `remove` per name would
+    /// leave, in one pass.
+    pub fn end_to_end(&self, except: &[&str], extra: usize) -> Headers {
+        let named = self.connection_names();
+        let mut out = Vec::with_capacity(self.0.len() + extra);
+        out.extend(
+            self.0
+                .iter()
+                .filter(|(n, _)| {
+                    !HOP_BY_HOP.contains(&n.as_str())
+                        && !except.contains(&n.as_str())
+                        && !named.contains(n)
+                })
+                .cloned(),
+        );
+        Headers(out)
+    }
+
+    /// The field names a `Connection` field lists (lower-case).
+    fn connection_names(&self) -> Vec<String> {
+        self.get_all("connection")
             .flat_map(|v| v.split(','))
             .map(|t| t.trim().to_ascii_lowercase())
             .filter(|t| !t.is_empty())
-            .collect();
-        self.0
-            .retain(|(n, _)| !HOP_BY_HOP.contains(&n.as_str()) && !named.contains(n));
+            .collect()
     }
 }
 
@@ -154,6 +185,7 @@ mod tests {
             let mut headers = h(input);
             headers.remove_hop_by_hop();
             assert_eq!(headers, h(expected), "input {input:?}");
+            assert_eq!(h(input).end_to_end(&[], 0), h(expected), "input {input:?}");
         }
         check(&[("connection", "close"), ("a", "1")], &[("a", "1")]);
         check(&[("Keep-Alive", "timeout=5"), ("b", "2")], &[("b", "2")]);
@@ -179,6 +211,33 @@ mod tests {
             &[("content-type", "a"), ("etag", "\"1\"")],
             &[("content-type", "a"), ("etag", "\"1\"")],
         );
+    }
+
+    #[test]
+    fn an_end_to_end_copy_leaves_out_what_it_is_told() {
+        let input = h(&[
+            ("Connection", "x-hop"),
+            ("X-Hop", "1"),
+            ("Content-Type", "a"),
+            ("Age", "3"),
+            ("etag", "\"1\""),
+            ("age", "4"),
+        ]);
+        let mut removed = input.clone();
+        removed.remove_hop_by_hop();
+        removed.remove("age");
+        assert_eq!(input.end_to_end(&["age"], 2), removed);
+        assert_eq!(
+            input.end_to_end(&["age"], 2),
+            h(&[("content-type", "a"), ("etag", "\"1\"")])
+        );
+    }
+
+    #[test]
+    fn owned_names_are_lower_cased() {
+        let mut headers = Headers::new();
+        headers.append_owned("If-None-Match".to_owned(), "\"1\"".to_owned());
+        assert_eq!(headers, h(&[("if-none-match", "\"1\"")]));
     }
 
     #[test]

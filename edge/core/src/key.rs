@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use crate::decimal::push_decimal;
+
 /// The store key of one cached response (GET and HEAD share it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CacheKey(String);
@@ -25,8 +27,18 @@ impl CacheKey {
             None => (path_and_query, None),
         };
         let query = query.map(normalise_query).unwrap_or_default();
-        let separator = if query.is_empty() { "" } else { "?" };
-        Self(format!("c:{host}:{generation}:{path}{separator}{query}"))
+        let mut key = String::with_capacity(host.len() + path.len() + query.len() + 26);
+        key.push_str("c:");
+        key.push_str(host);
+        key.push(':');
+        push_decimal(&mut key, generation);
+        key.push(':');
+        key.push_str(path);
+        if !query.is_empty() {
+            key.push('?');
+            key.push_str(&query);
+        }
+        Self(key)
     }
 
     /// The key of one variant: the request's values of what its behaviour
@@ -34,7 +46,12 @@ impl CacheKey {
     /// value can be read as another part.
     pub fn with_parts(mut self, parts: &[(String, String)]) -> Self {
         for (name, value) in parts {
-            self.0.push_str(&format!("#{name}={}:{value}", value.len()));
+            self.0.push('#');
+            self.0.push_str(name);
+            self.0.push('=');
+            push_decimal(&mut self.0, value.len() as u64);
+            self.0.push(':');
+            self.0.push_str(value);
         }
         self
     }
@@ -72,7 +89,10 @@ pub fn song_of_path(path: &str) -> Option<u64> {
 
 /// The store key holding a song's generation.
 pub fn generation_key(song: u64) -> String {
-    format!("gen:song:{song}")
+    let mut key = String::with_capacity(29);
+    key.push_str("gen:song:");
+    push_decimal(&mut key, song);
+    key
 }
 
 /// How long a store that expires entries must keep a generation: longer than

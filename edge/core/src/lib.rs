@@ -48,6 +48,7 @@ pub mod behaviour;
 pub mod cache_control;
 pub mod conditional;
 pub mod config;
+pub mod decimal;
 pub mod flow;
 pub mod headers;
 pub mod invalidate;

@@ -189,15 +189,13 @@ pub fn fields(headers: Headers) -> Result<Fields, HeaderError> {
 
 /// Every field, values as text (a value that is not UTF-8 is read lossily).
 pub fn headers(fields: &Fields) -> Headers {
-    fields
-        .copy_all()
-        .into_iter()
-        .map(|(name, value)| {
-            let value = String::from_utf8(value)
-                .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
-            (name, value)
-        })
-        .collect()
+    let mut headers = Headers::new();
+    for (name, value) in fields.copy_all() {
+        let value = String::from_utf8(value)
+            .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
+        headers.append_owned(name, value);
+    }
+    headers
 }
 
 /// A body to send with a message: no stream at all when it is empty, otherwise a

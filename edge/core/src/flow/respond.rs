@@ -6,6 +6,7 @@
 use bytes::Bytes;
 
 use crate::conditional::{client_has_current, not_modified_headers};
+use crate::decimal::decimal;
 use crate::headers::Headers;
 use crate::request::{HEALTH_BODY, Rejection, RequestHead};
 use crate::serve::{CacheStatus, client_headers};
@@ -32,7 +33,7 @@ pub fn finish(head: &RequestHead, status: u16, mut headers: Headers, body: Bytes
     let body = if is_bodyless_status(status) || head.method == "HEAD" {
         Bytes::new()
     } else {
-        headers.append("content-length", body.len().to_string());
+        headers.append("content-length", decimal(body.len() as u64));
         body
     };
     EdgeResponse {
