@@ -1,9 +1,11 @@
-//! Builds the edge component (edge/spin) for wasm32-wasip2 in release and hands its
-//! path to the host crate, so `edge-host` and its tests always run the guest built
-//! from the current source. The bench's floor component (edge/floor) is built in
-//! the same cargo run (it shares every dependency) and reaches the bench as
-//! `EDGE_FLOOR_WASM`; `edge-host` itself does not embed it. The nested cargo uses its own target directory: on the
-//! shared one it would wait forever for the lock the outer build holds.
+//! Builds the edge component (edge/spin) for wasm32-wasip2 with the workspace's
+//! `guest` profile (release, optimised as one unit) and hands its path to the host
+//! crate, so `edge-host` and its tests always run the guest built from the current
+//! source. The bench's floor component (edge/floor) is built in the same cargo run
+//! (it shares every dependency) and reaches the bench as `EDGE_FLOOR_WASM`;
+//! `edge-host` itself does not embed it. The nested cargo uses its own target
+//! directory: on the shared one it would wait forever for the lock the outer build
+//! holds.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -39,7 +41,8 @@ fn main() {
             "edge-spin",
             "-p",
             "edge-floor",
-            "--release",
+            "--profile",
+            "guest",
             "--target",
             "wasm32-wasip2",
             "--target-dir",
@@ -64,10 +67,10 @@ fn main() {
         status.success(),
         "building edge-spin and edge-floor for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
     );
-    let wasm = guest_target.join("wasm32-wasip2/release/edge_spin.wasm");
+    let wasm = guest_target.join("wasm32-wasip2/guest/edge_spin.wasm");
     let out =
         PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("edge_spin.wasm");
     std::fs::copy(&wasm, &out).expect("copy the built component");
-    let floor = guest_target.join("wasm32-wasip2/release/edge_floor.wasm");
+    let floor = guest_target.join("wasm32-wasip2/guest/edge_floor.wasm");
     println!("cargo:rustc-env=EDGE_FLOOR_WASM={}", floor.display());
 }
