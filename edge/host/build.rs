@@ -71,6 +71,13 @@ fn main() {
     let out =
         PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("edge_spin.wasm");
     std::fs::copy(&wasm, &out).expect("copy the built component");
-    let floor = guest_target.join("wasm32-wasip2/guest/edge_floor.wasm");
+    // The floor sits beside the embedded component in OUT_DIR, so that cleaning
+    // the guests' target directory cannot leave the bench pointing at nothing.
+    let floor = out.with_file_name("edge_floor.wasm");
+    std::fs::copy(
+        guest_target.join("wasm32-wasip2/guest/edge_floor.wasm"),
+        &floor,
+    )
+    .expect("copy the built floor component");
     println!("cargo:rustc-env=EDGE_FLOOR_WASM={}", floor.display());
 }

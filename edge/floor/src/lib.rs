@@ -5,10 +5,11 @@
 //! a response shaped like the edge's cache HIT: about as many fields, among them
 //! `Content-Length`, and a body of about the same size, sent the same way.
 //!
-//! It has no cache, no key-value store and no origin. Its rate on `edge-host` is
-//! the most any edge on this host and component model can serve. So the bench can
-//! say how much of the edge HIT's cost is the caching flow and how much is the
-//! platform under it.
+//! It has no cache, no key-value store and no origin (and wasi-libc's allocator,
+//! where the edge has its own). Its rate on `edge-host` is about the most an edge
+//! HIT on this host and component model could reach, so the bench can say how
+//! much of the edge HIT's cost is the caching flow and how much the platform
+//! under it.
 
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Request, Response};
 use spin_sdk::wasip3::{wit_future, wit_stream};

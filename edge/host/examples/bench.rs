@@ -20,7 +20,7 @@
 //! Run: `cargo run --release -p edge-host --example bench` (needs `nginx`, `wrk`,
 //! PostgreSQL and Redis, as `scripts/setup` installs them; builds the origin).
 //! The figures are only comparable within one run: say the load average with them.
-//! `EDGE_BENCH_BASELINE=<component.wasm>` adds a second edge serving that component
+//! `EDGE_BENCH_BASELINE=<component.wasm>` adds another edge serving that component
 //! (say, the one built before a change) with its HIT and MISS rows beside the
 //! embedded component's, in the same run.
 
@@ -211,7 +211,7 @@ fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<40} {:>12} {:>10} {:>10} {:>12}",
+        "{:<NAME_WIDTH$} {:>12} {:>10} {:>10} {:>12}",
         "wrk -t1 -c32 -d10s", "requests/s", "p50", "p99", "x return 200"
     )?;
     for row in rows {
@@ -223,11 +223,11 @@ fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
         };
         writeln!(
             out,
-            "{:<40} {:>12.0} {:>10} {:>10} {:>12.2}",
+            "{:<NAME_WIDTH$} {:>12.0} {:>10} {:>10} {:>12.2}",
             row.name, f.requests_per_sec, f.p50, f.p99, ratio
         )?;
         if let Some(errors) = &f.socket_errors {
-            writeln!(out, "{:<40} {errors}", "")?;
+            writeln!(out, "{:<NAME_WIDTH$} {errors}", "")?;
         }
     }
     let (hit, floor) = (rate(EDGE_HIT), rate(FLOOR));
@@ -250,12 +250,25 @@ fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
 }
 
 /// Serves `component` (`None`: the embedded one) from this process in front of
-/// `origins`; returns the edge's URL.
-async fn start_edge(origins: &str, component: Option<PathBuf>) -> anyhow::Result<String> {
+/// `origins`; returns the edge's URL. Every host of the bench gets the same share
+/// of the process's instance pool ([`edge_host::POOLED_INSTANCES`]), the default
+/// layout's if the pool has room for it, so that the edge and the floor compare
+/// on equal terms on any number of cores.
+async fn start_edge(
+    origins: &str,
+    component: Option<PathBuf>,
+    hosts: usize,
+) -> anyhow::Result<String> {
     let mut options = edge_host::HostOptions::new(
         "127.0.0.1:0".parse()?,
         vec![("origins".into(), origins.to_owned())],
     );
+    let per_thread = edge_host::INSTANCES_PER_CORE;
+    options.serving_threads = options
+        .serving_threads
+        .min(edge_host::POOLED_INSTANCES / (per_thread * hosts))
+        .max(1);
+    options.max_instances = per_thread * options.serving_threads;
     options.component = component;
     let edge = edge_host::EdgeHost::bind(options).await?;
     let url = format!("http://127.0.0.1:{}", edge.local_addr().port());
@@ -266,8 +279,61 @@ async fn start_edge(origins: &str, component: Option<PathBuf>) -> anyhow::Result
 const RETURN_200: &str = "nginx return 200";
 const EDGE_HIT: &str = "edge HIT";
 const FLOOR: &str = "edge floor (a component that only answers)";
+/// Width of the table's first column: the longest row name.
+const NAME_WIDTH: usize = 44;
 const NO_EDGE: &str = "nginx -> origin -> Redis (no edge)";
 const EDGE_MISS: &str = "edge MISS -> nginx -> origin -> Redis";
+
+/// The base URLs the rows measure.
+struct Targets {
+    /// nginx `return 200`.
+    plain: String,
+    /// nginx `proxy_cache` in front of the pool.
+    cache: String,
+    edge: String,
+    floor: String,
+    /// nginx in front of the origin pool.
+    pool: String,
+    baseline: Option<String>,
+}
+
+/// The rows in the order they run: HITs and the floor, then the misses.
+fn rows(targets: &Targets, miss_script: &Path) -> Vec<Row> {
+    let row = |name, url: String, script: Option<&Path>| Row {
+        name,
+        url,
+        script: script.map(Path::to_path_buf),
+        figures: None,
+    };
+    let mut rows = vec![
+        row(RETURN_200, format!("{}/", targets.plain), None),
+        row(
+            "nginx proxy_cache HIT",
+            format!("{}{SONG}", targets.cache),
+            None,
+        ),
+        row(EDGE_HIT, format!("{}{SONG}", targets.edge), None),
+        row(FLOOR, format!("{}{SONG}", targets.floor), None),
+        row(NO_EDGE, targets.pool.clone(), Some(miss_script)),
+        row(EDGE_MISS, targets.edge.clone(), Some(miss_script)),
+    ];
+    if let Some(url) = &targets.baseline {
+        rows.insert(
+            4,
+            row(
+                "edge HIT (baseline component)",
+                format!("{url}{SONG}"),
+                None,
+            ),
+        );
+        rows.push(row(
+            "edge MISS (baseline component)",
+            url.clone(),
+            Some(miss_script),
+        ));
+    }
+    rows
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -288,12 +354,15 @@ async fn main() -> anyhow::Result<()> {
     let pool_port: u16 = pool_url.rsplit(':').next().unwrap_or_default().parse()?;
 
     eprintln!("starting edge-host (compiling the component) ...");
-    let edge_url = start_edge(&pool_url, None).await?;
-    let floor_url = start_edge(&pool_url, Some(PathBuf::from(env!("EDGE_FLOOR_WASM")))).await?;
-    let baseline_url = match std::env::var_os("EDGE_BENCH_BASELINE").map(PathBuf::from) {
+    let baseline = std::env::var_os("EDGE_BENCH_BASELINE").map(PathBuf::from);
+    let hosts = 2 + usize::from(baseline.is_some());
+    let edge_url = start_edge(&pool_url, None, hosts).await?;
+    let floor = PathBuf::from(env!("EDGE_FLOOR_WASM"));
+    let floor_url = start_edge(&pool_url, Some(floor), hosts).await?;
+    let baseline_url = match baseline {
         Some(component) => {
-            eprintln!("starting a second edge-host on {}", component.display());
-            Some(start_edge(&pool_url, Some(component)).await?)
+            eprintln!("starting a third edge-host on {}", component.display());
+            Some(start_edge(&pool_url, Some(component), hosts).await?)
         }
         None => None,
     };
@@ -315,61 +384,17 @@ async fn main() -> anyhow::Result<()> {
     let script = miss_script.clone();
     tokio::task::spawn_blocking(move || wrk(&pool, Some(&script), "3s")).await??;
 
-    let mut rows = vec![
-        Row {
-            name: RETURN_200,
-            url: format!("http://127.0.0.1:{plain_port}/"),
-            script: None,
-            figures: None,
+    let mut rows = rows(
+        &Targets {
+            plain: format!("http://127.0.0.1:{plain_port}"),
+            cache: cache_url,
+            edge: edge_url,
+            floor: floor_url,
+            pool: pool_url,
+            baseline: baseline_url,
         },
-        Row {
-            name: "nginx proxy_cache HIT",
-            url: format!("{cache_url}{SONG}"),
-            script: None,
-            figures: None,
-        },
-        Row {
-            name: EDGE_HIT,
-            url: format!("{edge_url}{SONG}"),
-            script: None,
-            figures: None,
-        },
-        Row {
-            name: FLOOR,
-            url: format!("{floor_url}{SONG}"),
-            script: None,
-            figures: None,
-        },
-        Row {
-            name: NO_EDGE,
-            url: pool_url,
-            script: Some(miss_script.clone()),
-            figures: None,
-        },
-        Row {
-            name: EDGE_MISS,
-            url: edge_url,
-            script: Some(miss_script.clone()),
-            figures: None,
-        },
-    ];
-    if let Some(url) = baseline_url {
-        rows.insert(
-            4,
-            Row {
-                name: "edge HIT (baseline component)",
-                url: format!("{url}{SONG}"),
-                script: None,
-                figures: None,
-            },
-        );
-        rows.push(Row {
-            name: "edge MISS (baseline component)",
-            url,
-            script: Some(miss_script),
-            figures: None,
-        });
-    }
+        &miss_script,
+    );
     for row in &mut rows {
         eprintln!(
             "{}: wrk {} -d{MEASURED} {}",

@@ -8,8 +8,8 @@
 //!
 //! The handler is exported directly on `wasi:http` types rather than through
 //! spin-sdk's `http_service` conversions to and from the `http` crate: a request
-//! becomes a [`RequestHead`] in four host calls (method, path, authority,
-//! headers), its body is read only if the flow asks for it, and a response is one
+//! becomes a [`RequestHead`] in five host calls (method, path, authority, and
+//! the fields: a handle, then their copy), its body is read only if the flow asks for it, and a response is one
 //! `fields` list, a status and the body. Under callgrind the conversions cost a
 //! third of a cache HIT.
 //!

@@ -24,7 +24,8 @@ pub enum BodyError {
     Late,
 }
 
-/// The request's head, in four host calls (method, path, authority, headers).
+/// The request's head, in five host calls (method, path, authority, and the
+/// fields: a handle to them, then their copy).
 pub fn request_head(request: &Request) -> RequestHead {
     RequestHead {
         method: method_name(request.get_method()),

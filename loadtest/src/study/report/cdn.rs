@@ -20,7 +20,10 @@ pub fn intro(study: &StudyResults) -> String {
         bracketed(edge, slo_ms),
         nginx.map_or("not measured".into(), |nginx| bracketed(nginx, slo_ms)),
         nginx.map_or(String::new(), |nginx| edge_against_pool(
-            edge, nginx, slo_ms
+            edge,
+            nginx,
+            slo_ms,
+            study.meta.profile == "quick"
         )),
     )
 }
@@ -38,21 +41,37 @@ fn bracketed(result: &ScalingResult, slo_ms: f64) -> String {
 }
 
 /// What the two brackets allow one to say: each capacity is only known to lie between
-/// the last rate that met the objective and the first that missed it.
-fn edge_against_pool(edge: &ScalingResult, pool: &ScalingResult, slo_ms: f64) -> String {
+/// the last rate that met the objective and the first that missed it (no upper
+/// bound when no step missed).
+fn edge_against_pool(
+    edge: &ScalingResult,
+    pool: &ScalingResult,
+    slo_ms: f64,
+    quick_profile: bool,
+) -> String {
     let upper = |result: &ScalingResult| result.knee(slo_ms).map(|knee| knee.offered_rate);
     match (upper(edge), upper(pool)) {
         (_, Some(pool_upper)) if edge.capacity_rps >= pool_upper => format!(
-            "The edge carried more than the pool alone: at least {:.1}× (its lower bound over the pool's upper one). ",
-            edge.capacity_rps / pool_upper
+            "The edge carried more than the pool alone: at least {}× (its lower bound over the pool's upper one). ",
+            // Rounded down: "at least" must not round a 1.46 up to 1.5.
+            tenths_down(edge.capacity_rps / pool_upper)
         ),
         (Some(edge_upper), _) if edge_upper <= pool.capacity_rps => {
             "The edge carried less than the pool alone. ".into()
         }
-        _ => "The two brackets overlap: this run does not tell the two capacities apart \
-              (the full profile's five bisections narrow them). "
-            .into(),
+        // More bisections narrow a bracket only where a step missed on both sides.
+        (Some(_), Some(_)) if quick_profile => {
+            "The two brackets overlap: this run does not tell the two capacities apart \
+             (the full profile's five bisections narrow them). "
+                .into()
+        }
+        _ => "The two brackets overlap: this run does not tell the two capacities apart. ".into(),
     }
+}
+
+/// `ratio` with one decimal, rounded down.
+fn tenths_down(ratio: f64) -> String {
+    format!("{:.1}", (ratio * 10.0).floor() / 10.0)
 }
 
 /// Edge on against edge off on the same pool: capacity, and at the tiers' rate what

@@ -527,12 +527,15 @@ fn a_configuration_over_its_pool_s_capacity_at_400_per_second_is_said_to_be() {
 
 #[test]
 fn the_edge_against_the_pool_says_only_what_the_brackets_allow() {
-    let cdn_line = |edge: f64, edge_missed: f64| {
+    // The pool (3 instances) carried 2000/s and missed at 3000/s.
+    let cdn_line = |edge: f64, edge_missed: Option<f64>| {
         let mut study = study();
+        let mut steps = vec![summary(edge, 30.0, 0)];
+        steps.extend(edge_missed.map(|rate| summary(rate, 900.0, 40)));
         study.edge_capacity = Some(ScalingResult {
             instances: 3,
             capacity_rps: edge,
-            steps: vec![summary(edge, 30.0, 0), summary(edge_missed, 900.0, 40)],
+            steps,
         });
         let md = markdown(&study);
         let line = md
@@ -541,21 +544,48 @@ fn the_edge_against_the_pool_says_only_what_the_brackets_allow() {
             .map(str::to_owned);
         line.unwrap_or_else(|| panic!("no CDN line in {md}"))
     };
-    // The pool (3 instances) carried 2000/s and missed at 3000/s.
-    let more = cdn_line(4500.0, 6000.0);
+    let more = cdn_line(4500.0, Some(6000.0));
     assert!(
         more.contains("The edge carried more than the pool alone: at least 1.5× (its lower bound over the pool's upper one)."),
         "{more}"
     );
-    let less = cdn_line(1000.0, 2000.0);
+    // At the pool's upper bound exactly: the edge met a rate the pool missed.
+    let at_bound = cdn_line(3000.0, Some(4000.0));
+    assert!(at_bound.contains("at least 1.0×"), "{at_bound}");
+    // "At least" rounds down: 4380 / 3000 = 1.46.
+    let rounded = cdn_line(4380.0, Some(5000.0));
+    assert!(rounded.contains("at least 1.4×"), "{rounded}");
+    let less = cdn_line(1000.0, Some(2000.0));
     assert!(
         less.contains("The edge carried less than the pool alone."),
         "{less}"
     );
-    let overlap = cdn_line(2500.0, 3750.0);
-    assert!(overlap.contains("The two brackets overlap"), "{overlap}");
+    let overlap = cdn_line(2500.0, Some(3750.0));
+    assert!(
+        overlap.contains("The two brackets overlap: this run does not tell the two capacities apart (the full profile's five bisections narrow them)."),
+        "{overlap}"
+    );
     assert!(
         !overlap.contains("more than") && !overlap.contains("less than"),
         "{overlap}"
+    );
+    // No edge step missed: its capacity has no upper bound, and more bisections
+    // would not narrow it.
+    let unbounded = cdn_line(2500.0, None);
+    assert!(
+        unbounded.contains("2500/s (no faster step missed)"),
+        "{unbounded}"
+    );
+    assert!(
+        unbounded.contains(
+            "The two brackets overlap: this run does not tell the two capacities apart. "
+        ),
+        "{unbounded}"
+    );
+    // A search that carried nothing is still a bracket, [0, knee).
+    let nothing = cdn_line(0.0, Some(400.0));
+    assert!(
+        nothing.contains("The edge carried less than the pool alone."),
+        "{nothing}"
     );
 }
