@@ -11,7 +11,7 @@
 //! - nginx `proxy_cache` HIT and edge HIT: a song read served from the cache;
 //! - edge floor: a component that answers at once with a HIT-shaped response
 //!   (`edge/floor`) on the same host: what the component model and `edge-host`
-//!   cost before any cache logic, the most an edge HIT could reach here;
+//!   cost before any cache logic, about the most an edge HIT could reach here;
 //! - nginx → origin → Redis: the same read with a new query string each time,
 //!   which the origin ignores and answers from Redis (no edge);
 //! - edge MISS → nginx → origin → Redis: those reads through the edge, where
@@ -230,21 +230,23 @@ fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
             writeln!(out, "{:<NAME_WIDTH$} {errors}", "")?;
         }
     }
-    let (hit, floor) = (rate(EDGE_HIT), rate(FLOOR));
-    if floor > 0.0 {
-        writeln!(
-            out,
-            "edge HIT / edge floor: {:.2} (the caching flow's share of a HIT is the rest)",
-            hit / floor
-        )?;
-    }
-    let (with_edge, without) = (rate(EDGE_MISS), rate(NO_EDGE));
-    if without > 0.0 {
-        writeln!(
-            out,
-            "edge miss path / same path without the edge: {:.2}",
-            with_edge / without
-        )?;
+    for (label, over, under, note) in [
+        (
+            "edge HIT / edge floor",
+            EDGE_HIT,
+            FLOOR,
+            " (the caching flow's share of a HIT is the rest)",
+        ),
+        (
+            "edge miss path / same path without the edge",
+            EDGE_MISS,
+            NO_EDGE,
+            "",
+        ),
+    ] {
+        if rate(under) > 0.0 {
+            writeln!(out, "{label}: {:.2}{note}", rate(over) / rate(under))?;
+        }
     }
     Ok(())
 }
