@@ -5,6 +5,7 @@ use super::tables::CapacityCells;
 use super::{Table, cores, ms, percent, rate};
 use crate::study::CDN_POOL;
 use crate::study::model::{ScalingResult, StudyResults};
+use crate::study::profile::Profile;
 
 pub fn intro(study: &StudyResults) -> String {
     let Some(edge) = &study.edge_capacity else {
@@ -60,11 +61,11 @@ fn edge_against_pool(
             "The edge carried less than the pool alone. ".into()
         }
         // More bisections narrow a bracket only where a step missed on both sides.
-        (Some(_), Some(_)) if quick_profile => {
+        (Some(_), Some(_)) if quick_profile => format!(
             "The two brackets overlap: this run does not tell the two capacities apart \
-             (the full profile's five bisections narrow them). "
-                .into()
-        }
+             (the full profile's {} bisections narrow them). ",
+            Profile::Full.settings().bisect_steps
+        ),
         _ => "The two brackets overlap: this run does not tell the two capacities apart. ".into(),
     }
 }

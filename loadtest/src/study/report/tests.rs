@@ -562,7 +562,7 @@ fn the_edge_against_the_pool_says_only_what_the_brackets_allow() {
     );
     let overlap = cdn_line(2500.0, Some(3750.0));
     assert!(
-        overlap.contains("The two brackets overlap: this run does not tell the two capacities apart (the full profile's five bisections narrow them)."),
+        overlap.contains("The two brackets overlap: this run does not tell the two capacities apart (the full profile's 5 bisections narrow them)."),
         "{overlap}"
     );
     assert!(
