@@ -4,8 +4,11 @@
 //! CPU quota, nginx in front of them: `infra/stack`), the edge (edge-host with the
 //! embedded component, in this process) in front of that nginx, and a second nginx
 //! with `proxy_cache` in front of the same pool and a `return 200` server. It
-//! warms every cache, then drives each target with `wrk -t1 -c32 -d10s --latency`
-//! and prints requests/s, p50, p99 and the ratio to nginx `return 200`:
+//! warms every cache, then drives each target with `wrk -t1 -c32 -d10s --latency`,
+//! row after row, for several rounds (`EDGE_BENCH_ROUNDS`, 3 by default). It
+//! prints each row's median round (requests/s, p50, p99) and its ratio to nginx
+//! `return 200` in the same round: the median, and the lowest and highest of
+//! the rounds, since a ratio from one round moves by several hundredths:
 //!
 //! - nginx `return 200`: the ceiling of one HTTP hop with this client;
 //! - nginx `proxy_cache` HIT and edge HIT: a song read served from the cache;
@@ -20,6 +23,7 @@
 //! Run: `cargo run --release -p edge-host --example bench` (needs `nginx`, `wrk`,
 //! PostgreSQL and Redis, as `scripts/setup` installs them; builds the origin).
 //! The figures are only comparable within one run: say the load average with them.
+//! `EDGE_BENCH_ROUNDS=1` gives one quick round.
 //! `EDGE_BENCH_BASELINE=<component.wasm>` adds another edge serving that component
 //! (say, the one built before a change) with its HIT and MISS rows beside the
 //! embedded component's, in the same run.
@@ -38,6 +42,8 @@ const SONG: &str = "/api/songs/1";
 const SONGS: u32 = 1_000;
 const WRK_ARGS: [&str; 3] = ["-t1", "-c32", "--latency"];
 const MEASURED: &str = "10s";
+/// Rounds over all rows when `EDGE_BENCH_ROUNDS` does not say.
+const DEFAULT_ROUNDS: usize = 3;
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -192,41 +198,78 @@ struct Row {
     name: &'static str,
     url: String,
     script: Option<PathBuf>,
-    figures: Option<Figures>,
+    /// One entry per round, in the order they ran.
+    rounds: Vec<Figures>,
+}
+
+/// The median of `values` (the lower middle one of an even count), or 0.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted
+        .get(sorted.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// `over`'s rate divided by `under`'s in each round both ran (0 where `under` had none).
+fn ratios(over: &Row, under: &Row) -> Vec<f64> {
+    over.rounds
+        .iter()
+        .zip(&under.rounds)
+        .map(|(o, u)| {
+            if u.requests_per_sec > 0.0 {
+                o.requests_per_sec / u.requests_per_sec
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// The median of `values` and their range, as `0.47 (0.45-0.49)`.
+fn spread(values: &[f64]) -> String {
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if values.len() < 2 || low == high {
+        return format!("{:.2}", median(values));
+    }
+    format!("{:.2} ({low:.2}-{high:.2})", median(values))
 }
 
 fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
-    let rate = |name: &str| {
-        rows.iter()
-            .find(|row| row.name == name)
-            .and_then(|row| row.figures.as_ref())
-            .map_or(0.0, |f| f.requests_per_sec)
+    let find = |name: &str| rows.iter().find(|row| row.name == name);
+    let Some(ceiling) = find(RETURN_200) else {
+        anyhow::bail!("no {RETURN_200} row");
     };
-    let ceiling = rate(RETURN_200);
+    let rounds = ceiling.rounds.len();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "\nload average before {load_before}, after {}",
+        "\nload average before {load_before}, after {}; {rounds} round(s), the median round of each row",
         load_average()
     )?;
     writeln!(
         out,
-        "{:<NAME_WIDTH$} {:>12} {:>10} {:>10} {:>12}",
-        "wrk -t1 -c32 -d10s", "requests/s", "p50", "p99", "x return 200"
+        "{:<NAME_WIDTH$} {:>12} {:>10} {:>10}  x return 200 (range)",
+        "wrk -t1 -c32 -d10s", "requests/s", "p50", "p99"
     )?;
     for row in rows {
-        let Some(f) = &row.figures else { continue };
-        let ratio = if ceiling > 0.0 {
-            f.requests_per_sec / ceiling
-        } else {
-            0.0
+        let rates: Vec<f64> = row.rounds.iter().map(|f| f.requests_per_sec).collect();
+        let middle = median(&rates);
+        let Some(f) = row.rounds.iter().find(|f| f.requests_per_sec == middle) else {
+            continue;
         };
         writeln!(
             out,
-            "{:<NAME_WIDTH$} {:>12.0} {:>10} {:>10} {:>12.2}",
-            row.name, f.requests_per_sec, f.p50, f.p99, ratio
+            "{:<NAME_WIDTH$} {:>12.0} {:>10} {:>10}  {}",
+            row.name,
+            f.requests_per_sec,
+            f.p50,
+            f.p99,
+            spread(&ratios(row, ceiling))
         )?;
-        if let Some(errors) = &f.socket_errors {
+        for errors in row.rounds.iter().filter_map(|f| f.socket_errors.as_ref()) {
             writeln!(out, "{:<NAME_WIDTH$} {errors}", "")?;
         }
     }
@@ -244,8 +287,8 @@ fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
             "",
         ),
     ] {
-        if rate(under) > 0.0 {
-            writeln!(out, "{label}: {:.2}{note}", rate(over) / rate(under))?;
+        if let (Some(over), Some(under)) = (find(over), find(under)) {
+            writeln!(out, "{label}: {}{note}", spread(&ratios(over, under)))?;
         }
     }
     Ok(())
@@ -305,7 +348,7 @@ fn rows(targets: &Targets, miss_script: &Path) -> Vec<Row> {
         name,
         url,
         script: script.map(Path::to_path_buf),
-        figures: None,
+        rounds: Vec::new(),
     };
     let mut rows = vec![
         row(RETURN_200, format!("{}/", targets.plain), None),
@@ -337,8 +380,23 @@ fn rows(targets: &Targets, miss_script: &Path) -> Vec<Row> {
     rows
 }
 
+/// `EDGE_BENCH_ROUNDS`, or [`DEFAULT_ROUNDS`] when it is not set.
+fn rounds() -> anyhow::Result<usize> {
+    match std::env::var_os("EDGE_BENCH_ROUNDS") {
+        None => Ok(DEFAULT_ROUNDS),
+        Some(text) => text
+            .to_str()
+            .and_then(|text| text.parse::<usize>().ok())
+            .filter(|&rounds| rounds > 0)
+            .ok_or_else(|| {
+                anyhow::anyhow!("EDGE_BENCH_ROUNDS={text:?}: not a number of rounds above 0")
+            }),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let rounds = rounds()?;
     let load_before = load_average();
     let dir = tempfile::tempdir()?;
     let origin_bin = binaries::build(&[Binary::Origin], true)?.remove(0);
@@ -397,17 +455,20 @@ async fn main() -> anyhow::Result<()> {
         },
         &miss_script,
     );
-    for row in &mut rows {
-        eprintln!(
-            "{}: wrk {} -d{MEASURED} {}",
-            row.name,
-            WRK_ARGS.join(" "),
-            row.url
-        );
-        let (url, script) = (row.url.clone(), row.script.clone());
-        row.figures = Some(
-            tokio::task::spawn_blocking(move || wrk(&url, script.as_deref(), MEASURED)).await??,
-        );
+    for round in 1..=rounds {
+        for row in &mut rows {
+            eprintln!(
+                "round {round}/{rounds}, {}: wrk {} -d{MEASURED} {}",
+                row.name,
+                WRK_ARGS.join(" "),
+                row.url
+            );
+            let (url, script) = (row.url.clone(), row.script.clone());
+            row.rounds.push(
+                tokio::task::spawn_blocking(move || wrk(&url, script.as_deref(), MEASURED))
+                    .await??,
+            );
+        }
     }
     print_table(&rows, &load_before)?;
     stack.down().await;
