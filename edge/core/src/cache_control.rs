@@ -28,11 +28,14 @@ impl CacheControl {
     /// Reads every `Cache-Control` field of `headers`; `Pragma: no-cache` counts as
     /// `no-cache` when there is no `Cache-Control` at all (RFC 9111 section 5.4).
     pub fn from_headers(headers: &Headers) -> Self {
-        let mut cc = match headers.get_joined("cache-control") {
-            Some(value) => Self::parse(&value),
-            None => Self::default(),
-        };
-        if !headers.contains("cache-control")
+        let mut cc = Self::default();
+        let mut present = false;
+        // Each field in turn reads as their comma-joined value would, without the join.
+        for value in headers.get_all("cache-control") {
+            present = true;
+            cc.read(value);
+        }
+        if !present
             && headers
                 .get_all("pragma")
                 .any(|p| p.trim().eq_ignore_ascii_case("no-cache"))
@@ -47,6 +50,13 @@ impl CacheControl {
     /// malformed `max-age` or `s-maxage` makes the response stale (RFC 9111 section 4.2.1).
     pub fn parse(value: &str) -> Self {
         let mut cc = Self::default();
+        cc.read(value);
+        cc
+    }
+
+    /// Adds the directives of one field value to those already read.
+    fn read(&mut self, value: &str) {
+        let cc = self;
         for directive in value.split(',') {
             let directive = directive.trim();
             if directive.is_empty() {
@@ -57,7 +67,8 @@ impl CacheControl {
                 None => (directive, None),
             };
             let seconds = || argument.and_then(parse_delta_seconds);
-            match name.to_ascii_lowercase().as_str() {
+            let mut lower = [0; LONGEST_DIRECTIVE];
+            match lower_case(name, &mut lower) {
                 "max-age" => cc.max_age = Some(once(cc.max_age, seconds().unwrap_or(0))),
                 "s-maxage" => cc.s_maxage = Some(once(cc.s_maxage, seconds().unwrap_or(0))),
                 "min-fresh" => cc.min_fresh = seconds(),
@@ -76,13 +87,26 @@ impl CacheControl {
                 _ => {}
             }
         }
-        cc
     }
 
     /// Whether a stale copy may never be served without revalidating it first.
     pub fn forbids_stale(&self) -> bool {
         self.no_cache || self.must_revalidate || self.proxy_revalidate
     }
+}
+
+/// The length of the longest directive name the edge acts on (`stale-while-revalidate`).
+const LONGEST_DIRECTIVE: usize = 22;
+
+/// `name` in lower case, written into `buffer`; a name longer than any directive
+/// the edge knows (or not ASCII) comes back empty, which matches none of them.
+fn lower_case<'b>(name: &str, buffer: &'b mut [u8; LONGEST_DIRECTIVE]) -> &'b str {
+    let Some(lower) = buffer.get_mut(..name.len()) else {
+        return "";
+    };
+    lower.copy_from_slice(name.as_bytes());
+    lower.make_ascii_lowercase();
+    std::str::from_utf8(lower).unwrap_or("")
 }
 
 /// A lifetime directive seen again: the same value stands; a different one
@@ -299,6 +323,36 @@ mod tests {
                 ..cc()
             }
         );
+        // A lifetime repeated across fields with another value makes the
+        // response stale, as it does within one field.
+        let repeated: Headers = [
+            ("cache-control", "max-age=60"),
+            ("cache-control", "max-age=30"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(CacheControl::from_headers(&repeated).max_age, Some(0));
+        // An empty Cache-Control field is still one: Pragma does not count then.
+        let empty: Headers = [("cache-control", ""), ("pragma", "no-cache")]
+            .into_iter()
+            .collect();
+        assert!(!CacheControl::from_headers(&empty).no_cache);
+    }
+
+    #[test]
+    fn names_longer_than_any_directive_are_unknown() {
+        check(
+            "STALE-WHILE-REVALIDATE=5",
+            CacheControl {
+                stale_while_revalidate: Some(5),
+                ..cc()
+            },
+        );
+        check(
+            "stale-while-revalidatex=5, no-storeeeeeeeeeeeeeeeeeeeeee",
+            cc(),
+        );
+        check("max-âge=5", cc());
     }
 
     #[test]

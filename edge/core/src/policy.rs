@@ -44,13 +44,14 @@ const UNDERSTOOD: &[u16] = &[
     504, 505,
 ];
 
-/// Decides whether a response may be stored by a shared cache (RFC 9111 section 3).
+/// Decides whether a response may be stored by a shared cache (RFC 9111 section 3);
+/// when it may, gives the response's `Cache-Control` directives, read on the way.
 pub fn storability(
     request_method: &str,
     request_headers: &Headers,
     status: u16,
     response_headers: &Headers,
-) -> Result<(), NotStorable> {
+) -> Result<CacheControl, NotStorable> {
     if request_method != "GET" {
         return Err(NotStorable::Method);
     }
@@ -86,7 +87,7 @@ pub fn storability(
     if !explicit && !cc.public && !HEURISTICALLY_CACHEABLE.contains(&status) {
         return Err(NotStorable::Status);
     }
-    Ok(())
+    Ok(cc)
 }
 
 /// The header names a response's `Vary` lists, lower-case.
@@ -102,9 +103,13 @@ pub fn vary_names(response_headers: &Headers) -> Vec<String> {
 /// How long a response stays fresh, in seconds (RFC 9111 section 4.2.1):
 /// `s-maxage`, else `max-age`, else `Expires` minus `Date`, else the configured
 /// default; `no-cache` makes it 0 (store, but revalidate every time); capped at
-/// the configured maximum.
-pub fn freshness_lifetime(response_headers: &Headers, response_time: u64, ttl: &Ttl) -> u64 {
-    let cc = CacheControl::from_headers(response_headers);
+/// the configured maximum. `cc` is the response's `Cache-Control`.
+pub fn freshness_lifetime(
+    response_headers: &Headers,
+    cc: &CacheControl,
+    response_time: u64,
+    ttl: &Ttl,
+) -> u64 {
     if cc.no_cache {
         return 0;
     }
@@ -226,7 +231,7 @@ mod tests {
             expected: Result<(), NotStorable>,
         ) {
             assert_eq!(
-                storability(method, &h(request), status, &h(response)),
+                storability(method, &h(request), status, &h(response)).map(|_| ()),
                 expected,
                 "{method} {request:?} {status} {response:?}"
             );
@@ -368,6 +373,12 @@ mod tests {
         );
     }
 
+    /// [`freshness_lifetime`] with the response's own `Cache-Control`.
+    fn lifetime(response: &Headers, response_time: u64, ttl: &Ttl) -> u64 {
+        let cc = CacheControl::from_headers(response);
+        freshness_lifetime(response, &cc, response_time, ttl)
+    }
+
     #[test]
     fn freshness_prefers_s_maxage_then_max_age_then_expires() {
         fn check(response: &[(&str, &str)], expected: u64) {
@@ -377,7 +388,7 @@ mod tests {
                 ..EdgeConfig::default()
             };
             assert_eq!(
-                freshness_lifetime(&h(response), T0, &config.ttl()),
+                lifetime(&h(response), T0, &config.ttl()),
                 expected,
                 "{response:?}"
             );
@@ -416,23 +427,23 @@ mod tests {
     fn expires_counts_from_response_time_without_date() {
         let config = EdgeConfig::default();
         let response = h(&[("expires", DATE_0_PLUS_60)]);
-        assert_eq!(freshness_lifetime(&response, T0, &config.ttl()), 60);
+        assert_eq!(lifetime(&response, T0, &config.ttl()), 60);
         let floor = Ttl {
             min_secs: 30,
             default_secs: 40,
             max_secs: 50,
         };
         assert_eq!(
-            freshness_lifetime(&h(&[("cache-control", "max-age=1")]), T0, &floor),
+            lifetime(&h(&[("cache-control", "max-age=1")]), T0, &floor),
             30
         );
         assert_eq!(
-            freshness_lifetime(&h(&[("cache-control", "max-age=99")]), T0, &floor),
+            lifetime(&h(&[("cache-control", "max-age=99")]), T0, &floor),
             50
         );
-        assert_eq!(freshness_lifetime(&h(&[]), T0, &floor), 40);
+        assert_eq!(lifetime(&h(&[]), T0, &floor), 40);
         assert_eq!(
-            freshness_lifetime(&h(&[("cache-control", "no-cache")]), T0, &floor),
+            lifetime(&h(&[("cache-control", "no-cache")]), T0, &floor),
             0
         );
     }

@@ -46,9 +46,17 @@ impl StoredResponse {
         response_time_ms: u64,
         ttl: &Ttl,
     ) -> Result<Self, NotStorable> {
-        policy::storability("GET", request_headers, status, response_headers)?;
+        let cc = policy::storability("GET", request_headers, status, response_headers)?;
         let mut headers = response_headers.clone();
         remove_unstored(&mut headers);
+        // Usually nothing was taken out, and the directives storability read
+        // describe what is stored; a field a `Connection` named might have been
+        // `Cache-Control` itself.
+        let cc = if headers.len() == response_headers.len() {
+            cc
+        } else {
+            CacheControl::from_headers(&headers)
+        };
         let initial_age_ms = policy::initial_age_ms(&headers, request_time_ms, response_time_ms);
         headers.remove("age");
         let mut stored = Self {
@@ -69,7 +77,7 @@ impl StoredResponse {
                 (name, value)
             })
             .collect();
-        stored.refresh_lifetimes(response_time_ms, ttl);
+        stored.refresh_lifetimes(&cc, response_time_ms, ttl);
         let has_validator =
             stored.headers.contains("etag") || stored.headers.contains("last-modified");
         if stored.freshness_lifetime == 0 && !has_validator && stored.stale_if_error == 0 {
@@ -78,10 +86,10 @@ impl StoredResponse {
         Ok(stored)
     }
 
-    fn refresh_lifetimes(&mut self, response_time_ms: u64, ttl: &Ttl) {
-        let cc = CacheControl::from_headers(&self.headers);
+    /// The lifetimes from `cc`, the stored headers' `Cache-Control`.
+    fn refresh_lifetimes(&mut self, cc: &CacheControl, response_time_ms: u64, ttl: &Ttl) {
         self.freshness_lifetime =
-            policy::freshness_lifetime(&self.headers, response_time_ms / 1000, ttl);
+            policy::freshness_lifetime(&self.headers, cc, response_time_ms / 1000, ttl);
         let (swr, sie) = if cc.forbids_stale() {
             (0, 0)
         } else {
@@ -126,7 +134,8 @@ impl StoredResponse {
         }
         fresh.stored_at_ms = response_time_ms;
         fresh.initial_age_ms = initial_age_ms;
-        fresh.refresh_lifetimes(response_time_ms, ttl);
+        let cc = CacheControl::from_headers(&fresh.headers);
+        fresh.refresh_lifetimes(&cc, response_time_ms, ttl);
         fresh
     }
 

@@ -45,8 +45,13 @@ pub async fn fetch<I: EdgeIo>(
     let mut last_answer = None;
     let mut last_failure = AttemptOutcome::NotSent;
     let mut detail = "no origin configured".to_owned();
+    // One clock read before each attempt and one after: on a guest, each is a host call.
+    let mut request_time_ms = started;
     for (attempt_index, &index) in order.iter().enumerate() {
-        let elapsed = io.now_ms().saturating_sub(started);
+        if attempt_index > 0 {
+            request_time_ms = io.now_ms();
+        }
+        let elapsed = request_time_ms.saturating_sub(started);
         let Some(limit_ms) = attempt_timeout_ms(elapsed, config) else {
             last_failure = AttemptOutcome::Timeout;
             break;
@@ -57,7 +62,6 @@ pub async fn fetch<I: EdgeIo>(
             headers,
             body: body.clone(),
         };
-        let request_time_ms = io.now_ms();
         let result = io.attempt(&request, limit_ms).await;
         let response_time_ms = io.now_ms();
         let outcome = match &result {

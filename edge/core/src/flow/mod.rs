@@ -327,7 +327,8 @@ async fn refresh<I: EdgeIo>(
         Ok(answered) => answered,
         Err(rejection) => return Refreshed::Failed(Err(rejection)),
     };
-    let now = io.now_ms();
+    // The response has just arrived: its time is now (a clock read saved).
+    let now = answered.response_time_ms;
     let ttl = edge.config.ttl_of(behaviour);
     let response = &answered.response;
     if let Some(previous) = previous {
