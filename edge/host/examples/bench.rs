@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use stack::binaries::{self, Binary};
+use stack::ports::free_port;
 use stack::stack::{Stack, StackConfig};
 
 const SONG: &str = "/api/songs/1";
@@ -44,12 +45,6 @@ const WRK_ARGS: [&str; 3] = ["-t1", "-c32", "--latency"];
 const MEASURED: &str = "10s";
 /// Rounds over all rows when `EDGE_BENCH_ROUNDS` does not say.
 const DEFAULT_ROUNDS: usize = 3;
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
 
 struct Nginx(Child);
 
