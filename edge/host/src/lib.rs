@@ -131,8 +131,11 @@ fn default_serving_threads() -> usize {
 /// The default `max_instances` per core (per serving thread). With one,
 /// misses waited for busy instances: in front of nginx `return 200` (wrk -c32,
 /// 2 cores) 9.4k misses/s, p99 74 ms; with 4 per core 12.7k/s, p99 7.4 ms; with
-/// 8 per core 15.0k/s, p99 4.9 ms; 16 per core is no better
-/// (docs/edge-performance.md). Instances start on demand and end after
+/// 8 per core 15.0k/s, p99 4.9 ms; 16 per core is no better at that
+/// concurrency. With 128 connections, 32 per core carry about 18% more with
+/// half the p99 (docs/edge-performance.md, "Instances under more
+/// concurrency"): more per core trade memory for concurrent misses, which
+/// `max_instances` lets a deployment choose. Instances start on demand and end after
 /// `idle_timeout` without a request; each keeps up to 16 MiB of decoded
 /// records (`edge_core::flow::local`, counting their bytes, not the guest
 /// allocator's overhead).
