@@ -56,7 +56,6 @@ impl CacheControl {
 
     /// Adds the directives of one field value to those already read.
     fn read(&mut self, value: &str) {
-        let cc = self;
         for directive in value.split(',') {
             let directive = directive.trim();
             if directive.is_empty() {
@@ -68,22 +67,23 @@ impl CacheControl {
             };
             let seconds = || argument.and_then(parse_delta_seconds);
             let mut lower = [0; LONGEST_DIRECTIVE];
+            // A directive longer than LONGEST_DIRECTIVE must raise it.
             match lower_case(name, &mut lower) {
-                "max-age" => cc.max_age = Some(once(cc.max_age, seconds().unwrap_or(0))),
-                "s-maxage" => cc.s_maxage = Some(once(cc.s_maxage, seconds().unwrap_or(0))),
-                "min-fresh" => cc.min_fresh = seconds(),
-                "only-if-cached" => cc.only_if_cached = true,
-                "no-store" => cc.no_store = true,
+                "max-age" => self.max_age = Some(once(self.max_age, seconds().unwrap_or(0))),
+                "s-maxage" => self.s_maxage = Some(once(self.s_maxage, seconds().unwrap_or(0))),
+                "min-fresh" => self.min_fresh = seconds(),
+                "only-if-cached" => self.only_if_cached = true,
+                "no-store" => self.no_store = true,
                 // `no-cache="field"` restricts only some fields; treating it as plain
                 // no-cache is the conservative reading.
-                "no-cache" => cc.no_cache = true,
-                "private" => cc.private = true,
-                "public" => cc.public = true,
-                "must-revalidate" => cc.must_revalidate = true,
-                "proxy-revalidate" => cc.proxy_revalidate = true,
-                "stale-while-revalidate" => cc.stale_while_revalidate = seconds(),
-                "stale-if-error" => cc.stale_if_error = seconds(),
-                "must-understand" => cc.must_understand = true,
+                "no-cache" => self.no_cache = true,
+                "private" => self.private = true,
+                "public" => self.public = true,
+                "must-revalidate" => self.must_revalidate = true,
+                "proxy-revalidate" => self.proxy_revalidate = true,
+                "stale-while-revalidate" => self.stale_while_revalidate = seconds(),
+                "stale-if-error" => self.stale_if_error = seconds(),
+                "must-understand" => self.must_understand = true,
                 _ => {}
             }
         }
@@ -98,14 +98,16 @@ impl CacheControl {
 /// The length of the longest directive name the edge acts on (`stale-while-revalidate`).
 const LONGEST_DIRECTIVE: usize = 22;
 
-/// `name` in lower case, written into `buffer`; a name longer than any directive
-/// the edge knows (or not ASCII) comes back empty, which matches none of them.
+/// `name` in lower case (ASCII letters only, as `to_ascii_lowercase`), written
+/// into `buffer`; a name longer than any directive the edge knows comes back
+/// empty, which matches none of them.
 fn lower_case<'b>(name: &str, buffer: &'b mut [u8; LONGEST_DIRECTIVE]) -> &'b str {
     let Some(lower) = buffer.get_mut(..name.len()) else {
         return "";
     };
     lower.copy_from_slice(name.as_bytes());
     lower.make_ascii_lowercase();
+    // Cannot fail: ASCII case changes keep UTF-8 valid.
     std::str::from_utf8(lower).unwrap_or("")
 }
 
@@ -340,7 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn names_longer_than_any_directive_are_unknown() {
+    fn overlong_and_unknown_names_are_ignored() {
         check(
             "STALE-WHILE-REVALIDATE=5",
             CacheControl {

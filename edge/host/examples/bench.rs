@@ -6,9 +6,10 @@
 //! with `proxy_cache` in front of the same pool and a `return 200` server. It
 //! warms every cache, then drives each target with `wrk -t1 -c32 -d10s --latency`,
 //! row after row, for several rounds (`EDGE_BENCH_ROUNDS`, 3 by default). It
-//! prints each row's median round (requests/s, p50, p99) and its ratio to nginx
-//! `return 200` in the same round: the median, and the lowest and highest of
-//! the rounds, since a ratio from one round moves by several hundredths:
+//! prints each row's median round (requests/s, p50, p99) and the ratio of its
+//! rate to nginx `return 200`'s in each round: the median of those ratios (which
+//! may come from another round than the median rate), and the lowest and
+//! highest, since a ratio from one round moves by several hundredths:
 //!
 //! - nginx `return 200`: the ceiling of one HTTP hop with this client;
 //! - nginx `proxy_cache` HIT and edge HIT: a song read served from the cache;
@@ -264,8 +265,10 @@ fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
             f.p99,
             spread(&ratios(row, ceiling))
         )?;
-        for errors in row.rounds.iter().filter_map(|f| f.socket_errors.as_ref()) {
-            writeln!(out, "{:<NAME_WIDTH$} {errors}", "")?;
+        for (round, f) in row.rounds.iter().enumerate() {
+            if let Some(errors) = &f.socket_errors {
+                writeln!(out, "{:<NAME_WIDTH$} round {}: {errors}", "", round + 1)?;
+            }
         }
     }
     for (label, over, under, note) in [

@@ -45,7 +45,8 @@ pub async fn fetch<I: EdgeIo>(
     let mut last_answer = None;
     let mut last_failure = AttemptOutcome::NotSent;
     let mut detail = "no origin configured".to_owned();
-    // One clock read before each attempt and one after: on a guest, each is a host call.
+    // The clock is read after each attempt and before each but the first, which
+    // starts at `started`: on a guest, each read is a host call.
     let mut request_time_ms = started;
     for (attempt_index, &index) in order.iter().enumerate() {
         if attempt_index > 0 {

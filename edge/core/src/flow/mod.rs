@@ -327,12 +327,12 @@ async fn refresh<I: EdgeIo>(
         Ok(answered) => answered,
         Err(rejection) => return Refreshed::Failed(Err(rejection)),
     };
-    // The response has just arrived: its time is now (a clock read saved).
-    let now = answered.response_time_ms;
     let ttl = edge.config.ttl_of(behaviour);
     let response = &answered.response;
     if let Some(previous) = previous {
-        if is_origin_error_status(response.status) && stale_if_error(previous, now) {
+        // The clock, not the answer's arrival: the answer may be an earlier
+        // attempt's error, passed on after later attempts failed (see `fetch`).
+        if is_origin_error_status(response.status) && stale_if_error(previous, io.now_ms()) {
             return Refreshed::Failed(Ok(answered));
         }
         if response.status == 304 && identifies(&response.headers, &previous.headers) {
