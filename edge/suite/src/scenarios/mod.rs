@@ -100,6 +100,9 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
     ("a_chunked_origin_answer_is_served_and_stored", |l| {
         Box::pin(a_chunked_origin_answer_is_served_and_stored(l))
     }),
+    ("a_large_origin_answer_passes_whole_and_is_stored", |l| {
+        Box::pin(a_large_origin_answer_passes_whole_and_is_stored(l))
+    }),
     ("revalidation_carries_the_headers_vary_names", |l| {
         Box::pin(revalidation_carries_the_headers_vary_names(l))
     }),
