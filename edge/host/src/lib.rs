@@ -244,6 +244,7 @@ impl EdgeHost {
                     index,
                     ProxyHandler::new(state),
                     options.request_timeout,
+                    serve::connection_buffer_bytes(config.max_header_bytes),
                     stopping,
                 )
                 .await

@@ -18,8 +18,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use wasmtime_wasi_http::handler::ProxyHandler;
 
-use crate::HostState;
 use crate::framing::{close_if_body_refused, has_body, remove_connection_named};
+use crate::instances::HostState;
 
 /// An accepted connection and its place under the host's connection limit.
 type Accepted = (std::net::TcpStream, OwnedSemaphorePermit);
@@ -38,6 +38,7 @@ impl ServingThread {
         index: usize,
         handler: ProxyHandler<HostState>,
         request_timeout: Duration,
+        buffer_bytes: usize,
         stopping: Arc<AtomicBool>,
     ) -> std::io::Result<Self> {
         let (connections, accepted) = mpsc::unbounded_channel();
@@ -58,7 +59,7 @@ impl ServingThread {
                     }
                 };
                 let _ = started.send(Ok(()));
-                runtime.block_on(serve(accepted, handler, request_timeout));
+                runtime.block_on(serve(accepted, handler, request_timeout, buffer_bytes));
                 // Their cancellation is the host stopping, not a failure.
                 stopping.store(true, Ordering::Relaxed);
                 drop(runtime);
@@ -94,6 +95,7 @@ async fn serve(
     mut accepted: mpsc::UnboundedReceiver<Accepted>,
     handler: ProxyHandler<HostState>,
     request_timeout: Duration,
+    buffer_bytes: usize,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     while let Some((stream, permit)) = accepted.recv().await {
@@ -115,13 +117,15 @@ async fn serve(
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        // Flattened writes: hyper copies a response's body behind its head and
-        // writes one buffer, instead of queueing both for `writev`. Most answers
-        // are a small body collected whole (`framing.rs`); on the bench a HIT then
-        // cost 2% less CPU (docs/edge-performance.md, sixth pass). A larger body
-        // pays one more copy into hyper's buffer.
+        // Flattened writes: hyper copies every body into its write buffer behind
+        // the head and writes one buffer, instead of queueing both for `writev`.
+        // Most answers are a small body collected whole (`framing.rs`): a HIT then
+        // cost 2.4% less CPU (docs/edge-performance.md, sixth pass). The buffer
+        // keeps its size for the connection's life, so `buffer_bytes` bounds it
+        // (see [`connection_buffer_bytes`]).
         let connection = http1::Builder::new()
             .writev(false)
+            .max_buf_size(buffer_bytes)
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
@@ -139,4 +143,32 @@ async fn serve(
         });
     }
     let _ = tokio::time::timeout(request_timeout, graceful.shutdown()).await;
+}
+
+/// The most hyper buffers for one connection, each way: a response's bytes
+/// before it must send them (with flattened writes, a connection keeps what its
+/// largest response grew the buffer to, so this bounds a connection's memory at
+/// about this plus one part of a body), and a request's head. The head must
+/// fit whole for the edge's own `max_header_bytes` to answer one too large
+/// (with its JSON error, where hyper would answer a bare 431), with room for
+/// the request line beside the fields.
+pub(crate) fn connection_buffer_bytes(max_header_bytes: u64) -> usize {
+    const LEAST: usize = 128 * 1024;
+    const REQUEST_LINE: usize = 16 * 1024;
+    usize::try_from(max_header_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(REQUEST_LINE)
+        .max(LEAST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connection_buffer_bytes;
+
+    #[test]
+    fn a_connection_buffer_holds_the_largest_head_the_edge_judges() {
+        assert_eq!(connection_buffer_bytes(16 * 1024), 128 * 1024);
+        assert_eq!(connection_buffer_bytes(1 << 20), (1 << 20) + 16 * 1024);
+        assert_eq!(connection_buffer_bytes(u64::MAX), usize::MAX);
+    }
 }

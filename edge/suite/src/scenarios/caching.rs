@@ -1,5 +1,5 @@
 //! Storing and serving: misses and hits, keys, what is never stored, `Vary`,
-//! poisoning, revalidation, both stale modes, and collapsing.
+//! poisoning, revalidation, both stale modes, collapsing, and large answers.
 
 use std::time::Duration;
 
@@ -401,4 +401,46 @@ pub(super) async fn with_the_cache_off_every_read_reaches_the_origin(l: L) {
         assert_eq!((answer.status, answer.x_cache()), (200, "BYPASS"));
     }
     assert_eq!(origin.count(), 2);
+}
+
+/// An answer far larger than what a host collects whole (64 KiB on `edge-host`)
+/// and than the buffer its HTTP server fills before sending (128 KiB) streams
+/// through, is stored, and comes back from the cache byte for byte. Numbered
+/// lines, so that a lost, repeated or reordered part shows where.
+pub(super) async fn a_large_answer_passes_whole_and_is_stored(l: L) {
+    let large: String = (0..125_000).map(|n| format!("{n:07}\n")).collect();
+    let body = large.clone();
+    let origin =
+        TestOrigin::start(move |_, _| Reply::ok(body.clone()).header("cache-control", CACHEABLE))
+            .await;
+    let edge = start(&l, &[&origin.url()], &[]).await;
+    let miss = edge.get("/api/songs/5").await;
+    assert_eq!(
+        (miss.status, miss.x_cache()),
+        (200, "MISS"),
+        "{}",
+        edge.log()
+    );
+    assert_same_body("MISS", &miss.body, &large);
+    let hit = edge.get("/api/songs/5").await;
+    assert_eq!(hit.x_cache(), "HIT");
+    assert_same_body("HIT", &hit.body, &large);
+    assert_eq!(origin.count(), 1);
+}
+
+/// Says where `got` first differs from `want`, not two megabytes of both.
+fn assert_same_body(answer: &str, got: &str, want: &str) {
+    if got != want {
+        let at = got
+            .bytes()
+            .zip(want.bytes())
+            .position(|(g, w)| g != w)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "the {answer}'s body ({} bytes) differs from the origin's ({} bytes) at byte {at}: {:?}",
+            got.len(),
+            want.len(),
+            &got[at..(at + 16).min(got.len())]
+        );
+    }
 }

@@ -60,6 +60,9 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
         "concurrent_misses_are_collapsed_where_the_platform_can",
         |l| Box::pin(concurrent_misses_are_collapsed_where_the_platform_can(l)),
     ),
+    ("a_large_answer_passes_whole_and_is_stored", |l| {
+        Box::pin(a_large_answer_passes_whole_and_is_stored(l))
+    }),
     (
         "reads_fail_over_and_writes_only_when_they_were_never_sent",
         |l| Box::pin(reads_fail_over_and_writes_only_when_they_were_never_sent(l)),
@@ -99,9 +102,6 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
     ),
     ("a_chunked_origin_answer_is_served_and_stored", |l| {
         Box::pin(a_chunked_origin_answer_is_served_and_stored(l))
-    }),
-    ("a_large_origin_answer_passes_whole_and_is_stored", |l| {
-        Box::pin(a_large_origin_answer_passes_whole_and_is_stored(l))
     }),
     ("revalidation_carries_the_headers_vary_names", |l| {
         Box::pin(revalidation_carries_the_headers_vary_names(l))

@@ -242,37 +242,6 @@ pub(super) async fn a_chunked_origin_answer_is_served_and_stored(l: L) {
     assert_eq!((hit.x_cache(), hit.body.as_str()), ("HIT", "chunked body"));
 }
 
-/// An answer far larger than what a host collects whole (64 KiB on `edge-host`)
-/// streams through, is stored, and comes back from the cache byte for byte.
-/// Numbered lines, so that a lost, repeated or reordered part shows.
-pub(super) async fn a_large_origin_answer_passes_whole_and_is_stored(l: L) {
-    let large: String = (0..40_000).map(|n| format!("{n:07}\n")).collect();
-    let body = large.clone();
-    let origin =
-        TestOrigin::start(move |_, _| Reply::ok(body.clone()).header("cache-control", CACHEABLE))
-            .await;
-    let edge = start(&l, &[&origin.url()], &[]).await;
-    let miss = edge.get("/api/songs/5").await;
-    assert_eq!(
-        (miss.status, miss.x_cache()),
-        (200, "MISS"),
-        "{}",
-        edge.log()
-    );
-    assert_eq!(miss.body.len(), large.len());
-    assert!(
-        miss.body == large,
-        "the MISS's body differs from the origin's"
-    );
-    let hit = edge.get("/api/songs/5").await;
-    assert_eq!(hit.x_cache(), "HIT");
-    assert!(
-        hit.body == large,
-        "the HIT's body differs from the origin's"
-    );
-    assert_eq!(origin.requests().len(), 1);
-}
-
 /// RFC 9111 section 4.3.1: the conditional request carries the request
 /// headers the stored response's `Vary` names, so that the origin validates
 /// the variant the edge holds.
