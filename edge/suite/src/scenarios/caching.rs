@@ -440,7 +440,9 @@ fn assert_same_body(answer: &str, got: &str, want: &str) {
             "the {answer}'s body ({} bytes) differs from the origin's ({} bytes) at byte {at}: {:?}",
             got.len(),
             want.len(),
-            &got[at..(at + 16).min(got.len())]
+            // Bytes, not `str` slicing: the client reads bodies lossily, so `at`
+            // may fall inside a replacement character.
+            String::from_utf8_lossy(&got.as_bytes()[at..(at + 16).min(got.len())])
         );
     }
 }
