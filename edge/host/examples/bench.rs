@@ -19,7 +19,12 @@
 //! - nginx → origin → Redis: the same read with a new query string each time,
 //!   which the origin ignores and answers from Redis (no edge);
 //! - edge MISS → nginx → origin → Redis: those reads through the edge, where
-//!   each new query string is a new cache key: a miss, an origin fetch, a store.
+//!   each new query string is a new cache key: a miss, an origin fetch, a store;
+//! - nginx `proxy_cache` MISS → nginx → origin → Redis: the same reads through
+//!   nginx's cache instead, which also fetches and stores each one: what a
+//!   native cache's miss costs on the same path, the reference for the edge's;
+//! - nginx proxy (no cache) → nginx → origin → Redis: the same reads through
+//!   that nginx without its cache: what one more native HTTP hop costs here.
 //!
 //! Run: `cargo run --release -p edge-host --example bench` (needs `nginx`, `wrk`,
 //! PostgreSQL and Redis, as `scripts/setup` installs them; builds the origin).
@@ -70,23 +75,44 @@ impl Drop for Nginx {
     }
 }
 
+/// The second nginx's three servers.
+struct NginxPorts {
+    /// `proxy_cache` in front of the pool.
+    cache: u16,
+    /// `proxy_pass` to the pool, without a cache.
+    proxy: u16,
+    /// `return 200`.
+    plain: u16,
+}
+
 /// nginx with `proxy_cache` in front of `upstream_port` (configured as a demanding
-/// user would: one fetch per expired entry, stale answers while it refreshes), and
-/// a `return 200` server.
+/// user would: one fetch per expired entry, stale answers while it refreshes),
+/// the same proxy without the cache, and a `return 200` server. Its cache files go to `cache_dir`, bounded like the
+/// edge's store (256 MiB); its keys zone holds about 500,000 keys, so that the
+/// bytes bound it, not the zone. With a 10 MB zone (80,000 keys) the miss row
+/// filled it within its first round and nginx answered 500 to requests it could
+/// not place.
 fn start_nginx(
     dir: &Path,
+    cache_dir: &Path,
     upstream_port: u16,
-    cache_port: u16,
-    plain_port: u16,
+    ports: &NginxPorts,
 ) -> anyhow::Result<Nginx> {
     let d = dir.display();
+    let cache = cache_dir.display();
+    let NginxPorts {
+        cache: cache_port,
+        proxy: proxy_port,
+        plain: plain_port,
+    } = ports;
     let config = format!(
         "user root;\nworker_processes auto;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
          events {{ worker_connections 4096; }}\n\
          http {{\n  access_log off;\n  keepalive_requests 100000;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-           proxy_cache_path {d}/cache levels=1:2 keys_zone=edge:10m max_size=100m inactive=60m;\n\
+           proxy_cache_path {cache} levels=1:2 keys_zone=edge:64m max_size=256m inactive=60m;\n\
            upstream pool {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}\n\
            server {{ listen 127.0.0.1:{cache_port}; location / {{ proxy_cache edge; proxy_cache_lock on; proxy_cache_use_stale updating; proxy_cache_background_update on; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://pool; add_header X-Cache $upstream_cache_status; }} }}\n\
+           server {{ listen 127.0.0.1:{proxy_port}; location / {{ proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://pool; }} }}\n\
            server {{ listen 127.0.0.1:{plain_port}; location / {{ return 200 'ok'; }} }}\n}}\n"
     );
     std::fs::create_dir_all(dir)?;
@@ -284,6 +310,24 @@ fn print_table(rows: &[Row], load_before: &str) -> anyhow::Result<()> {
             NO_EDGE,
             "",
         ),
+        (
+            "nginx proxy_cache miss path / same path without it",
+            NGINX_MISS,
+            NO_EDGE,
+            " (a native cache's miss, for reference)",
+        ),
+        (
+            "nginx proxy hop / same path without it",
+            NGINX_HOP,
+            NO_EDGE,
+            " (a native hop that stores nothing)",
+        ),
+        (
+            "edge miss path / nginx proxy_cache miss path",
+            EDGE_MISS,
+            NGINX_MISS,
+            "",
+        ),
     ] {
         if let (Some(over), Some(under)) = (find(over), find(under)) {
             writeln!(out, "{label}: {}{note}", spread(&ratios(over, under)))?;
@@ -323,9 +367,11 @@ const RETURN_200: &str = "nginx return 200";
 const EDGE_HIT: &str = "edge HIT";
 const FLOOR: &str = "edge floor (a component that only answers)";
 /// Width of the table's first column: the longest row name.
-const NAME_WIDTH: usize = 44;
+const NAME_WIDTH: usize = 50;
 const NO_EDGE: &str = "nginx -> origin -> Redis (no edge)";
 const EDGE_MISS: &str = "edge MISS -> nginx -> origin -> Redis";
+const NGINX_MISS: &str = "nginx proxy_cache MISS -> nginx -> origin -> Redis";
+const NGINX_HOP: &str = "nginx proxy (no cache) -> nginx -> origin -> Redis";
 
 /// The base URLs the rows measure.
 struct Targets {
@@ -333,6 +379,8 @@ struct Targets {
     plain: String,
     /// nginx `proxy_cache` in front of the pool.
     cache: String,
+    /// nginx `proxy_pass` to the pool, without a cache.
+    proxy: String,
     edge: String,
     floor: String,
     /// nginx in front of the origin pool.
@@ -359,6 +407,8 @@ fn rows(targets: &Targets, miss_script: &Path) -> Vec<Row> {
         row(FLOOR, format!("{}{SONG}", targets.floor), None),
         row(NO_EDGE, targets.pool.clone(), Some(miss_script)),
         row(EDGE_MISS, targets.edge.clone(), Some(miss_script)),
+        row(NGINX_MISS, targets.cache.clone(), Some(miss_script)),
+        row(NGINX_HOP, targets.proxy.clone(), Some(miss_script)),
     ];
     if let Some(url) = &targets.baseline {
         rows.insert(
@@ -425,10 +475,26 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
 
-    let (cache_port, plain_port) = (free_port()?, free_port()?);
-    let _nginx = start_nginx(&dir.path().join("nginx"), pool_port, cache_port, plain_port)?;
+    let ports = NginxPorts {
+        cache: free_port()?,
+        proxy: free_port()?,
+        plain: free_port()?,
+    };
+    // nginx's cache files on tmpfs when there is one, as the edge keeps its records
+    // in memory: on this VM's disk, its misses ran 3 times slower in some runs and
+    // moved with what the disk had been doing before.
+    let cache_dir = match tempfile::tempdir_in("/dev/shm") {
+        Ok(shm) => shm,
+        Err(_) => tempfile::tempdir_in(dir.path())?,
+    };
+    let _nginx = start_nginx(
+        &dir.path().join("nginx"),
+        cache_dir.path(),
+        pool_port,
+        &ports,
+    )?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let cache_url = format!("http://127.0.0.1:{cache_port}");
+    let cache_url = format!("http://127.0.0.1:{}", ports.cache);
     let miss_script = write_miss_script(dir.path())?;
 
     warm(&format!("{edge_url}{SONG}"), "HIT").await?;
@@ -444,8 +510,9 @@ async fn main() -> anyhow::Result<()> {
 
     let mut rows = rows(
         &Targets {
-            plain: format!("http://127.0.0.1:{plain_port}"),
+            plain: format!("http://127.0.0.1:{}", ports.plain),
             cache: cache_url,
+            proxy: format!("http://127.0.0.1:{}", ports.proxy),
             edge: edge_url,
             floor: floor_url,
             pool: pool_url,

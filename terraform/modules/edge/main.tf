@@ -2,7 +2,9 @@
 # does locally. `/api/*` GET and HEAD responses are cached under a key made of
 # the path and every query string (no cookies, no headers; compression is
 # normalised by CloudFront); writes pass straight through; an origin group
-# fails reads over to a second origin on 500/502/503/504.
+# fails reads over to a second origin on 500/502/503/504. One thing it does
+# that the local edge does not: it compresses answers (`compress = true`;
+# edge/README.md says why the edge does not).
 
 locals {
   primary_origin_id   = "alb-primary"
