@@ -90,7 +90,7 @@ struct NginxPorts {
 /// user would: one fetch per expired entry, stale answers while it refreshes),
 /// the same proxy without the cache, and a `return 200` server. Its cache files
 /// go to `cache_dir` (written there and renamed in place: `use_temp_path=off`),
-/// under the edge's store's nominal bound (256 MiB; nginx counts each file's
+/// under the edge's store's default bound ([`NGINX_CACHE_BYTES`]; nginx counts each file's
 /// blocks and trims after the fact, the edge counts bytes and evicts before it
 /// stores). Its cache manager looks at the cache's size only every 10 s or so
 /// and then trims up to 1,000 files every 10 ms until it is back under the
@@ -116,7 +116,7 @@ fn start_nginx(
         "user root;\nworker_processes auto;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
          events {{ worker_connections 4096; }}\n\
          http {{\n  access_log off;\n  keepalive_requests 100000;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-           proxy_cache_path {cache} levels=1:2 use_temp_path=off keys_zone=edge:64m max_size={NGINX_CACHE_MIB}m inactive=60m manager_files=1000 manager_sleep=10ms;\n\
+           proxy_cache_path {cache} levels=1:2 use_temp_path=off keys_zone=edge:64m max_size={NGINX_CACHE_BYTES} inactive=60m manager_files=1000 manager_sleep=10ms;\n\
            upstream pool {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}\n\
            server {{ listen 127.0.0.1:{cache_port}; location / {{ proxy_cache edge; proxy_cache_lock on; proxy_cache_use_stale updating; proxy_cache_background_update on; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://pool; add_header X-Cache $upstream_cache_status; }} }}\n\
            server {{ listen 127.0.0.1:{proxy_port}; location / {{ proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://pool; }} }}\n\
@@ -161,8 +161,8 @@ fn nginx_cache_dir(bench_dir: &Path) -> anyhow::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
-/// nginx's cache's bound (`max_size`), in MiB: the edge's store's default.
-const NGINX_CACHE_MIB: u64 = 256;
+/// nginx's cache's bound (`max_size`), in bytes: the edge's store's default.
+const NGINX_CACHE_BYTES: u64 = edge_host::DEFAULT_KV_MAX_BYTES as u64;
 
 /// Waits, for at most 30 s, until nginx's cache in `cache_dir` is back under
 /// its bound. Its manager only looks every 10 s or so; without the wait it
@@ -173,7 +173,7 @@ async fn wait_for_trim(cache_dir: &Path) {
     let started = std::time::Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
         match used_bytes(cache_dir) {
-            Some(used) if used > NGINX_CACHE_MIB << 20 => {
+            Some(used) if used > NGINX_CACHE_BYTES => {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Some(_) => {
@@ -193,29 +193,24 @@ async fn wait_for_trim(cache_dir: &Path) {
 
 /// Bytes that the files under `path` take (`du`, in blocks as nginx counts them).
 fn used_bytes(path: &Path) -> Option<u64> {
-    let output = Command::new("du")
-        .args(["-s", "-B1"])
-        .arg(path)
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    bytes_reported("du", &["-s", "-B1"], path)
 }
 
 /// Bytes free to an unprivileged user on the filesystem holding `path` (`df`).
 fn free_bytes(path: &Path) -> Option<u64> {
-    let output = Command::new("df")
-        .args(["--output=avail", "-B1"])
-        .arg(path)
-        .output()
-        .ok()?;
+    bytes_reported("df", &["--output=avail", "-B1"], path)
+}
+
+/// The number that starts the last line `command args path` prints. Its exit
+/// status is not looked at: `du` fails when the cache manager deletes a file
+/// under it, and still prints the total.
+fn bytes_reported(command: &str, args: &[&str], path: &Path) -> Option<u64> {
+    let output = Command::new(command).args(args).arg(path).output().ok()?;
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .nth(1)?
-        .trim()
+        .last()?
+        .split_whitespace()
+        .next()?
         .parse()
         .ok()
 }
@@ -535,6 +530,18 @@ fn rounds() -> anyhow::Result<usize> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rounds = rounds()?;
+    // On Ctrl-C the bench's future is dropped, and with it nginx, the stack
+    // and their directories, the cache on tmpfs among them.
+    tokio::select! {
+        result = run(rounds) => result,
+        Ok(()) = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: stopping nginx and the stack, removing their files");
+            Ok(())
+        }
+    }
+}
+
+async fn run(rounds: usize) -> anyhow::Result<()> {
     let load_before = load_average();
     let dir = tempfile::tempdir()?;
     let origin_bin = binaries::build(&[Binary::Origin], true)?.remove(0);

@@ -64,6 +64,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The edge component built from this workspace's `edge/spin` by build.rs.
 pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/edge_spin.wasm"));
 
+/// The in-memory store's default bound, in bytes of keys and values.
+pub const DEFAULT_KV_MAX_BYTES: usize = 256 * 1024 * 1024;
+
 /// Where the component's key-value data lives.
 #[derive(Debug, Clone)]
 pub enum KvConfig {
@@ -107,7 +110,7 @@ impl HostOptions {
             component: None,
             variables,
             kv: KvConfig::Memory {
-                max_bytes: 256 * 1024 * 1024,
+                max_bytes: DEFAULT_KV_MAX_BYTES,
             },
             request_timeout: Duration::from_secs(30),
             max_instances: INSTANCES_PER_CORE * default_serving_threads(),

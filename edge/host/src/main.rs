@@ -28,7 +28,7 @@ struct Cli {
     #[arg(long)]
     kv_redis: Option<String>,
     /// Byte budget of the in-memory key-value store (LRU beyond it).
-    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    #[arg(long, default_value_t = edge_host::DEFAULT_KV_MAX_BYTES)]
     kv_max_bytes: usize,
     /// Per-request time limit in milliseconds.
     #[arg(long, default_value_t = 30_000)]
