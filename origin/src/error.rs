@@ -36,6 +36,9 @@ pub enum ApiError {
     TimedOut,
     #[error("no route for this path")]
     NoRoute,
+    /// The path exists, the method does not; axum adds the `Allow` field.
+    #[error("this path does not take this method (see the Allow field)")]
+    MethodNotAllowed,
 }
 
 /// The body of every error answer (4xx and 5xx).
@@ -55,6 +58,8 @@ pub enum ErrorCode {
     /// A path, query or body that did not parse (the status says which: 400, 413, 415, 422).
     BadRequest,
     NotFound,
+    /// The path does not take the method; `Allow` lists the ones it takes.
+    MethodNotAllowed,
     Unauthorized,
     Forbidden,
     /// Overloaded or shedding: retry after `Retry-After` seconds.
@@ -78,6 +83,7 @@ impl ApiError {
             Self::InvalidInput(_) => StatusCode::BAD_REQUEST,
             Self::BadRequest { status, .. } => *status,
             Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Storage(error) => match **error {
@@ -96,6 +102,7 @@ impl ApiError {
             Self::InvalidInput(_) => ErrorCode::InvalidInput,
             Self::BadRequest { .. } => ErrorCode::BadRequest,
             Self::NotFound(_) | Self::NoRoute => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden => ErrorCode::Forbidden,
             Self::Storage(_) if self.status() == StatusCode::SERVICE_UNAVAILABLE => {

@@ -219,6 +219,7 @@ fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(api)
         .merge(Router::from(routes::health_routes()))
         .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(close_after_refused_body))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),

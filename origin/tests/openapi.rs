@@ -100,14 +100,86 @@ fn the_description_states_the_limits_and_the_contract() {
     );
 }
 
-/// Every described operation is routed: none answers "no route" or 405.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_described_operation_is_served_and_openapi_json_is_the_description() {
+/// The origin on a fresh PostgreSQL database, which lives as long as the pair.
+async fn app_on_postgres() -> (stack::postgres::PostgresServer, common::TestApp) {
     let pg = stack::postgres::PostgresServer::start(stack::postgres::PostgresOptions::for_tests())
         .await
         .unwrap();
     let url = common::fresh_postgres_database(&pg).await;
     let app = common::spawn_app(common::test_args(&url, None)).await;
+    (pg, app)
+}
+
+/// A described path with its parameters filled in: song 1 and some comment.
+fn concrete(path: &str) -> String {
+    path.replace("{song_id}", "1")
+        .replace("{comment_id}", "0191b2c3-d4e5-7f00-a1b2-c3d4e5f60718")
+}
+
+/// A method a described path does not take, and a path the description does
+/// not have, get the error answer every operation shares: a JSON body with its
+/// code and `no-store`, and for the method the `Allow` field a 405 must carry
+/// (RFC 9110 section 15.5.6), naming every method the path takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undescribed_method_or_path_gets_the_shared_error_answer() {
+    let (_pg, app) = app_on_postgres().await;
+    let api = description();
+    let mut refused = 0;
+    for (path, item) in api["paths"].as_object().unwrap() {
+        let concrete = concrete(path);
+        let described: Vec<String> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            if described.iter().any(|m| m == method.as_str()) {
+                continue;
+            }
+            let reply = app.send(method.clone(), &concrete, &[], None).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(
+                reply.json()["code"],
+                "method_not_allowed",
+                "{method} {path}"
+            );
+            assert_eq!(reply.header("cache-control"), "no-store", "{method} {path}");
+            let allow: Vec<&str> = reply.header("allow").split(',').map(str::trim).collect();
+            for taken in &described {
+                assert!(
+                    allow.contains(&taken.as_str()),
+                    "{method} {path}: Allow {allow:?}"
+                );
+            }
+            assert!(
+                !allow.contains(&method.as_str()),
+                "{method} {path}: Allow {allow:?}"
+            );
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "some described path does not take some method");
+    let reply = app.get("/api/no-such-thing").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.json()["code"], "not_found");
+    assert!(reply.error().contains("route"), "{reply:?}");
+}
+
+/// Every described operation is routed: none answers "no route" or 405.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_described_operation_is_served_and_openapi_json_is_the_description() {
+    let (_pg, app) = app_on_postgres().await;
 
     let served = app.get("/openapi.json").await;
     assert_eq!(served.status, StatusCode::OK);
@@ -117,9 +189,7 @@ async fn every_described_operation_is_served_and_openapi_json_is_the_description
     let api = description();
     let mut operations = 0;
     for (path, item) in api["paths"].as_object().unwrap() {
-        let concrete = path
-            .replace("{song_id}", "1")
-            .replace("{comment_id}", "0191b2c3-d4e5-7f00-a1b2-c3d4e5f60718");
+        let concrete = concrete(path);
         for method in item.as_object().unwrap().keys() {
             let method: Method = method.to_uppercase().parse().unwrap();
             let reply = app.send(method.clone(), &concrete, &[], None).await;
