@@ -63,6 +63,8 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 210.0;
 const TOP: f64 = 36.0;
 const BOTTOM: f64 = 50.0;
+const PLOT_WIDTH: f64 = WIDTH - LEFT - RIGHT;
+const PLOT_HEIGHT: f64 = HEIGHT - TOP - BOTTOM;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -181,12 +183,11 @@ fn open_svg(title: &str) -> String {
 
 /// Horizontal grid lines with the y axis's tick labels.
 fn y_grid(svg: &mut String, axis: &YAxis, sy: impl Fn(f64) -> f64) {
-    let plot_width = WIDTH - LEFT - RIGHT;
     for (y, label) in axis.ticks() {
         let _ = write!(
             svg,
             r##"<line x1="{LEFT}" x2="{x2}" y1="{py}" y2="{py}" stroke="#e5e5e5"/><text x="{tx}" y="{ty}" text-anchor="end">{label}</text>"##,
-            x2 = LEFT + plot_width,
+            x2 = LEFT + PLOT_WIDTH,
             py = sy(y),
             tx = LEFT - 6.0,
             ty = sy(y) + 4.0,
@@ -196,26 +197,77 @@ fn y_grid(svg: &mut String, axis: &YAxis, sy: impl Fn(f64) -> f64) {
 
 /// The plot's frame and the two axis labels.
 fn frame(svg: &mut String, x_label: &str, y_label: &str) {
-    let plot_width = WIDTH - LEFT - RIGHT;
-    let plot_height = HEIGHT - TOP - BOTTOM;
     let _ = write!(
         svg,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{plot_width}" height="{plot_height}" fill="none" stroke="#888"/><text x="{}" y="{}" text-anchor="middle">{}</text><text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"##,
-        LEFT + plot_width / 2.0,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{PLOT_WIDTH}" height="{PLOT_HEIGHT}" fill="none" stroke="#888"/><text x="{}" y="{}" text-anchor="middle">{}</text><text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"##,
+        LEFT + PLOT_WIDTH / 2.0,
         HEIGHT - 12.0,
         escape(x_label),
-        TOP + plot_height / 2.0,
+        TOP + PLOT_HEIGHT / 2.0,
         escape(y_label)
     );
 }
 
+/// Where a line chart's values go: its x range and step, its y axis.
+struct Scale {
+    x_min: f64,
+    x_top: f64,
+    x_step: f64,
+    y_axis: YAxis,
+}
+
+impl Scale {
+    fn x(&self, x: f64) -> f64 {
+        LEFT + (x - self.x_min) / (self.x_top - self.x_min) * PLOT_WIDTH
+    }
+
+    fn y(&self, y: f64) -> f64 {
+        TOP + PLOT_HEIGHT - self.y_axis.fraction(y) * PLOT_HEIGHT
+    }
+
+    /// Vertical grid lines with the x axis's tick labels.
+    fn x_grid(&self, svg: &mut String) {
+        let mut x = (self.x_min / self.x_step).ceil() * self.x_step;
+        while x <= self.x_top + self.x_step / 2.0 {
+            let _ = write!(
+                svg,
+                r##"<line x1="{px}" x2="{px}" y1="{TOP}" y2="{y2}" stroke="#f0f0f0"/><text x="{px}" y="{ty}" text-anchor="middle">{label}</text>"##,
+                px = self.x(x),
+                y2 = TOP + PLOT_HEIGHT,
+                ty = TOP + PLOT_HEIGHT + 16.0,
+                label = format_tick(x)
+            );
+            x += self.x_step;
+        }
+    }
+}
+
 impl Chart {
     pub fn render(&self) -> String {
-        let keep = |&&(_, y): &&(f64, f64)| !self.log_y || y > 0.0;
+        let scale = self.scale();
+        let mut svg = open_svg(&self.title);
+        y_grid(&mut svg, &scale.y_axis, |y| scale.y(y));
+        scale.x_grid(&mut svg);
+        frame(&mut svg, &self.x_label, &self.y_label);
+        self.draw_bands(&mut svg, &scale);
+        self.draw_markers(&mut svg, &scale);
+        self.draw_series(&mut svg, &scale);
+        self.draw_band_legend(&mut svg);
+        svg.push_str("</svg>");
+        svg
+    }
+
+    /// Whether a point is drawn: on a logarithmic axis, only above zero.
+    fn shows(&self, &(_, y): &(f64, f64)) -> bool {
+        !self.log_y || y > 0.0
+    }
+
+    /// The axes that hold every shown point, marker and band, from x = 0 or below.
+    fn scale(&self) -> Scale {
         let points = self
             .series
             .iter()
-            .flat_map(|series| series.points.iter().filter(keep));
+            .flat_map(|series| series.points.iter().filter(|point| self.shows(point)));
         let (mut x_max, mut y_max) = (0.0f64, 0.0f64);
         let mut x_min = f64::INFINITY;
         let mut y_min_positive = f64::INFINITY;
@@ -246,36 +298,24 @@ impl Chart {
         }
         x_min = x_min.min(0.0);
         let x_step = nice_step(x_max - x_min, 6.0);
-        let x_top = (x_max / x_step).ceil().max(1.0) * x_step;
-        let y_axis = YAxis::new(self.log_y, y_min_positive, y_max);
-        let plot_width = WIDTH - LEFT - RIGHT;
-        let plot_height = HEIGHT - TOP - BOTTOM;
-        let sx = |x: f64| LEFT + (x - x_min) / (x_top - x_min) * plot_width;
-        let sy = |y: f64| TOP + plot_height - y_axis.fraction(y) * plot_height;
-
-        let mut svg = open_svg(&self.title);
-        y_grid(&mut svg, &y_axis, sy);
-        let mut x = (x_min / x_step).ceil() * x_step;
-        while x <= x_top + x_step / 2.0 {
-            let _ = write!(
-                svg,
-                r##"<line x1="{px}" x2="{px}" y1="{TOP}" y2="{y2}" stroke="#f0f0f0"/><text x="{px}" y="{ty}" text-anchor="middle">{label}</text>"##,
-                px = sx(x),
-                y2 = TOP + plot_height,
-                ty = TOP + plot_height + 16.0,
-                label = format_tick(x)
-            );
-            x += x_step;
+        Scale {
+            x_min,
+            x_top: (x_max / x_step).ceil().max(1.0) * x_step,
+            x_step,
+            y_axis: YAxis::new(self.log_y, y_min_positive, y_max),
         }
-        frame(&mut svg, &self.x_label, &self.y_label);
+    }
+
+    fn draw_bands(&self, svg: &mut String, scale: &Scale) {
         for band in &self.bands {
             match &band.area {
                 Area::Span { from, to } => {
                     let _ = write!(
                         svg,
-                        r#"<rect x="{:.1}" y="{TOP}" width="{:.1}" height="{plot_height}" fill="{}" fill-opacity="0.15"/>"#,
-                        sx(*from),
-                        (sx(*to) - sx(*from)).max(0.0),
+                        r#"<rect x="{:.1}" y="{TOP}" width="{:.1}" height="{}" fill="{}" fill-opacity="0.15"/>"#,
+                        scale.x(*from),
+                        (scale.x(*to) - scale.x(*from)).max(0.0),
+                        PLOT_HEIGHT,
                         band.color
                     );
                 }
@@ -283,7 +323,7 @@ impl Chart {
                     let outline: Vec<String> = upper
                         .iter()
                         .chain(lower.iter().rev())
-                        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                        .map(|&(x, y)| format!("{:.1},{:.1}", scale.x(x), scale.y(y)))
                         .collect();
                     let _ = write!(
                         svg,
@@ -294,22 +334,34 @@ impl Chart {
                 }
             }
         }
+    }
+
+    fn draw_markers(&self, svg: &mut String, scale: &Scale) {
         for marker in &self.markers {
             let _ = write!(
                 svg,
                 r##"<line x1="{px}" x2="{px}" y1="{TOP}" y2="{y2}" stroke="#444" stroke-dasharray="2 3"/><text x="{tx}" y="{ty}" fill="#444">{label}</text>"##,
-                px = sx(marker.x),
-                y2 = TOP + plot_height,
-                tx = sx(marker.x) + 3.0,
+                px = scale.x(marker.x),
+                y2 = TOP + PLOT_HEIGHT,
+                tx = scale.x(marker.x) + 3.0,
                 ty = TOP + 12.0,
                 label = escape(&marker.label)
             );
         }
+    }
+
+    /// Each series' line, its points when there are few, and its legend entry.
+    fn draw_series(&self, svg: &mut String, scale: &Scale) {
         for (index, series) in self.series.iter().enumerate() {
-            let shown: Vec<(f64, f64)> = series.points.iter().filter(keep).copied().collect();
+            let shown: Vec<(f64, f64)> = series
+                .points
+                .iter()
+                .filter(|point| self.shows(point))
+                .copied()
+                .collect();
             let path: Vec<String> = shown
                 .iter()
-                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                .map(|&(x, y)| format!("{:.1},{:.1}", scale.x(x), scale.y(y)))
                 .collect();
             let dash = if series.dashed {
                 r#" stroke-dasharray="6 4""#
@@ -327,14 +379,13 @@ impl Chart {
                     let _ = write!(
                         svg,
                         r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
-                        sx(x),
-                        sy(y),
+                        scale.x(x),
+                        scale.y(y),
                         series.color
                     );
                 }
             }
-            let legend_y = TOP + 14.0 + index as f64 * 18.0;
-            let legend_x = LEFT + plot_width + 12.0;
+            let (legend_x, legend_y) = legend_row(index);
             let _ = write!(
                 svg,
                 r#"<line x1="{legend_x}" x2="{}" y1="{legend_y}" y2="{legend_y}" stroke="{}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
@@ -345,9 +396,12 @@ impl Chart {
                 escape(&series.name)
             );
         }
+    }
+
+    /// The bands' legend entries, below the series'.
+    fn draw_band_legend(&self, svg: &mut String) {
         for (index, band) in self.bands.iter().enumerate() {
-            let legend_y = TOP + 14.0 + (self.series.len() + index) as f64 * 18.0;
-            let legend_x = LEFT + plot_width + 12.0;
+            let (legend_x, legend_y) = legend_row(self.series.len() + index);
             let _ = write!(
                 svg,
                 r#"<rect x="{legend_x}" y="{}" width="18" height="10" fill="{}" fill-opacity="0.3"/><text x="{}" y="{}">{}</text>"#,
@@ -358,9 +412,12 @@ impl Chart {
                 escape(&band.name)
             );
         }
-        svg.push_str("</svg>");
-        svg
     }
+}
+
+/// Where row `row` of a chart's legend starts, right of the plot.
+fn legend_row(row: usize) -> (f64, f64) {
+    (LEFT + PLOT_WIDTH + 12.0, TOP + 14.0 + row as f64 * 18.0)
 }
 
 /// One layer of a stacked bar chart: a part's value in every bar.
@@ -399,10 +456,8 @@ impl StackedBars {
             .chain(self.reference.iter().map(|(value, _)| *value))
             .fold(0.0, f64::max);
         let axis = YAxis::new(false, f64::INFINITY, top_value.max(1e-9));
-        let plot_width = WIDTH - LEFT - RIGHT;
-        let plot_height = HEIGHT - TOP - BOTTOM;
-        let sy = |y: f64| TOP + plot_height - axis.fraction(y) * plot_height;
-        let slot = plot_width / self.bars.len().max(1) as f64;
+        let sy = |y: f64| TOP + PLOT_HEIGHT - axis.fraction(y) * PLOT_HEIGHT;
+        let slot = PLOT_WIDTH / self.bars.len().max(1) as f64;
         let bar_width = slot * 0.6;
 
         let mut svg = open_svg(&self.title);
@@ -428,7 +483,7 @@ impl StackedBars {
                 svg,
                 r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{:.2}</text>"#,
                 x + bar_width / 2.0,
-                TOP + plot_height + 16.0,
+                TOP + PLOT_HEIGHT + 16.0,
                 escape(name),
                 x + bar_width / 2.0,
                 sy(base) - 4.0,
@@ -439,28 +494,33 @@ impl StackedBars {
             let _ = write!(
                 svg,
                 r##"<line x1="{LEFT}" x2="{x2}" y1="{py}" y2="{py}" stroke="#444" stroke-dasharray="6 4"/>"##,
-                x2 = LEFT + plot_width,
+                x2 = LEFT + PLOT_WIDTH,
                 py = sy(*value),
             );
         }
         frame(&mut svg, &self.x_label, &self.y_label);
-        // Legend top down in the order the layers stack bottom up, so it reads like the bars;
-        // the reference line last.
-        let legend_x = LEFT + plot_width + 12.0;
-        let legend_y = |row: usize| TOP + 14.0 + row as f64 * 18.0;
+        self.draw_legend(&mut svg);
+        svg.push_str("</svg>");
+        svg
+    }
+
+    /// The legend top down in the order the layers stack bottom up, so it reads
+    /// like the bars; the reference line last.
+    fn draw_legend(&self, svg: &mut String) {
         for (index, layer) in self.layers.iter().rev().enumerate() {
+            let (legend_x, legend_y) = legend_row(index);
             let _ = write!(
                 svg,
                 r#"<rect x="{legend_x}" y="{}" width="14" height="10" fill="{}"/><text x="{}" y="{}">{}</text>"#,
-                legend_y(index) - 5.0,
+                legend_y - 5.0,
                 layer.color,
                 legend_x + 20.0,
-                legend_y(index) + 4.0,
+                legend_y + 4.0,
                 escape(&layer.name)
             );
         }
         if let Some((_, label)) = &self.reference {
-            let y = legend_y(self.layers.len());
+            let (legend_x, y) = legend_row(self.layers.len());
             let _ = write!(
                 svg,
                 r##"<line x1="{legend_x}" x2="{}" y1="{y}" y2="{y}" stroke="#444" stroke-dasharray="6 4"/><text x="{}" y="{}">{}</text>"##,
@@ -470,8 +530,6 @@ impl StackedBars {
                 escape(label)
             );
         }
-        svg.push_str("</svg>");
-        svg
     }
 }
 
