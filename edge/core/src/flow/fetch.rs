@@ -65,18 +65,10 @@ pub async fn fetch<I: EdgeIo>(
         };
         let result = io.attempt(&request, limit_ms).await;
         let response_time_ms = io.now_ms();
-        let outcome = match &result {
-            Ok(response) => AttemptOutcome::Status(response.status),
-            Err(AttemptError::NotSent(why)) => {
-                detail = format!("{}: {why}", origins[index]);
-                AttemptOutcome::NotSent
-            }
-            Err(AttemptError::Broken(why)) => {
-                detail = format!("{}: {why}", origins[index]);
-                AttemptOutcome::Broken
-            }
-            Err(AttemptError::TimedOut) => AttemptOutcome::Timeout,
-        };
+        let (outcome, why) = outcome_of(&result, &origins[index]);
+        if let Some(why) = why {
+            detail = why;
+        }
         health
             .borrow_mut()
             .record(index, outcome, response_time_ms, config);
@@ -112,5 +104,23 @@ pub async fn fetch<I: EdgeIo>(
         (Some(answered), _) => Ok(answered),
         (None, AttemptOutcome::Timeout) => Err(Rejection::gateway_timeout()),
         (None, _) => Err(Rejection::bad_gateway(&detail)),
+    }
+}
+
+/// What an attempt came to, for the origin's health and the retry rule, and for
+/// a failure that says why, the reason with the origin's name.
+fn outcome_of(
+    result: &Result<OriginResponse, AttemptError>,
+    origin: &str,
+) -> (AttemptOutcome, Option<String>) {
+    match result {
+        Ok(response) => (AttemptOutcome::Status(response.status), None),
+        Err(AttemptError::NotSent(why)) => {
+            (AttemptOutcome::NotSent, Some(format!("{origin}: {why}")))
+        }
+        Err(AttemptError::Broken(why)) => {
+            (AttemptOutcome::Broken, Some(format!("{origin}: {why}")))
+        }
+        Err(AttemptError::TimedOut) => (AttemptOutcome::Timeout, None),
     }
 }

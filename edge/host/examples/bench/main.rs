@@ -386,17 +386,7 @@ async fn main() -> anyhow::Result<()> {
 async fn run(rounds: usize) -> anyhow::Result<()> {
     let load_before = load_average();
     let dir = tempfile::tempdir()?;
-    let origin_bin = binaries::build(&[Binary::Origin], true)?.remove(0);
-    let config = StackConfig {
-        instances: 4,
-        cpu_per_instance: None,
-        memory_per_instance: None,
-        redis: true,
-        edge: false,
-        origin_bin: Some(origin_bin),
-        ..StackConfig::for_tests(dir.path().join("stack"))?
-    };
-    let stack = Stack::up(config).await?;
+    let stack = start_stack(dir.path()).await?;
     let pool_url = stack.nginx_url();
     let pool_port: u16 = pool_url.rsplit(':').next().unwrap_or_default().parse()?;
 
@@ -427,34 +417,60 @@ async fn run(rounds: usize) -> anyhow::Result<()> {
         &ports,
     )?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let cache_url = format!("http://127.0.0.1:{}", ports.cache);
     let miss_script = write_miss_script(dir.path())?;
+    let targets = Targets {
+        plain: format!("http://127.0.0.1:{}", ports.plain),
+        cache: format!("http://127.0.0.1:{}", ports.cache),
+        proxy: format!("http://127.0.0.1:{}", ports.proxy),
+        edge: edge_url,
+        floor: floor_url,
+        pool: pool_url,
+        baseline: baseline_url,
+    };
+    warm_all(&targets, &miss_script).await?;
+    let mut rows = rows(&targets, &miss_script);
+    measure(&mut rows, rounds, cache_dir.path()).await?;
+    print_table(&rows, &load_before, cache_dir.path())?;
+    stack.down().await;
+    Ok(())
+}
 
-    warm(&format!("{edge_url}{SONG}"), "HIT").await?;
-    warm(&format!("{floor_url}{SONG}"), "HIT").await?;
-    if let Some(url) = &baseline_url {
+/// The small real stack the miss rows read through: four origins without a CPU
+/// quota behind nginx, with Redis.
+async fn start_stack(dir: &Path) -> anyhow::Result<Stack> {
+    let origin_bin = binaries::build(&[Binary::Origin], true)?.remove(0);
+    let config = StackConfig {
+        instances: 4,
+        cpu_per_instance: None,
+        memory_per_instance: None,
+        redis: true,
+        edge: false,
+        origin_bin: Some(origin_bin),
+        ..StackConfig::for_tests(dir.join("stack"))?
+    };
+    Ok(Stack::up(config).await?)
+}
+
+/// Every cache holds the HIT rows' song, and Redis every song the miss rows read.
+async fn warm_all(targets: &Targets, miss_script: &Path) -> anyhow::Result<()> {
+    let hit_targets = [&targets.edge, &targets.floor, &targets.cache]
+        .into_iter()
+        .chain(&targets.baseline);
+    for url in hit_targets {
         warm(&format!("{url}{SONG}"), "HIT").await?;
     }
-    warm(&format!("{cache_url}{SONG}"), "HIT").await?;
     eprintln!("warming Redis: every song read once through the pool");
-    let pool = pool_url.clone();
-    let script = miss_script.clone();
+    let pool = targets.pool.clone();
+    let script = miss_script.to_path_buf();
     tokio::task::spawn_blocking(move || wrk(&pool, Some(&script), "3s")).await??;
+    Ok(())
+}
 
-    let mut rows = rows(
-        &Targets {
-            plain: format!("http://127.0.0.1:{}", ports.plain),
-            cache: cache_url,
-            proxy: format!("http://127.0.0.1:{}", ports.proxy),
-            edge: edge_url,
-            floor: floor_url,
-            pool: pool_url,
-            baseline: baseline_url,
-        },
-        &miss_script,
-    );
+/// Runs every row once per round, in order, and waits after nginx's cache miss
+/// until its cache is trimmed.
+async fn measure(rows: &mut [Row], rounds: usize, nginx_cache: &Path) -> anyhow::Result<()> {
     for round in 1..=rounds {
-        for row in &mut rows {
+        for row in rows.iter_mut() {
             eprintln!(
                 "round {round}/{rounds}, {}: wrk {} -d{MEASURED} {}",
                 row.name,
@@ -467,11 +483,9 @@ async fn run(rounds: usize) -> anyhow::Result<()> {
                     .await??,
             );
             if row.name == NGINX_MISS {
-                wait_for_trim(cache_dir.path()).await;
+                wait_for_trim(nginx_cache).await;
             }
         }
     }
-    print_table(&rows, &load_before, cache_dir.path())?;
-    stack.down().await;
     Ok(())
 }
