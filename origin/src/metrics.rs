@@ -133,11 +133,22 @@ impl Metrics {
     /// The Prometheus text format.
     pub fn render(&self, pool: Option<PoolStatus>) -> String {
         let mut out = String::with_capacity(8192);
+        self.render_requests(&mut out);
+        self.render_cache_lookups(&mut out);
+        self.render_counters(&mut out);
+        if let Some(pool) = pool {
+            render_pool(&mut out, pool);
+        }
+        out
+    }
+
+    /// Requests by route, method and status: their count and latency histogram.
+    fn render_requests(&self, out: &mut String) {
+        let requests = self.requests.lock().expect("metrics lock");
         out.push_str(
             "# HELP origin_http_requests_total Requests answered, by route, method and status.\n",
         );
         out.push_str("# TYPE origin_http_requests_total counter\n");
-        let requests = self.requests.lock().expect("metrics lock");
         for ((route, method, status), histogram) in requests.iter() {
             let _ = writeln!(
                 out,
@@ -175,8 +186,9 @@ impl Metrics {
                 histogram.count
             );
         }
-        drop(requests);
+    }
 
+    fn render_cache_lookups(&self, out: &mut String) {
         out.push_str("# HELP origin_cache_lookups_total Cache lookups by kind and outcome (hit, miss, bypass).\n");
         out.push_str("# TYPE origin_cache_lookups_total counter\n");
         for ((kind, outcome), count) in self.cache.lock().expect("metrics lock").iter() {
@@ -185,6 +197,10 @@ impl Metrics {
                 "origin_cache_lookups_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {count}"
             );
         }
+    }
+
+    /// The counters and the in-flight gauge.
+    fn render_counters(&self, out: &mut String) {
         let counters = [
             (
                 "origin_cache_errors_total",
@@ -224,37 +240,38 @@ impl Metrics {
             "# HELP origin_http_requests_in_flight Requests being served now.\n# TYPE origin_http_requests_in_flight gauge\norigin_http_requests_in_flight {}",
             self.in_flight.load(Ordering::Relaxed)
         );
-        if let Some(pool) = pool {
-            let gauges = [
-                (
-                    "origin_db_pool_max_size",
-                    "Largest number of database connections.",
-                    pool.max_size,
-                ),
-                (
-                    "origin_db_pool_size",
-                    "Database connections open.",
-                    pool.size,
-                ),
-                (
-                    "origin_db_pool_available",
-                    "Idle database connections.",
-                    pool.available,
-                ),
-                (
-                    "origin_db_pool_waiting",
-                    "Requests waiting for a database connection.",
-                    pool.waiting,
-                ),
-            ];
-            for (name, help, value) in gauges {
-                let _ = writeln!(
-                    out,
-                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-                );
-            }
-        }
-        out
+    }
+}
+
+/// The database pool's gauges.
+fn render_pool(out: &mut String, pool: PoolStatus) {
+    let gauges = [
+        (
+            "origin_db_pool_max_size",
+            "Largest number of database connections.",
+            pool.max_size,
+        ),
+        (
+            "origin_db_pool_size",
+            "Database connections open.",
+            pool.size,
+        ),
+        (
+            "origin_db_pool_available",
+            "Idle database connections.",
+            pool.available,
+        ),
+        (
+            "origin_db_pool_waiting",
+            "Requests waiting for a database connection.",
+            pool.waiting,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
     }
 }
 

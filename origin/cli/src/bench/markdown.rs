@@ -1,16 +1,35 @@
 //! The query table as Markdown, with its settings above and its skips below.
 
-use super::{BenchReport, Draw, Measured};
+use super::{BenchReport, Cell, Draw, Measured};
 
 impl BenchReport {
     /// The table, with the settings above it and the skips and reasons below.
     pub fn markdown(&self) -> String {
+        let mut out = self.heading();
+        for cell in &self.cells {
+            out.push_str(&cell.row());
+        }
+        out.push('\n');
+        for why in self.reasons_not_measured() {
+            out.push_str(&format!("HTTP + Redis rows not measured: {why}.\n"));
+        }
+        for skip in &self.skipped {
+            out.push_str(&format!("{skip}\n"));
+        }
+        for cell in &self.cells {
+            out.push_str(&cell.notes());
+        }
+        out
+    }
+
+    /// The title, a paragraph on the settings, and the table's header rows.
+    fn heading(&self) -> String {
         let s = &self.settings;
         let distribution = match s.distribution {
             Draw::Uniform => "uniformly",
             Draw::Zipf => "by the data set's Zipf popularity law",
         };
-        let mut out = format!(
+        format!(
             "## Query benchmark\n\n\
              {} songs loaded (from {}); song ids drawn {distribution} from 1..={}. \
              Each cell runs {} closed-loop clients, {:.1} s warm-up then {:.1} s measured; page size {}. \
@@ -30,63 +49,68 @@ impl BenchReport {
             s.seconds,
             s.limit,
             s.cores,
-        );
+        )
+    }
+
+    /// Why cells were not measured, each reason once, in table order.
+    fn reasons_not_measured(&self) -> Vec<String> {
         let mut reasons = Vec::new();
-        for cell in &self.cells {
-            let figures = match &cell.measured {
-                Some(m) => format!(
-                    "{:.3} | {:.3} | {:.0} | {} | {} | {}",
-                    m.p50_ms,
-                    m.p99_ms,
-                    m.throughput_per_s,
-                    m.requests,
-                    m.errors,
-                    m.redis_hit_ratio
-                        .map_or_else(|| "–".to_owned(), |r| format!("{:.0}%", r * 100.0)),
-                ),
-                None => {
-                    let why = cell.not_measured.clone().unwrap_or_default();
-                    if !reasons.contains(&why) {
-                        reasons.push(why);
-                    }
-                    "not measured | – | – | – | – | –".to_owned()
-                }
-            };
+        for cell in self.cells.iter().filter(|cell| cell.measured.is_none()) {
+            let why = cell.not_measured.clone().unwrap_or_default();
+            if !reasons.contains(&why) {
+                reasons.push(why);
+            }
+        }
+        reasons
+    }
+}
+
+impl Cell {
+    /// The cell's line in the table.
+    fn row(&self) -> String {
+        let figures = match &self.measured {
+            Some(m) => format!(
+                "{:.3} | {:.3} | {:.0} | {} | {} | {}",
+                m.p50_ms,
+                m.p99_ms,
+                m.throughput_per_s,
+                m.requests,
+                m.errors,
+                m.redis_hit_ratio
+                    .map_or_else(|| "–".to_owned(), |r| format!("{:.0}%", r * 100.0)),
+            ),
+            None => "not measured | – | – | – | – | –".to_owned(),
+        };
+        format!(
+            "| {} | {} | {} | {} | {figures} | {} |\n",
+            self.backend, self.query, self.through, self.clients, self.original
+        )
+    }
+
+    /// Lines below the table for Redis bypasses and the first error, if any.
+    fn notes(&self) -> String {
+        let mut out = String::new();
+        if let Some(Measured {
+            redis_bypasses: Some(bypasses @ 1..),
+            ..
+        }) = &self.measured
+        {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {figures} | {} |\n",
-                cell.backend, cell.query, cell.through, cell.clients, cell.original
+                "{} {} through {}: Redis was bypassed {bypasses} times (it failed or was slower than its timeout), \
+                 so some of these requests were database reads.\n",
+                self.backend, self.query, self.through
             ));
         }
-        out.push('\n');
-        for why in reasons {
-            out.push_str(&format!("HTTP + Redis rows not measured: {why}.\n"));
-        }
-        for skip in &self.skipped {
-            out.push_str(&format!("{skip}\n"));
-        }
-        for cell in &self.cells {
-            if let Some(Measured {
-                redis_bypasses: Some(bypasses @ 1..),
-                ..
-            }) = &cell.measured
-            {
-                out.push_str(&format!(
-                    "{} {} through {}: Redis was bypassed {bypasses} times (it failed or was slower than its timeout), \
-                     so some of these requests were database reads.\n",
-                    cell.backend, cell.query, cell.through
-                ));
-            }
-            if let Some(Measured {
-                errors: 1..,
-                first_error: Some(error),
-                ..
-            }) = &cell.measured
-            {
-                out.push_str(&format!(
-                    "{} {} through {}: first error: {error}\n",
-                    cell.backend, cell.query, cell.through
-                ));
-            }
+        if let Some(Measured {
+            errors: 1..,
+            first_error: Some(error),
+            ..
+        }) = &self.measured
+        {
+            out.push_str(&format!(
+                "{} {} through {}: first error: {error}\n",
+                self.backend, self.query, self.through
+            ));
         }
         out
     }

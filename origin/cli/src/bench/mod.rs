@@ -219,6 +219,35 @@ pub async fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
 
 /// Runs every cell the arguments allow.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
+    check_args(args)?;
+    let most_clients = args.concurrency.iter().copied().max().unwrap_or(1);
+    let postgres = match &args.database_url {
+        Some(url) => Some(open_postgres(url, most_clients).await?),
+        None => None,
+    };
+    let (songs, songs_from) = loaded_songs(args).await?;
+    anyhow::ensure!(songs >= 1, "no songs are loaded; run `origin seed` first");
+    let draw = Sampler::new(args, songs)?;
+    let (backends, skipped) = open_backends(args, postgres).await?;
+    let cells = measure_all(args, &draw, backends).await?;
+    Ok(BenchReport {
+        settings: Settings {
+            songs,
+            songs_from,
+            distribution: args.distribution,
+            concurrency: args.concurrency.clone(),
+            seconds: args.seconds,
+            warmup_seconds: args.warmup_seconds,
+            limit: args.limit,
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+        },
+        cells,
+        skipped,
+    })
+}
+
+/// Refuses durations, client counts and page sizes the bench cannot use.
+fn check_args(args: &BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.seconds > 0.0 && args.warmup_seconds >= 0.0,
         "--seconds must be > 0 and --warmup-seconds >= 0"
@@ -227,29 +256,30 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         !args.concurrency.is_empty() && args.concurrency.iter().all(|&n| n >= 1),
         "--concurrency takes client counts of at least 1, such as 1,16"
     );
-    let most_clients = args.concurrency.iter().copied().max().unwrap_or(1);
     anyhow::ensure!(
         (1..=MAX_PAGE_LIMIT).contains(&args.limit),
         "--limit must be between 1 and {MAX_PAGE_LIMIT}"
     );
-    let postgres = match &args.database_url {
-        Some(url) => {
-            let database = Database::Postgres {
-                url: url.clone(),
-                options: PostgresOptions {
-                    pool_size: most_clients,
-                    timeout: DB_TIMEOUT,
-                },
-            };
-            Some(
-                storage::open(&database, Schema::AsIs)
-                    .await
-                    .context("connecting to PostgreSQL")?,
-            )
-        }
-        None => None,
+    Ok(())
+}
+
+/// Opens PostgreSQL with a pool large enough for the busiest cell.
+async fn open_postgres(url: &str, pool_size: usize) -> anyhow::Result<Arc<dyn Storage>> {
+    let database = Database::Postgres {
+        url: url.to_owned(),
+        options: PostgresOptions {
+            pool_size,
+            timeout: DB_TIMEOUT,
+        },
     };
-    let (songs, songs_from) = match (args.songs, &args.database_url) {
+    storage::open(&database, Schema::AsIs)
+        .await
+        .context("connecting to PostgreSQL")
+}
+
+/// How many songs to draw ids from, and where that number came from.
+async fn loaded_songs(args: &BenchArgs) -> anyhow::Result<(u64, String)> {
+    Ok(match (args.songs, &args.database_url) {
         (Some(songs), _) => (songs, "--songs".to_owned()),
         (None, Some(url)) => (
             postgres_song_count(url).await?,
@@ -258,10 +288,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         (None, None) => anyhow::bail!(
             "give --songs (the loaded song count): without PostgreSQL the bench cannot find it"
         ),
-    };
-    anyhow::ensure!(songs >= 1, "no songs are loaded; run `origin seed` first");
-    let draw = Sampler::new(args, songs)?;
+    })
+}
 
+/// The backends to measure, PostgreSQL first, and why any other was skipped.
+async fn open_backends(
+    args: &BenchArgs,
+    postgres: Option<Arc<dyn Storage>>,
+) -> anyhow::Result<(Vec<Arc<dyn Storage>>, Vec<String>)> {
     let mut backends: Vec<Arc<dyn Storage>> = Vec::new();
     let mut skipped = Vec::new();
     match postgres {
@@ -289,7 +323,15 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         !backends.is_empty(),
         "nothing to measure: give --database-url (DATABASE_URL) and/or --scylla-uri (SCYLLA_URI)"
     );
+    Ok((backends, skipped))
+}
 
+/// Every cell, in table order: backend, then way through, then client count.
+async fn measure_all(
+    args: &BenchArgs,
+    draw: &Sampler,
+    backends: Vec<Arc<dyn Storage>>,
+) -> anyhow::Result<Vec<Cell>> {
     let mut cells = Vec::new();
     for storage in backends {
         for via in Via::ALL {
@@ -306,20 +348,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
             }
         }
     }
-    Ok(BenchReport {
-        settings: Settings {
-            songs,
-            songs_from,
-            distribution: args.distribution,
-            concurrency: args.concurrency.clone(),
-            seconds: args.seconds,
-            warmup_seconds: args.warmup_seconds,
-            limit: args.limit,
-            cores: std::thread::available_parallelism().map_or(1, usize::from),
-        },
-        cells,
-        skipped,
-    })
+    Ok(cells)
 }
 
 /// The three reads of one backend through `via` at one client count. The cached

@@ -12,13 +12,11 @@
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 use indicatif::ProgressBar;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls};
-use uuid::Uuid;
+use tokio_postgres::{Client, NoTls, Transaction};
 
 use super::generate::{Dataset, Generator};
 use super::{Existing, Start, StartError};
@@ -343,89 +341,7 @@ async fn copy_table(
         .batch_execute(&format!("TRUNCATE {table}"))
         .await
         .map_err(sql(format!("truncating {table}")))?;
-    let mut generator = Generator::new(dataset).expect("the dataset was validated before loading");
-    let step = || format!("copying {table}");
-    let rows = match table {
-        "songs" => {
-            let sink = transaction
-                .copy_in("COPY songs (id, title, artist, duration_ms, created_at) FROM STDIN (FORMAT binary, FREEZE)")
-                .await
-                .map_err(sql(step()))?;
-            let types = [
-                Type::INT8,
-                Type::TEXT,
-                Type::TEXT,
-                Type::INT4,
-                Type::TIMESTAMPTZ,
-            ];
-            let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
-            for id in 1..=dataset.songs as i64 {
-                let song = generator.song(id);
-                let row: [&(dyn ToSql + Sync); 5] = [
-                    &song.id,
-                    &song.title,
-                    &song.artist,
-                    &song.duration_ms,
-                    &song.created_at,
-                ];
-                writer.as_mut().write(&row).await.map_err(sql(step()))?;
-                tick(progress, id as u64);
-            }
-            writer.finish().await.map_err(sql(step()))?
-        }
-        "users" => {
-            let sink = transaction
-                .copy_in("COPY users (id, name, avatar_url, location) FROM STDIN (FORMAT binary, FREEZE)")
-                .await
-                .map_err(sql(step()))?;
-            let types = [Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT];
-            let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
-            for id in 1..=dataset.users as i64 {
-                let user = generator.user(id);
-                let row: [&(dyn ToSql + Sync); 4] =
-                    [&user.id, &user.name, &user.avatar_url, &user.location];
-                writer.as_mut().write(&row).await.map_err(sql(step()))?;
-                tick(progress, id as u64);
-            }
-            writer.finish().await.map_err(sql(step()))?
-        }
-        _ => {
-            let sink = transaction
-                .copy_in(
-                    "COPY comments (id, song_id, user_id, body, track_ms, created_at, updated_at) \
-                     FROM STDIN (FORMAT binary, FREEZE)",
-                )
-                .await
-                .map_err(sql(step()))?;
-            let types = [
-                Type::UUID,
-                Type::INT8,
-                Type::INT8,
-                Type::TEXT,
-                Type::INT4,
-                Type::TIMESTAMPTZ,
-                Type::TIMESTAMPTZ,
-            ];
-            let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
-            for index in 0..dataset.comments {
-                let comment = generator.comment(index);
-                let (id, created, updated): (Uuid, DateTime<Utc>, DateTime<Utc>) =
-                    (comment.id, comment.created_at, comment.updated_at);
-                let row: [&(dyn ToSql + Sync); 7] = [
-                    &id,
-                    &comment.song_id,
-                    &comment.user_id,
-                    &comment.body,
-                    &comment.track_ms,
-                    &created,
-                    &updated,
-                ];
-                writer.as_mut().write(&row).await.map_err(sql(step()))?;
-                tick(progress, index + 1);
-            }
-            writer.finish().await.map_err(sql(step()))?
-        }
-    };
+    let rows = copy_rows(&transaction, table, dataset, progress).await?;
     progress.inc(rows % ROWS_PER_TICK);
     transaction
         .execute(
@@ -439,6 +355,126 @@ async fn copy_table(
         .await
         .map_err(sql(format!("committing {table}")))?;
     Ok(())
+}
+
+/// Column types of each table's COPY, in the order its statement names them.
+const SONG_TYPES: [Type; 5] = [
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TIMESTAMPTZ,
+];
+const USER_TYPES: [Type; 4] = [Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT];
+const COMMENT_TYPES: [Type; 7] = [
+    Type::UUID,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::INT4,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+];
+
+/// Generates every row of `table` and copies them in; returns how many.
+async fn copy_rows(
+    transaction: &Transaction<'_>,
+    table: &'static str,
+    dataset: Dataset,
+    progress: &ProgressBar,
+) -> Result<u64, LoadError> {
+    let mut generator = Generator::new(dataset).expect("the dataset was validated before loading");
+    let copy = TableCopy {
+        transaction,
+        step: format!("copying {table}"),
+        progress,
+    };
+    match table {
+        "songs" => {
+            copy.write(
+                "COPY songs (id, title, artist, duration_ms, created_at) FROM STDIN (FORMAT binary, FREEZE)",
+                &SONG_TYPES,
+                (1..=dataset.songs as i64).map(|id| generator.song(id)),
+                |song| {
+                    [
+                        &song.id,
+                        &song.title,
+                        &song.artist,
+                        &song.duration_ms,
+                        &song.created_at,
+                    ]
+                },
+            )
+            .await
+        }
+        "users" => {
+            copy.write(
+                "COPY users (id, name, avatar_url, location) FROM STDIN (FORMAT binary, FREEZE)",
+                &USER_TYPES,
+                (1..=dataset.users as i64).map(|id| generator.user(id)),
+                |user| [&user.id, &user.name, &user.avatar_url, &user.location],
+            )
+            .await
+        }
+        _ => {
+            copy.write(
+                "COPY comments (id, song_id, user_id, body, track_ms, created_at, updated_at) \
+                 FROM STDIN (FORMAT binary, FREEZE)",
+                &COMMENT_TYPES,
+                (0..dataset.comments).map(|index| generator.comment(index)),
+                |comment| {
+                    [
+                        &comment.id,
+                        &comment.song_id,
+                        &comment.user_id,
+                        &comment.body,
+                        &comment.track_ms,
+                        &comment.created_at,
+                        &comment.updated_at,
+                    ]
+                },
+            )
+            .await
+        }
+    }
+}
+
+/// One table's binary COPY inside its loading transaction.
+struct TableCopy<'a> {
+    transaction: &'a Transaction<'a>,
+    /// Names the COPY in its errors.
+    step: String,
+    progress: &'a ProgressBar,
+}
+
+impl TableCopy<'_> {
+    /// Streams `rows` through `statement`, each as the columns `fields` picks
+    /// (of the types `types`), ticking the progress bar; returns the row count.
+    async fn write<R, const N: usize>(
+        &self,
+        statement: &str,
+        types: &[Type],
+        rows: impl Iterator<Item = R>,
+        fields: impl Fn(&R) -> [&(dyn ToSql + Sync); N],
+    ) -> Result<u64, LoadError> {
+        let sink = self
+            .transaction
+            .copy_in(statement)
+            .await
+            .map_err(sql(&self.step))?;
+        let mut writer = pin!(BinaryCopyInWriter::new(sink, types));
+        let mut written = 0;
+        for row in rows {
+            writer
+                .as_mut()
+                .write(&fields(&row))
+                .await
+                .map_err(sql(&self.step))?;
+            written += 1;
+            tick(self.progress, written);
+        }
+        writer.finish().await.map_err(sql(&self.step))
+    }
 }
 
 fn tick(progress: &ProgressBar, done: u64) {

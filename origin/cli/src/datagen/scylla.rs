@@ -24,6 +24,7 @@ use futures::{StreamExt as _, stream};
 use indicatif::ProgressBar;
 use scylla::client::session::Session;
 use scylla::errors::ExecutionError;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::Statement;
 use scylla::statement::prepared::PreparedStatement;
 
@@ -126,120 +127,35 @@ pub async fn load(
         progress.inc(start);
         let load = Table {
             session: &session,
+            ks,
             record: &record,
             name: table,
             progress,
         };
-        match table {
-            "songs" => {
-                let insert = backend::prepare(
-                    &session,
-                    ks,
-                    "INSERT INTO {ks}.songs (id, title, artist, duration_ms, created_at) \
-                     VALUES (?, ?, ?, ?, ?)",
-                )
-                .await?;
-                load.insert_all(start..rows, |n| {
-                    let song = generator.song(n as i64 + 1);
-                    let insert = &insert;
-                    let session = &session;
-                    async move {
-                        let values = (
-                            song.id,
-                            song.title,
-                            song.artist,
-                            song.duration_ms,
-                            to_cql(song.created_at),
-                        );
-                        session.execute_unpaged(insert, values).await.map(drop)
-                    }
-                })
-                .await?;
-            }
-            "users" => {
-                let insert = backend::prepare(
-                    &session,
-                    ks,
-                    "INSERT INTO {ks}.users (id, name, avatar_url, location) VALUES (?, ?, ?, ?)",
-                )
-                .await?;
-                load.insert_all(start..rows, |n| {
-                    let user = generator.user(n as i64 + 1);
-                    let insert = &insert;
-                    let session = &session;
-                    async move {
-                        let values = (user.id, user.name, user.avatar_url, user.location);
-                        session.execute_unpaged(insert, values).await.map(drop)
-                    }
-                })
-                .await?;
-            }
-            _ => {
-                let by_song = backend::prepare(
-                    &session,
-                    ks,
-                    "INSERT INTO {ks}.comments_by_song (song_id, track_ms, id, user_id, body, \
-                     created_at, updated_at, author_name, author_avatar_url) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .await?;
-                let by_id = backend::prepare(
-                    &session,
-                    ks,
-                    "INSERT INTO {ks}.comments_by_id (id, song_id, track_ms, user_id) \
-                     VALUES (?, ?, ?, ?)",
-                )
-                .await?;
-                load.insert_all(start..rows, |n| {
-                    let comment = generator.comment(n);
-                    let author = generator.user(comment.user_id.get());
-                    let (by_song, by_id, session) = (&by_song, &by_id, &session);
-                    async move {
-                        let (created, updated) =
-                            (to_cql(comment.created_at), to_cql(comment.updated_at));
-                        let song_row = (
-                            comment.song_id,
-                            comment.track_ms,
-                            comment.id,
-                            comment.user_id,
-                            comment.body.as_str(),
-                            created,
-                            updated,
-                            author.name,
-                            author.avatar_url,
-                        );
-                        let id_row = (
-                            comment.id,
-                            comment.song_id,
-                            comment.track_ms,
-                            comment.user_id,
-                        );
-                        futures::try_join!(
-                            session.execute_unpaged(by_song, song_row),
-                            session.execute_unpaged(by_id, id_row),
-                        )
-                        .map(drop)
-                    }
-                })
-                .await?;
-            }
-        }
+        load.insert(&mut generator, start..rows).await?;
     }
-    for table in ["seed_progress", "seed_plan"] {
-        session
-            .query_unpaged(format!("DROP TABLE IF EXISTS {ks}.{table}"), ())
-            .await
-            .map_err(cql("dropping the bookkeeping tables"))?;
-    }
+    drop_bookkeeping(&session, ks).await?;
     Ok(LoadReport {
         rows: tables.iter().map(|(_, rows)| rows).sum(),
         total_time: started.elapsed(),
     })
 }
 
+/// Drops `seed_progress` and `seed_plan` once every table is loaded.
+async fn drop_bookkeeping(session: &Session, ks: &str) -> Result<(), LoadError> {
+    for table in ["seed_progress", "seed_plan"] {
+        session
+            .query_unpaged(format!("DROP TABLE IF EXISTS {ks}.{table}"), ())
+            .await
+            .map_err(cql("dropping the bookkeeping tables"))?;
+    }
+    Ok(())
+}
+
 /// One table's load: inserts in a bounded window, progress and checkpoints.
 struct Table<'a> {
     session: &'a Session,
+    ks: &'a str,
     record: &'a PreparedStatement,
     name: &'static str,
     progress: &'a ProgressBar,
@@ -276,6 +192,113 @@ impl Table<'_> {
             .await
             .map(drop)
             .map_err(cql("recording the load's progress"))
+    }
+
+    /// Inserts the rows numbered `rows` of this table.
+    async fn insert(&self, generator: &mut Generator, rows: Range<u64>) -> Result<(), LoadError> {
+        match self.name {
+            "songs" => {
+                self.insert_rows(
+                    "INSERT INTO {ks}.songs (id, title, artist, duration_ms, created_at) \
+                     VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                    |n| {
+                        let song = generator.song(n as i64 + 1);
+                        (
+                            song.id,
+                            song.title,
+                            song.artist,
+                            song.duration_ms,
+                            to_cql(song.created_at),
+                        )
+                    },
+                )
+                .await
+            }
+            "users" => {
+                self.insert_rows(
+                    "INSERT INTO {ks}.users (id, name, avatar_url, location) VALUES (?, ?, ?, ?)",
+                    rows,
+                    |n| {
+                        let user = generator.user(n as i64 + 1);
+                        (user.id, user.name, user.avatar_url, user.location)
+                    },
+                )
+                .await
+            }
+            _ => self.insert_comments(generator, rows).await,
+        }
+    }
+
+    /// Prepares `cql` and inserts, for each row number in `rows`, the values
+    /// that `values` makes for it.
+    async fn insert_rows<V: SerializeRow>(
+        &self,
+        cql: &str,
+        rows: Range<u64>,
+        mut values: impl FnMut(u64) -> V,
+    ) -> Result<(), LoadError> {
+        let insert = backend::prepare(self.session, self.ks, cql).await?;
+        self.insert_all(rows, |n| {
+            let values = values(n);
+            let (insert, session) = (&insert, self.session);
+            async move { session.execute_unpaged(insert, values).await.map(drop) }
+        })
+        .await
+    }
+
+    /// Inserts the comments numbered `rows`, each into both comment tables.
+    async fn insert_comments(
+        &self,
+        generator: &mut Generator,
+        rows: Range<u64>,
+    ) -> Result<(), LoadError> {
+        let by_song = backend::prepare(
+            self.session,
+            self.ks,
+            "INSERT INTO {ks}.comments_by_song (song_id, track_ms, id, user_id, body, \
+             created_at, updated_at, author_name, author_avatar_url) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .await?;
+        let by_id = backend::prepare(
+            self.session,
+            self.ks,
+            "INSERT INTO {ks}.comments_by_id (id, song_id, track_ms, user_id) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .await?;
+        self.insert_all(rows, |n| {
+            let comment = generator.comment(n);
+            let author = generator.user(comment.user_id.get());
+            let (by_song, by_id, session) = (&by_song, &by_id, self.session);
+            async move {
+                let (created, updated) = (to_cql(comment.created_at), to_cql(comment.updated_at));
+                let song_row = (
+                    comment.song_id,
+                    comment.track_ms,
+                    comment.id,
+                    comment.user_id,
+                    comment.body.as_str(),
+                    created,
+                    updated,
+                    author.name,
+                    author.avatar_url,
+                );
+                let id_row = (
+                    comment.id,
+                    comment.song_id,
+                    comment.track_ms,
+                    comment.user_id,
+                );
+                futures::try_join!(
+                    session.execute_unpaged(by_song, song_row),
+                    session.execute_unpaged(by_id, id_row),
+                )
+                .map(drop)
+            }
+        })
+        .await
     }
 }
 
