@@ -11,19 +11,12 @@
 //! request's latency on each connection, as the TCP connect does. Plain
 //! `http://` stays a bare `TcpStream`: one branch per read or write.
 
-use std::fmt;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::HeaderValue;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -31,6 +24,11 @@ use tokio_rustls::client::TlsStream;
 
 use crate::recorder::{CacheStatus, ErrorClass};
 use crate::workload::PlannedRequest;
+
+use tls::client_config;
+pub use tls::{Tls, TlsOptions, read_certificates};
+
+mod tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -48,30 +46,6 @@ pub enum TargetError {
     NoCaCertificate(String),
     #[error("setting up TLS")]
     Tls(#[source] rustls::Error),
-}
-
-/// How an `https://` target's certificate is checked.
-#[derive(Debug, Clone, Default)]
-pub struct TlsOptions {
-    /// Trust only the CA certificates in this PEM file (instead of the web PKI roots).
-    pub ca_file: Option<PathBuf>,
-    /// Accept any certificate (the handshake's signatures are still checked).
-    pub insecure: bool,
-}
-
-/// TLS settings of an `https://` target, shared by every connection.
-#[derive(Clone)]
-pub struct Tls {
-    connector: TlsConnector,
-    server_name: ServerName<'static>,
-}
-
-impl fmt::Debug for Tls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tls")
-            .field("server_name", &self.server_name)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Where requests go.
@@ -148,99 +122,6 @@ impl Target {
             base_path: base_path.to_owned(),
             tls,
         })
-    }
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Reads every certificate of a PEM file.
-pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TargetError> {
-    let failed = |source| TargetError::CaFile(path.display().to_string(), source);
-    CertificateDer::pem_file_iter(path)
-        .map_err(failed)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(failed)
-}
-
-fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, TargetError> {
-    let provider = provider();
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(TargetError::Tls)?;
-    let mut config = if options.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = RootCertStore::empty();
-        match &options.ca_file {
-            Some(path) => {
-                let (added, _) = roots.add_parsable_certificates(read_certificates(path)?);
-                if added == 0 {
-                    return Err(TargetError::NoCaCertificate(path.display().to_string()));
-                }
-            }
-            None => roots
-                .roots
-                .extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    // We speak HTTP/1.1 only; say so, or a CDN may pick h2.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// `--insecure`: any certificate for any name, but the handshake's signatures
-/// are still verified (a broken server still fails).
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -384,62 +265,38 @@ impl Connection {
     ) -> Result<Answer, Failure> {
         let reused = self.used > 0;
         self.used += 1;
-        let broken = |retry_safe| Failure {
-            class: ErrorClass::Connection,
-            retry_safe,
-        };
         self.serialise(target, planned);
         if self.stream.write_all(&self.request).await.is_err() {
             self.closing = true;
             return Err(broken(reused));
         }
-        // Head.
-        let (status, head_len, framing, location, retry_after, cache) = loop {
+        let head = self.read_head(reused).await?;
+        let body = self.read_body(head.framing, keep_body).await?;
+        Ok(Answer {
+            status: head.status,
+            location: head.location,
+            retry_after: head.retry_after,
+            cache: head.cache,
+            body: body.map(Bytes::from),
+        })
+    }
+
+    /// Reads a response's head, after any interim 100s, and consumes it.
+    async fn read_head(&mut self, reused: bool) -> Result<Head, Failure> {
+        loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut response = httparse::Response::new(&mut headers);
             match response.parse(&self.buffer[..self.filled]) {
                 Ok(httparse::Status::Complete(head_len)) => {
-                    let status = response.code.unwrap_or(0);
-                    let mut framing = Framing::UntilClose;
-                    let mut location = None;
-                    let mut retry_after = false;
-                    let mut cache = None;
-                    for header in response.headers.iter() {
-                        let name = header.name;
-                        if name.eq_ignore_ascii_case("content-length") {
-                            let length = std::str::from_utf8(header.value)
-                                .ok()
-                                .and_then(|v| v.trim().parse().ok());
-                            framing = Framing::Length(length.ok_or(broken(false))?);
-                        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                            if header
-                                .value
-                                .windows(7)
-                                .any(|w| w.eq_ignore_ascii_case(b"chunked"))
-                            {
-                                framing = Framing::Chunked;
-                            }
-                        } else if name.eq_ignore_ascii_case("connection") {
-                            if header.value.eq_ignore_ascii_case(b"close") {
-                                self.closing = true;
-                            }
-                        } else if name.eq_ignore_ascii_case("location") {
-                            location = std::str::from_utf8(header.value).ok().map(str::to_owned);
-                        } else if name.eq_ignore_ascii_case("retry-after") {
-                            retry_after = true;
-                        } else if name.eq_ignore_ascii_case("x-cache") {
-                            cache = CacheStatus::parse(header.value);
-                        }
+                    let head = Head::of(&response);
+                    self.consume(head_len);
+                    let head = head.inspect_err(|_| self.closing = true)?;
+                    self.closing |= head.closes;
+                    if head.status != 100 {
+                        return Ok(head);
                     }
-                    if matches!(status, 100..=199 | 204 | 304) {
-                        framing = Framing::Length(0);
-                    }
-                    if status == 100 {
-                        // An interim answer: drop it and read the real one.
-                        self.consume(head_len);
-                        continue;
-                    }
-                    break (status, head_len, framing, location, retry_after, cache);
+                    // An interim answer: drop it and read the real one.
+                    continue;
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(_) => {
@@ -456,54 +313,27 @@ impl Connection {
                 }
                 Ok(_) => {}
             }
-        };
-        self.consume(head_len);
-        // Body.
-        let mut kept = keep_body.then(Vec::new);
+        }
+    }
+
+    /// Reads the body `framing` announces and consumes it; returns it when `keep`.
+    async fn read_body(
+        &mut self,
+        framing: Framing,
+        keep: bool,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        let mut kept = keep.then(Vec::new);
         match framing {
             Framing::Length(length) => {
                 while self.filled < length {
-                    if !matches!(self.fill().await, Ok(read) if read > 0) {
-                        self.closing = true;
-                        return Err(broken(false));
-                    }
+                    self.fill_more().await?;
                 }
                 if let Some(kept) = kept.as_mut() {
                     kept.extend_from_slice(&self.buffer[..length]);
                 }
                 self.consume(length);
             }
-            Framing::Chunked => loop {
-                match httparse::parse_chunk_size(&self.buffer[..self.filled]) {
-                    Ok(httparse::Status::Complete((size_len, size))) => {
-                        let size = size as usize;
-                        // The chunk, then its CRLF (after the last chunk: the final CRLF).
-                        while self.filled < size_len + size + 2 {
-                            if !matches!(self.fill().await, Ok(read) if read > 0) {
-                                self.closing = true;
-                                return Err(broken(false));
-                            }
-                        }
-                        if let Some(kept) = kept.as_mut() {
-                            kept.extend_from_slice(&self.buffer[size_len..size_len + size]);
-                        }
-                        self.consume(size_len + size + 2);
-                        if size == 0 {
-                            break;
-                        }
-                    }
-                    Ok(httparse::Status::Partial) => {
-                        if !matches!(self.fill().await, Ok(read) if read > 0) {
-                            self.closing = true;
-                            return Err(broken(false));
-                        }
-                    }
-                    Err(_) => {
-                        self.closing = true;
-                        return Err(broken(false));
-                    }
-                }
-            },
+            Framing::Chunked => self.read_chunks(kept.as_mut()).await?,
             Framing::UntilClose => {
                 while matches!(self.fill().await, Ok(read) if read > 0) {}
                 if let Some(kept) = kept.as_mut() {
@@ -513,19 +343,114 @@ impl Connection {
                 self.closing = true;
             }
         }
-        Ok(Answer {
-            status,
-            location,
-            retry_after,
-            cache,
-            body: kept.map(Bytes::from),
-        })
+        Ok(kept)
+    }
+
+    /// Reads a chunked body through its last chunk, appending the chunks to `kept`.
+    async fn read_chunks(&mut self, mut kept: Option<&mut Vec<u8>>) -> Result<(), Failure> {
+        loop {
+            match httparse::parse_chunk_size(&self.buffer[..self.filled]) {
+                Ok(httparse::Status::Complete((size_len, size))) => {
+                    let size = size as usize;
+                    // The chunk, then its CRLF (after the last chunk: the final CRLF).
+                    while self.filled < size_len + size + 2 {
+                        self.fill_more().await?;
+                    }
+                    if let Some(kept) = kept.as_mut() {
+                        kept.extend_from_slice(&self.buffer[size_len..size_len + size]);
+                    }
+                    self.consume(size_len + size + 2);
+                    if size == 0 {
+                        return Ok(());
+                    }
+                }
+                Ok(httparse::Status::Partial) => self.fill_more().await?,
+                Err(_) => {
+                    self.closing = true;
+                    return Err(broken(false));
+                }
+            }
+        }
+    }
+
+    /// Reads more of a response that is not complete: an end or an error there
+    /// breaks the exchange.
+    async fn fill_more(&mut self) -> Result<(), Failure> {
+        if matches!(self.fill().await, Ok(read) if read > 0) {
+            Ok(())
+        } else {
+            self.closing = true;
+            Err(broken(false))
+        }
     }
 
     /// Drops the first `count` bytes of the buffer.
     fn consume(&mut self, count: usize) {
         self.buffer.copy_within(count..self.filled, 0);
         self.filled -= count;
+    }
+}
+
+/// A connection failure; `retry_safe` when the request cannot have been seen.
+fn broken(retry_safe: bool) -> Failure {
+    Failure {
+        class: ErrorClass::Connection,
+        retry_safe,
+    }
+}
+
+/// What the generator reads of a response's head.
+struct Head {
+    status: u16,
+    framing: Framing,
+    location: Option<String>,
+    retry_after: bool,
+    cache: Option<CacheStatus>,
+    /// The server said `Connection: close`.
+    closes: bool,
+}
+
+impl Head {
+    /// The head's fields; an unreadable `Content-Length` breaks the exchange.
+    fn of(response: &httparse::Response<'_, '_>) -> Result<Self, Failure> {
+        let status = response.code.unwrap_or(0);
+        let mut head = Head {
+            status,
+            framing: Framing::UntilClose,
+            location: None,
+            retry_after: false,
+            cache: None,
+            closes: false,
+        };
+        for header in response.headers.iter() {
+            let name = header.name;
+            if name.eq_ignore_ascii_case("content-length") {
+                let length = std::str::from_utf8(header.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
+                head.framing = Framing::Length(length.ok_or(broken(false))?);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                if header
+                    .value
+                    .windows(7)
+                    .any(|w| w.eq_ignore_ascii_case(b"chunked"))
+                {
+                    head.framing = Framing::Chunked;
+                }
+            } else if name.eq_ignore_ascii_case("connection") {
+                head.closes |= header.value.eq_ignore_ascii_case(b"close");
+            } else if name.eq_ignore_ascii_case("location") {
+                head.location = std::str::from_utf8(header.value).ok().map(str::to_owned);
+            } else if name.eq_ignore_ascii_case("retry-after") {
+                head.retry_after = true;
+            } else if name.eq_ignore_ascii_case("x-cache") {
+                head.cache = CacheStatus::parse(header.value);
+            }
+        }
+        if matches!(status, 100..=199 | 204 | 304) {
+            head.framing = Framing::Length(0);
+        }
+        Ok(head)
     }
 }
 
@@ -602,5 +527,144 @@ mod tests {
             Target::resolve_with("https://127.0.0.1:1", &missing).await,
             Err(TargetError::CaFile(..))
         ));
+    }
+
+    /// A server on loopback that answers the requests of one connection, in
+    /// order, each with its pieces written one at a time (so that the client
+    /// meets partial heads and chunks), and then closes it.
+    async fn scripted(answers: Vec<Vec<&'static [u8]>>) -> Target {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            for pieces in answers {
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut buffer = [0; 1024];
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => head.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                head.clear();
+                for piece in pieces {
+                    socket.write_all(piece).await.unwrap();
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            }
+        });
+        Target::resolve(&url).await.unwrap()
+    }
+
+    fn get(path: &str) -> PlannedRequest {
+        PlannedRequest {
+            endpoint: 0,
+            kind: crate::scenario::RequestKind::GetSong,
+            method: http::Method::GET,
+            path: path.to_owned(),
+            uri: None,
+            body: Bytes::new(),
+            authorization: None,
+            user: 0,
+            song_id: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_framing_is_read_to_its_end_and_the_connection_kept_while_it_may_be() {
+        let target = scripted(vec![
+            vec![
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nLocation: /c/1\r\n",
+                b"Transfer-Encoding: chunked\r\n\r\n5\r\nhel",
+                b"lo\r\n6\r\n world\r\n0\r\n",
+                b"\r\n",
+            ],
+            vec![
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nX-Cache: Hit from cloudfront\r\n",
+                b"Content-Length: 3\r\n\r\nab",
+                b"c",
+            ],
+            vec![b"HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n"],
+            vec![b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the ", b"end"],
+        ])
+        .await;
+        let mut connection = Connection::open(&target).await.unwrap();
+
+        let created = connection
+            .exchange(&target, &get("/a"), true)
+            .await
+            .unwrap();
+        assert_eq!(created.status, 201);
+        assert_eq!(created.location.as_deref(), Some("/c/1"));
+        assert_eq!(created.body.as_deref(), Some(&b"hello world"[..]));
+        assert!(connection.is_usable());
+
+        let shed = connection
+            .exchange(&target, &get("/b"), false)
+            .await
+            .unwrap();
+        assert_eq!(shed.status, 503);
+        assert!(shed.retry_after);
+        assert_eq!(shed.cache, Some(CacheStatus::Hit));
+        assert_eq!(shed.body, None);
+        assert!(connection.is_usable());
+
+        let unchanged = connection
+            .exchange(&target, &get("/c"), true)
+            .await
+            .unwrap();
+        assert_eq!(unchanged.status, 304);
+        assert_eq!(unchanged.body.as_deref(), Some(&b""[..]));
+        assert!(connection.is_usable());
+
+        let last = connection
+            .exchange(&target, &get("/d"), true)
+            .await
+            .unwrap();
+        assert_eq!(last.body.as_deref(), Some(&b"to the end"[..]));
+        assert!(
+            !connection.is_usable(),
+            "Connection: close and a body to EOF"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broken_answer_fails_the_exchange_and_only_an_unseen_request_may_be_resent() {
+        let bad_length =
+            scripted(vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"]]).await;
+        let mut connection = Connection::open(&bad_length).await.unwrap();
+        let failure = connection
+            .exchange(&bad_length, &get("/"), false)
+            .await
+            .unwrap_err();
+        assert_eq!(failure, broken(false));
+        assert!(!connection.is_usable());
+
+        let cut = scripted(vec![vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        ]])
+        .await;
+        let mut connection = Connection::open(&cut).await.unwrap();
+        let failure = connection
+            .exchange(&cut, &get("/"), false)
+            .await
+            .unwrap_err();
+        assert_eq!(failure, broken(false), "the server saw this request");
+
+        // One answer, then the server closes the idle connection: the next
+        // request on it was never seen, so it may be resent.
+        let closed = scripted(vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]]).await;
+        let mut connection = Connection::open(&closed).await.unwrap();
+        connection
+            .exchange(&closed, &get("/"), false)
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let failure = connection
+            .exchange(&closed, &get("/"), false)
+            .await
+            .unwrap_err();
+        assert_eq!(failure, broken(true));
     }
 }

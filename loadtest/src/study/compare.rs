@@ -8,7 +8,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::model::{RunSummary, ScalingResult, StudyResults, error_rate_noise, on_off};
+use super::model::{
+    ClassSummary, RunSummary, ScalingResult, StudyResults, error_rate_noise, on_off,
+};
 use super::report::{Table, escape};
 use super::svg::{Area, Band, Chart, PALETTE, Series};
 
@@ -147,143 +149,202 @@ fn summary_rows(what: &str, old: Option<&RunSummary>, new: Option<&RunSummary>) 
     ]
 }
 
-impl Comparison {
-    pub fn of(old: &StudyResults, new: &StudyResults) -> Self {
-        let slo_ms = new.meta.slo_ms;
-        let mut rows = Vec::new();
-        let mut sizes: Vec<usize> = old
-            .scaling
-            .iter()
-            .chain(&new.scaling)
-            .map(|result| result.instances)
-            .collect();
-        sizes.sort_unstable();
-        sizes.dedup();
-        for size in sizes {
-            let (old, new) = (old.capacity_of(size), new.capacity_of(size));
-            rows.push(Row {
-                what: format!("capacity, {size} instance(s)"),
-                unit: Unit::Rate,
-                old: old.map(|result| result.capacity_rps),
-                new: new.map(|result| result.capacity_rps),
-                old_noise: old.and_then(|result| capacity_noise(result, slo_ms)),
-                new_noise: new.and_then(|result| capacity_noise(result, slo_ms)),
-            });
-        }
-        let (old_edge, new_edge) = (old.edge_capacity.as_ref(), new.edge_capacity.as_ref());
-        if old_edge.is_some() || new_edge.is_some() {
-            rows.push(Row {
-                what: "edge capacity (cache on)".into(),
-                unit: Unit::Rate,
-                old: old_edge.map(|edge| edge.capacity_rps),
-                new: new_edge.map(|edge| edge.capacity_rps),
-                old_noise: old_edge.and_then(|edge| capacity_noise(edge, slo_ms)),
-                new_noise: new_edge.and_then(|edge| capacity_noise(edge, slo_ms)),
-            });
-        }
-        for run in &new.fixed {
+/// One capacity figure in both reports, its noise from the search's resolution.
+fn capacity_row(
+    what: String,
+    old: Option<&ScalingResult>,
+    new: Option<&ScalingResult>,
+    slo_ms: f64,
+) -> Row {
+    Row {
+        what,
+        unit: Unit::Rate,
+        old: old.map(|result| result.capacity_rps),
+        new: new.map(|result| result.capacity_rps),
+        old_noise: old.and_then(|result| capacity_noise(result, slo_ms)),
+        new_noise: new.and_then(|result| capacity_noise(result, slo_ms)),
+    }
+}
+
+/// A row per pool size either report measured, smallest first, then the edge's capacity
+/// when either report has one.
+fn capacity_rows(old: &StudyResults, new: &StudyResults, slo_ms: f64) -> Vec<Row> {
+    let mut sizes: Vec<usize> = old
+        .scaling
+        .iter()
+        .chain(&new.scaling)
+        .map(|result| result.instances)
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut rows: Vec<Row> = sizes
+        .into_iter()
+        .map(|size| {
+            capacity_row(
+                format!("capacity, {size} instance(s)"),
+                old.capacity_of(size),
+                new.capacity_of(size),
+                slo_ms,
+            )
+        })
+        .collect();
+    let (old_edge, new_edge) = (old.edge_capacity.as_ref(), new.edge_capacity.as_ref());
+    if old_edge.is_some() || new_edge.is_some() {
+        rows.push(capacity_row(
+            "edge capacity (cache on)".into(),
+            old_edge,
+            new_edge,
+            slo_ms,
+        ));
+    }
+    rows
+}
+
+/// The new report's fixed-rate runs, each against the old run on the same pool size.
+fn fixed_rate_rows(old: &StudyResults, new: &StudyResults) -> Vec<Row> {
+    new.fixed
+        .iter()
+        .flat_map(|run| {
             let before = old
                 .fixed
                 .iter()
                 .find(|earlier| earlier.original.instances == run.original.instances);
-            rows.extend(summary_rows(
+            summary_rows(
                 &format!("400/s, {}", run.original.configuration),
                 before.map(|earlier| &earlier.ours),
                 Some(&run.ours),
-            ));
-        }
-        for tier in &new.tiers {
+            )
+        })
+        .collect()
+}
+
+/// The new report's cache tiers, each against the old tier with the same caches on.
+fn tier_rows(old: &StudyResults, new: &StudyResults) -> Vec<Row> {
+    new.tiers
+        .iter()
+        .flat_map(|tier| {
+            let what = format!(
+                "tier edge {} Redis {}",
+                on_off(tier.edge_cache),
+                on_off(tier.redis)
+            );
             let before = old.tiers.iter().find(|earlier| {
                 earlier.edge_cache == tier.edge_cache && earlier.redis == tier.redis
             });
-            rows.extend(summary_rows(
-                &format!(
-                    "tier edge {} Redis {}",
-                    on_off(tier.edge_cache),
-                    on_off(tier.redis)
-                ),
+            summary_rows(
+                &what,
                 before.map(|earlier| &earlier.summary),
                 Some(&tier.summary),
-            ));
-        }
-        for fault in &new.faults {
+            )
+        })
+        .collect()
+}
+
+/// The new report's faults, reads then writes, each against the old fault of the same
+/// canonical name (so an older report's "restart PostgreSQL" still pairs).
+fn fault_rows(old: &StudyResults, new: &StudyResults) -> Vec<Row> {
+    new.faults
+        .iter()
+        .flat_map(|fault| {
             let before = old.faults.iter().find(|earlier| {
                 super::faults::Fault::canonical_name(&earlier.name)
                     == super::faults::Fault::canonical_name(&fault.name)
             });
-            for (side, pick) in [("reads", true), ("writes", false)] {
-                let class = |run: &super::model::FaultRun| {
-                    if pick {
-                        run.reads.clone()
-                    } else {
-                        run.writes.clone()
-                    }
-                };
-                let noise = |errors, rate, requests| Some(error_rate_noise(errors, rate, requests));
-                let (old_class, new_class) = (before.map(class), class(fault));
-                rows.push(Row {
-                    what: format!("fault '{}': {side} error rate", fault.name),
-                    unit: Unit::Fraction,
-                    old: old_class.as_ref().map(|c| c.error_rate),
-                    new: Some(new_class.error_rate),
-                    old_noise: old_class
-                        .as_ref()
-                        .and_then(|c| noise(c.errors, c.error_rate, c.requests)),
-                    new_noise: noise(new_class.errors, new_class.error_rate, new_class.requests),
-                });
-            }
-        }
-        let describe = |study: &StudyResults| {
-            format!(
-                "{} ({}, {} profile, load average {} → {})",
-                study.meta.git_revision,
-                study.meta.date,
-                study.meta.profile,
-                study
-                    .meta
-                    .load_average_start
-                    .map_or("?".into(), |load| format!("{load:.2}")),
-                study
-                    .meta
-                    .load_average_end
-                    .map_or("?".into(), |load| format!("{load:.2}"))
-            )
-        };
-        let mut context = vec![
-            format!("old: {}", describe(old)),
-            format!("new: {}", describe(new)),
-            "A difference is called better or worse only when it exceeds twice the noise of the difference \
-             (capacity: half the gap to the first rate over; p50 and p99: the standard error of the per-second values; \
-             error rates: the binomial standard error, or 3/n for none). Both runs' machine load is above: a busier machine lowers every figure."
-                .into(),
-        ];
-        let quota = |study: &StudyResults| {
-            study
-                .meta
-                .quota
-                .as_ref()
-                .map_or("not recorded".into(), |quota| quota.describe())
-        };
-        if quota(old) != quota(new) {
-            context.push(format!(
-                "The CPU quotas differ, so capacities are not like for like: old {}; new {}.",
-                quota(old),
-                quota(new)
-            ));
-        }
-        let revision = |study: &StudyResults| {
-            study
-                .meta
-                .git_revision
-                .split_whitespace()
-                .next()
-                .unwrap_or("?")
-                .to_owned()
-        };
+            [
+                fault_error_row(
+                    &fault.name,
+                    "reads",
+                    before.map(|earlier| &earlier.reads),
+                    &fault.reads,
+                ),
+                fault_error_row(
+                    &fault.name,
+                    "writes",
+                    before.map(|earlier| &earlier.writes),
+                    &fault.writes,
+                ),
+            ]
+        })
+        .collect()
+}
+
+/// One side's error rate under a fault, with its binomial noise.
+fn fault_error_row(fault: &str, side: &str, old: Option<&ClassSummary>, new: &ClassSummary) -> Row {
+    let noise =
+        |class: &ClassSummary| error_rate_noise(class.errors, class.error_rate, class.requests);
+    Row {
+        what: format!("fault '{fault}': {side} error rate"),
+        unit: Unit::Fraction,
+        old: old.map(|class| class.error_rate),
+        new: Some(new.error_rate),
+        old_noise: old.map(noise),
+        new_noise: Some(noise(new)),
+    }
+}
+
+/// The lines above the table: each run's revision, date, profile and machine load, how
+/// a verdict is reached, and a warning when the CPU quotas differ.
+fn context_lines(old: &StudyResults, new: &StudyResults) -> Vec<String> {
+    let mut context = vec![
+        format!("old: {}", describe(old)),
+        format!("new: {}", describe(new)),
+        "A difference is called better or worse only when it exceeds twice the noise of the difference \
+         (capacity: half the gap to the first rate over; p50 and p99: the standard error of the per-second values; \
+         error rates: the binomial standard error, or 3/n for none). Both runs' machine load is above: a busier machine lowers every figure."
+            .into(),
+    ];
+    let (old_quota, new_quota) = (quota(old), quota(new));
+    if old_quota != new_quota {
+        context.push(format!(
+            "The CPU quotas differ, so capacities are not like for like: old {old_quota}; new {new_quota}."
+        ));
+    }
+    context
+}
+
+/// One report in a line: revision, date, profile and the load average at start and end.
+fn describe(study: &StudyResults) -> String {
+    let load_average = |value: Option<f64>| value.map_or("?".into(), |load| format!("{load:.2}"));
+    format!(
+        "{} ({}, {} profile, load average {} → {})",
+        study.meta.git_revision,
+        study.meta.date,
+        study.meta.profile,
+        load_average(study.meta.load_average_start),
+        load_average(study.meta.load_average_end)
+    )
+}
+
+/// The report's CPU quota in words; reports from before it was kept say "not recorded".
+fn quota(study: &StudyResults) -> String {
+    study
+        .meta
+        .quota
+        .as_ref()
+        .map_or("not recorded".into(), |quota| quota.describe())
+}
+
+/// The revision without the "(with uncommitted changes)" note, for the column headings.
+fn short_revision(study: &StudyResults) -> &str {
+    study
+        .meta
+        .git_revision
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+}
+
+impl Comparison {
+    pub fn of(old: &StudyResults, new: &StudyResults) -> Self {
+        let slo_ms = new.meta.slo_ms;
+        let mut rows = capacity_rows(old, new, slo_ms);
+        rows.extend(fixed_rate_rows(old, new));
+        rows.extend(tier_rows(old, new));
+        rows.extend(fault_rows(old, new));
         Self {
-            old_label: format!("old ({})", revision(old)),
-            new_label: format!("new ({})", revision(new)),
-            context,
+            old_label: format!("old ({})", short_revision(old)),
+            new_label: format!("new ({})", short_revision(new)),
+            context: context_lines(old, new),
             rows,
             old_scaling: old.scaling.clone(),
             new_scaling: new.scaling.clone(),

@@ -69,104 +69,13 @@ impl Meta {
         calibration: Option<Result<CalibrationFigure, String>>,
         quota: QuotaChoice,
     ) -> Self {
-        let git = |args: &[&str]| {
-            std::process::Command::new("git")
-                .args(args)
-                .current_dir(stack::binaries::workspace_root())
-                .output()
-                .ok()
-                .filter(|output| output.status.success())
-                .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        };
-        let revision =
-            git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
-        // Tracked files only: an untracked file (a report, a scratch note) changes no build.
-        let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-            .is_some_and(|status| !status.is_empty());
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let memory_kib: f64 = meminfo
-            .lines()
-            .find_map(|line| line.strip_prefix("MemTotal:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0.0);
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find_map(|line| line.strip_prefix("model name"))
-            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-            .unwrap_or_else(|| "unknown".into());
-        let load_path = if config.edge {
-            "capacity and fixed-rate runs straight to nginx (the edge cache would hide the origins); faults through the edge; cache tiers both ways"
-        } else {
-            "every run straight to nginx (--no-edge: no edge, no edge-cache tiers)"
-        };
-        let configuration = vec![
-            ("profile".into(), profile.trade.into()),
-            ("origin instances".into(), format!("{:?} (capacity search), {} (faults), {} (cache tiers)", profile.sizes, super::FAULT_POOL, super::CDN_POOL)),
-            ("load path".into(), load_path.into()),
-            ("CPU quota per instance".into(), quota.describe()),
-            ("worker threads per instance".into(), config.worker_threads.to_string()),
-            ("database pool per instance".into(), config.db_pool_size.to_string()),
-            ("seed scale".into(), config.seed_scale.clone()),
-            ("mix".into(), "read-heavy: 25% song, 40% comments page, 25% feed, 8% post, 1% patch, 1% delete; Zipf(1) songs".into()),
-            ("capacity objective".into(), format!("p99 < {} ms, errors < 0.1%, dropped < 0.1%", args.slo_ms)),
-            ("capacity search".into(), format!(
-                "1st size: x2 from {}/s, then {} bisections; later sizes: x{} from the previous size's capacity (÷{} while it fails), then {} bisection(s)",
-                profile.search_start, profile.bisect_steps + 1, profile.search_growth, profile.search_growth, profile.bisect_steps,
-            )),
-            ("healthy start".into(), format!(
-                "before every measured run: every instance's /readyz, nginx sending to every instance (each one's own request counter rises), and a {} s read-only probe at {}/s whose p50 is back within {} × the baseline + {} ms, without errors; waited for up to {} s, else the run is marked",
-                super::health::PROBE_DURATION.as_secs_f64(),
-                super::health::PROBE_RATE,
-                super::health::BASELINE_FACTOR,
-                super::health::BASELINE_SLACK_MS,
-                profile.settle_within.as_secs_f64()
-            )),
-            ("capacity step duration".into(), format!(
-                "{} s per step ({} profile; at 1000/s a step's p99 rests on its {} slowest requests)",
-                profile.search_step.as_secs_f64(),
-                format!("{:?}", args.profile).to_lowercase(),
-                (profile.search_step.as_secs_f64() * 1000.0 / 100.0).round()
-            )),
-            ("warm-up".into(), format!(
-                "{} s at {}/s before the first capacity step (not reported)",
-                profile.warm_up.as_secs_f64(),
-                profile.search_start * 0.5,
-            )),
-            ("fixed-rate, fault and tier runs".into(), format!(
-                "{} s, {} s (fault at 1/3, repair at 2/3), {} s",
-                if profile.full_original_counts { "the original's request counts at 400/s:".to_owned() } else { profile.fixed_duration.as_secs_f64().to_string() },
-                profile.fault_duration.as_secs_f64(),
-                profile.tier_duration.as_secs_f64()
-            )),
-            ("edge capacity search".into(), if config.edge {
-                format!(
-                    "steps of {} s on {} instances, from the nginx capacity of that pool, x{} (÷{} while it fails), then {} bisection(s)",
-                    profile.search_step.as_secs_f64(),
-                    super::CDN_POOL,
-                    profile.search_growth,
-                    profile.search_growth,
-                    profile.bisect_steps
-                )
-            } else {
-                "none (no edge)".into()
-            }),
-            ("database tier".into(), format!(
-                "origin bench-queries on PostgreSQL and one Cassandra node, {:?} closed-loop clients, {} s per cell after {} s of warm-up; capacity of {} instances on each (the study stack's from the capacity search)",
-                profile.db_query_clients,
-                profile.db_query_seconds,
-                profile.db_query_warmup,
-                super::database::DATABASE_POOL,
-            )),
-            ("load generator".into(), "loadtest (open model, latency from the intended start), on the same machine".into()),
-        ];
+        let git_revision = git_revision();
+        let memory_kib = memory_kib();
+        let cpu_model = cpu_model();
+        let configuration = configuration(args, config, profile, &quota);
         Self {
             date: chrono::Utc::now().to_rfc3339(),
-            git_revision: if dirty {
-                format!("{revision} (with uncommitted changes)")
-            } else {
-                revision
-            },
+            git_revision,
             cores: std::thread::available_parallelism()
                 .map(usize::from)
                 .unwrap_or(1),
@@ -174,7 +83,7 @@ impl Meta {
             cpu_model,
             load_average_start: load_average(),
             load_average_end: None,
-            profile: format!("{:?}", args.profile).to_lowercase(),
+            profile: profile_name(args),
             slo_ms: args.slo_ms,
             edge: config.edge,
             backend: config.backend,
@@ -183,6 +92,151 @@ impl Meta {
             configuration,
         }
     }
+}
+
+/// Runs git in the workspace root; its trimmed output, or `None` if it could not.
+fn git(args: &[&str]) -> Option<String> {
+    std::process::Command::new("git")
+        .args(args)
+        .current_dir(stack::binaries::workspace_root())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// The short revision of `HEAD`, marked when tracked files have uncommitted changes.
+fn git_revision() -> String {
+    let revision = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    // Tracked files only: an untracked file (a report, a scratch note) changes no build.
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|status| !status.is_empty());
+    if dirty {
+        format!("{revision} (with uncommitted changes)")
+    } else {
+        revision
+    }
+}
+
+/// The machine's memory from `/proc/meminfo`, 0 if it cannot be read.
+fn memory_kib() -> f64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The first processor's model name from `/proc/cpuinfo`.
+fn cpu_model() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The profile as the command line spells it (`quick`, `full`).
+fn profile_name(args: &super::StudyArgs) -> String {
+    format!("{:?}", args.profile).to_lowercase()
+}
+
+/// The report's configuration table: what ran, with which settings, in the order shown.
+fn configuration(
+    args: &super::StudyArgs,
+    config: &stack::StackConfig,
+    profile: &ProfileSettings,
+    quota: &QuotaChoice,
+) -> Vec<(String, String)> {
+    vec![
+        ("profile".into(), profile.trade.into()),
+        ("origin instances".into(), format!("{:?} (capacity search), {} (faults), {} (cache tiers)", profile.sizes, super::FAULT_POOL, super::CDN_POOL)),
+        ("load path".into(), load_path(config.edge).into()),
+        ("CPU quota per instance".into(), quota.describe()),
+        ("worker threads per instance".into(), config.worker_threads.to_string()),
+        ("database pool per instance".into(), config.db_pool_size.to_string()),
+        ("seed scale".into(), config.seed_scale.clone()),
+        ("mix".into(), "read-heavy: 25% song, 40% comments page, 25% feed, 8% post, 1% patch, 1% delete; Zipf(1) songs".into()),
+        ("capacity objective".into(), format!("p99 < {} ms, errors < 0.1%, dropped < 0.1%", args.slo_ms)),
+        ("capacity search".into(), format!(
+            "1st size: x2 from {}/s, then {} bisections; later sizes: x{} from the previous size's capacity (÷{} while it fails), then {} bisection(s)",
+            profile.search_start, profile.bisect_steps + 1, profile.search_growth, profile.search_growth, profile.bisect_steps,
+        )),
+        ("healthy start".into(), healthy_start(profile)),
+        ("capacity step duration".into(), format!(
+            "{} s per step ({} profile; at 1000/s a step's p99 rests on its {} slowest requests)",
+            profile.search_step.as_secs_f64(),
+            profile_name(args),
+            (profile.search_step.as_secs_f64() * 1000.0 / 100.0).round()
+        )),
+        ("warm-up".into(), format!(
+            "{} s at {}/s before the first capacity step (not reported)",
+            profile.warm_up.as_secs_f64(),
+            profile.search_start * 0.5,
+        )),
+        ("fixed-rate, fault and tier runs".into(), run_durations(profile)),
+        ("edge capacity search".into(), edge_search(config.edge, profile)),
+        ("database tier".into(), format!(
+            "origin bench-queries on PostgreSQL and one Cassandra node, {:?} closed-loop clients, {} s per cell after {} s of warm-up; capacity of {} instances on each (the study stack's from the capacity search)",
+            profile.db_query_clients,
+            profile.db_query_seconds,
+            profile.db_query_warmup,
+            super::database::DATABASE_POOL,
+        )),
+        ("load generator".into(), "loadtest (open model, latency from the intended start), on the same machine".into()),
+    ]
+}
+
+/// Which runs go through the edge and which straight to nginx.
+fn load_path(edge: bool) -> &'static str {
+    if edge {
+        "capacity and fixed-rate runs straight to nginx (the edge cache would hide the origins); faults through the edge; cache tiers both ways"
+    } else {
+        "every run straight to nginx (--no-edge: no edge, no edge-cache tiers)"
+    }
+}
+
+/// What a measured run waits for before it starts, and for how long.
+fn healthy_start(profile: &ProfileSettings) -> String {
+    format!(
+        "before every measured run: every instance's /readyz, nginx sending to every instance (each one's own request counter rises), and a {} s read-only probe at {}/s whose p50 is back within {} × the baseline + {} ms, without errors; waited for up to {} s, else the run is marked",
+        super::health::PROBE_DURATION.as_secs_f64(),
+        super::health::PROBE_RATE,
+        super::health::BASELINE_FACTOR,
+        super::health::BASELINE_SLACK_MS,
+        profile.settle_within.as_secs_f64()
+    )
+}
+
+/// How long the fixed-rate, fault and tier runs last.
+fn run_durations(profile: &ProfileSettings) -> String {
+    format!(
+        "{} s, {} s (fault at 1/3, repair at 2/3), {} s",
+        if profile.full_original_counts {
+            "the original's request counts at 400/s:".to_owned()
+        } else {
+            profile.fixed_duration.as_secs_f64().to_string()
+        },
+        profile.fault_duration.as_secs_f64(),
+        profile.tier_duration.as_secs_f64()
+    )
+}
+
+/// How the edge's capacity is searched, or that it is not (`--no-edge`).
+fn edge_search(edge: bool, profile: &ProfileSettings) -> String {
+    if !edge {
+        return "none (no edge)".into();
+    }
+    format!(
+        "steps of {} s on {} instances, from the nginx capacity of that pool, x{} (÷{} while it fails), then {} bisection(s)",
+        profile.search_step.as_secs_f64(),
+        super::CDN_POOL,
+        profile.search_growth,
+        profile.search_growth,
+        profile.bisect_steps
+    )
 }
 
 /// The machine's 1-minute load average (`/proc/loadavg`).

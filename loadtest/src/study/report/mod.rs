@@ -377,48 +377,13 @@ struct Section {
 }
 
 fn sections(study: &StudyResults) -> Vec<Section> {
-    let mut charts = vec![
-        ("capacity.svg".to_owned(), capacity_chart(study).render()),
-        ("latency.svg".to_owned(), latency_chart(study).render()),
-    ];
-    if let Some(chart) = percentile_chart(study) {
-        charts.push(("percentiles.svg".into(), chart.render()));
-    }
-    let mut fault_paragraphs = vec![fault_intro(study)];
-    fault_paragraphs.extend(fault_notes(study));
-    let fault_charts = study
-        .faults
-        .iter()
-        .enumerate()
-        .flat_map(|(index, fault)| {
-            let [rates, latency] = fault_charts(fault);
-            [
-                (format!("fault-{index}-rate.svg"), rates.render()),
-                (format!("fault-{index}-latency.svg"), latency.render()),
-            ]
-        })
-        .collect();
     vec![
-        Section {
-            heading: "Performance Summary".into(),
-            paragraphs: [
-                format!(
-                    "The original's configurations at its stated load ({} requests/s), beside the original's figures, each run from a healthy, idle stack.",
-                    super::profile::ORIGINAL_RATE
-                ),
-                overload_note(study),
-            ]
-            .into_iter()
-            .filter(|paragraph| !paragraph.is_empty())
-            .collect(),
-            tables: vec![performance_summary(study)],
-            charts: Vec::new(),
-        },
+        performance_section(study),
         Section {
             heading: "Capacity per pool size".into(),
             paragraphs: vec![capacity_intro(study), scaling_verdict(study)],
             tables: vec![capacity_table(study)],
-            charts,
+            charts: capacity_charts(study),
         },
         Section {
             heading: "CPU per part".into(),
@@ -443,12 +408,7 @@ fn sections(study: &StudyResults) -> Vec<Section> {
             tables: vec![tier_table(study)],
             charts: Vec::new(),
         },
-        Section {
-            heading: "Faults during load".into(),
-            paragraphs: fault_paragraphs,
-            tables: vec![fault_table(study)],
-            charts: fault_charts,
-        },
+        fault_section(study),
         Section {
             heading: "Database tier".into(),
             paragraphs: database::paragraphs(study),
@@ -474,6 +434,59 @@ fn sections(study: &StudyResults) -> Vec<Section> {
             charts: Vec::new(),
         },
     ]
+}
+
+/// The original's configurations at its rate, with a note on any pool past its capacity.
+fn performance_section(study: &StudyResults) -> Section {
+    let intro = format!(
+        "The original's configurations at its stated load ({} requests/s), beside the original's figures, each run from a healthy, idle stack.",
+        super::profile::ORIGINAL_RATE
+    );
+    Section {
+        heading: "Performance Summary".into(),
+        paragraphs: [intro, overload_note(study)]
+            .into_iter()
+            .filter(|paragraph| !paragraph.is_empty())
+            .collect(),
+        tables: vec![performance_summary(study)],
+        charts: Vec::new(),
+    }
+}
+
+/// Capacity and latency against pool size, and the percentiles when there are any.
+fn capacity_charts(study: &StudyResults) -> Vec<(String, String)> {
+    let mut charts = vec![
+        ("capacity.svg".to_owned(), capacity_chart(study).render()),
+        ("latency.svg".to_owned(), latency_chart(study).render()),
+    ];
+    if let Some(chart) = percentile_chart(study) {
+        charts.push(("percentiles.svg".into(), chart.render()));
+    }
+    charts
+}
+
+/// The faults: how they were run, a note per fault, their table and two timelines each.
+fn fault_section(study: &StudyResults) -> Section {
+    let mut paragraphs = vec![fault_intro(study)];
+    paragraphs.extend(fault_notes(study));
+    let charts = study
+        .faults
+        .iter()
+        .enumerate()
+        .flat_map(|(index, fault)| {
+            let [rates, latency] = fault_charts(fault);
+            [
+                (format!("fault-{index}-rate.svg"), rates.render()),
+                (format!("fault-{index}-latency.svg"), latency.render()),
+            ]
+        })
+        .collect();
+    Section {
+        heading: "Faults during load".into(),
+        paragraphs,
+        tables: vec![fault_table(study)],
+        charts,
+    }
 }
 
 /// The query table (when measured) and the capacity per backend (when the tier ran).
