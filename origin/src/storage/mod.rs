@@ -1,5 +1,5 @@
 //! Storage behind one trait, one backend per file. Every backend passes the
-//! same conformance suite (`tests/conformance.rs`) over the HTTP API.
+//! same conformance suite (`tests/conformance/`) over the HTTP API.
 //! [`open`] is the one place that turns a chosen [`Database`] into a backend.
 
 use std::sync::Arc;
