@@ -1,7 +1,8 @@
 //! The `loadtest` command line: `run`, `merge`, `calibrate`, `study`, `compare` and
 //! `test-server`.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,21 +173,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             files,
             out,
             thresholds,
-        } => {
-            let runs = files
-                .iter()
-                .map(|path| RunResults::load(path))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut merged = RunResults::merge(&runs)?;
-            merged.thresholds = thresholds
-                .iter()
-                .map(|threshold| threshold.check(&merged))
-                .collect();
-            merged.save(&out)?;
-            print_summary(&merged);
-            eprintln!("merged {} runs into {}", merged.merged_runs, out.display());
-            Ok(exit_for(&merged))
-        }
+        } => merge(&files, &out, &thresholds),
         Command::Calibrate {
             duration,
             connections,
@@ -196,23 +183,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Study(args) => loadtest::study::run(args).await,
-        Command::Compare { old, new, out } => {
-            use loadtest::study::compare;
-            let comparison = compare::Comparison::of(&compare::load(&old)?, &compare::load(&new)?);
-            let out = out.unwrap_or_else(|| {
-                let base = if new.is_dir() {
-                    new.clone()
-                } else {
-                    new.parent().map(PathBuf::from).unwrap_or_default()
-                };
-                base.join("compare")
-            });
-            compare::write(&out, &comparison)
-                .with_context(|| format!("writing {}", out.display()))?;
-            print!("{}", comparison.text());
-            eprintln!("written: {}/compare.html", out.display());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Compare { old, new, out } => compare(&old, &new, out),
         Command::Token {
             jwt_secret,
             user,
@@ -233,24 +204,68 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             tls_cert,
             tls_key,
         } => {
+            let behaviour = Behaviour {
+                stall: stall_at.map(|at| (at, stall_for)),
+                delay,
+            };
             let tls = tls_cert
                 .zip(tls_key)
                 .map(|(certificate, key)| TlsFiles { certificate, key });
-            let server = TestServer::start_with(
-                listen,
-                Behaviour {
-                    stall: stall_at.map(|at| (at, stall_for)),
-                    delay,
-                },
-                tls.as_ref(),
-            )
-            .context("starting the test server")?;
-            println!("listening on {}", server.url());
-            tokio::time::sleep(lifetime).await;
-            drop(server);
-            Ok(ExitCode::SUCCESS)
+            test_server(listen, behaviour, tls, lifetime).await
         }
     }
+}
+
+/// `loadtest merge`: one results file from several runs' files, its thresholds
+/// checked on the merged figures.
+fn merge(files: &[PathBuf], out: &Path, thresholds: &[Threshold]) -> anyhow::Result<ExitCode> {
+    let runs = files
+        .iter()
+        .map(|path| RunResults::load(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut merged = RunResults::merge(&runs)?;
+    merged.thresholds = thresholds
+        .iter()
+        .map(|threshold| threshold.check(&merged))
+        .collect();
+    merged.save(out)?;
+    print_summary(&merged);
+    eprintln!("merged {} runs into {}", merged.merged_runs, out.display());
+    Ok(exit_for(&merged))
+}
+
+/// `loadtest compare`: two study reports side by side, written beside the new
+/// one unless `out` says where.
+fn compare(old: &Path, new: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use loadtest::study::compare;
+    let comparison = compare::Comparison::of(&compare::load(old)?, &compare::load(new)?);
+    let out = out.unwrap_or_else(|| {
+        let base = if new.is_dir() {
+            new.to_path_buf()
+        } else {
+            new.parent().map(PathBuf::from).unwrap_or_default()
+        };
+        base.join("compare")
+    });
+    compare::write(&out, &comparison).with_context(|| format!("writing {}", out.display()))?;
+    print!("{}", comparison.text());
+    eprintln!("written: {}/compare.html", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `loadtest test-server`: the stalling server, for `lifetime`.
+async fn test_server(
+    listen: SocketAddr,
+    behaviour: Behaviour,
+    tls: Option<TlsFiles>,
+    lifetime: Duration,
+) -> anyhow::Result<ExitCode> {
+    let server = TestServer::start_with(listen, behaviour, tls.as_ref())
+        .context("starting the test server")?;
+    println!("listening on {}", server.url());
+    tokio::time::sleep(lifetime).await;
+    drop(server);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
