@@ -36,32 +36,7 @@ pub async fn run(session: &mut Session, results: &mut StudyResults) -> anyhow::R
 
     let main = session.stack.backend();
     let other = other_backend(main);
-    session.step(&format!(
-        "bringing up a second stack on {} ({DATABASE_POOL} instances, Redis, no edge)",
-        other.label()
-    ));
-    let clock = Instant::now();
-    let second = match Stack::up(second_config(&session.config, other)?).await {
-        Ok(stack) => {
-            tier.cassandra_stack_up_s = Some(clock.elapsed().as_secs_f64());
-            session.step(&format!(
-                "  {} stack up in {:.0} s",
-                other.label(),
-                clock.elapsed().as_secs_f64()
-            ));
-            Some(stack)
-        }
-        Err(error) => {
-            let why = format!(
-                "the {} stack did not come up: {}",
-                other.label(),
-                error_chain(&error)
-            );
-            session.step(&format!("  {why}; {} only", main.label()));
-            tier.problems.push(why);
-            None
-        }
-    };
+    let second = start_second_stack(session, other, &mut tier).await?;
 
     let second_url = second.as_ref().map(Stack::database_url);
     let main_url = session.stack.database_url();
@@ -110,6 +85,43 @@ pub async fn run(session: &mut Session, results: &mut StudyResults) -> anyhow::R
     }
     results.database_tier = Some(tier);
     Ok(())
+}
+
+/// The second stack, on `other`: its start time in `tier`, or why it did not
+/// come up among `tier`'s problems (the tier then measures the study's stack only).
+async fn start_second_stack(
+    session: &Session,
+    other: DatabaseBackend,
+    tier: &mut DatabaseTier,
+) -> anyhow::Result<Option<Stack>> {
+    let main = session.stack.backend();
+    session.step(&format!(
+        "bringing up a second stack on {} ({DATABASE_POOL} instances, Redis, no edge)",
+        other.label()
+    ));
+    let clock = Instant::now();
+    let second = match Stack::up(second_config(&session.config, other)?).await {
+        Ok(stack) => {
+            tier.cassandra_stack_up_s = Some(clock.elapsed().as_secs_f64());
+            session.step(&format!(
+                "  {} stack up in {:.0} s",
+                other.label(),
+                clock.elapsed().as_secs_f64()
+            ));
+            Some(stack)
+        }
+        Err(error) => {
+            let why = format!(
+                "the {} stack did not come up: {}",
+                other.label(),
+                error_chain(&error)
+            );
+            session.step(&format!("  {why}; {} only", main.label()));
+            tier.problems.push(why);
+            None
+        }
+    };
+    Ok(second)
 }
 
 /// The database the study's stack does not run on.

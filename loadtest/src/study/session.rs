@@ -3,7 +3,7 @@
 //! the one way a phase runs load: from a healthy, idle stack, with the CPU each part used
 //! and the requests that reached the origins.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -106,14 +106,7 @@ impl Session {
     pub async fn open(args: &StudyArgs) -> anyhow::Result<(Self, Meta)> {
         let started = Instant::now();
         let profile = args.profile.settings();
-        let out = args.out.clone().unwrap_or_else(|| {
-            stack::binaries::workspace_root()
-                .join("reports")
-                .join(chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string())
-        });
-        let runs_dir = out.join("runs");
-        std::fs::create_dir_all(&runs_dir)
-            .with_context(|| format!("creating {}", runs_dir.display()))?;
+        let out = report_dir(args)?;
         let seed_scale = args
             .seed_scale
             .clone()
@@ -136,32 +129,9 @@ impl Session {
             &format!("CPU quota per instance: {}", quota.describe()),
         );
 
-        let mut config = if args.ephemeral_ports {
-            StackConfig::for_tests(out.join("stack"))?
-        } else {
-            StackConfig::default()
-        };
-        config.seed_scale = seed_scale.clone();
-        config.instances = 1;
-        config.edge = !args.no_edge;
-        config.backend = args.backend;
-        config.cpu_per_instance = quota.per_instance;
-        config.cpu_period = quota.period();
-
+        let config = stack_config(args, &out, &seed_scale, &quota)?;
         let calibration = calibrate(args, &profile, started).await;
-        let (songs, users) = data_shape(&seed_scale);
-        let mut scenario = Scenario::read_heavy(songs, users);
-        scenario.max_in_flight = 1024;
-        let workload = Arc::new(Workload::new(&scenario, Some(&config.jwt_secret))?);
-        let prober = Prober::new(&scenario, &config.jwt_secret)?;
-        let driver = Driver {
-            scenario,
-            workload,
-            writes: Vec::new(),
-            deleted: Vec::new(),
-            runs_dir,
-            run_count: 0,
-        };
+        let (driver, prober) = driver(&seed_scale, &config.jwt_secret, out.join("runs"))?;
 
         progress(
             started,
@@ -368,6 +338,63 @@ impl Session {
         self.step("stopping the stack");
         self.stack.down().await;
     }
+}
+
+/// The report's directory, the one given or `reports/<UTC time>`, with its
+/// `runs/` made.
+fn report_dir(args: &StudyArgs) -> anyhow::Result<PathBuf> {
+    let out = args.out.clone().unwrap_or_else(|| {
+        stack::binaries::workspace_root()
+            .join("reports")
+            .join(chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string())
+    });
+    let runs_dir = out.join("runs");
+    std::fs::create_dir_all(&runs_dir)
+        .with_context(|| format!("creating {}", runs_dir.display()))?;
+    Ok(out)
+}
+
+/// The study stack's configuration: one instance to start with, under `quota`.
+fn stack_config(
+    args: &StudyArgs,
+    out: &Path,
+    seed_scale: &str,
+    quota: &QuotaChoice,
+) -> anyhow::Result<StackConfig> {
+    let mut config = if args.ephemeral_ports {
+        StackConfig::for_tests(out.join("stack"))?
+    } else {
+        StackConfig::default()
+    };
+    config.seed_scale = seed_scale.to_owned();
+    config.instances = 1;
+    config.edge = !args.no_edge;
+    config.backend = args.backend;
+    config.cpu_per_instance = quota.per_instance;
+    config.cpu_period = quota.period();
+    Ok(config)
+}
+
+/// The read-heavy load over the seeded data's shape, and the probe beside it.
+fn driver(
+    seed_scale: &str,
+    jwt_secret: &str,
+    runs_dir: PathBuf,
+) -> anyhow::Result<(Driver, Prober)> {
+    let (songs, users) = data_shape(seed_scale);
+    let mut scenario = Scenario::read_heavy(songs, users);
+    scenario.max_in_flight = 1024;
+    let workload = Arc::new(Workload::new(&scenario, Some(jwt_secret))?);
+    let prober = Prober::new(&scenario, jwt_secret)?;
+    let driver = Driver {
+        scenario,
+        workload,
+        writes: Vec::new(),
+        deleted: Vec::new(),
+        runs_dir,
+        run_count: 0,
+    };
+    Ok((driver, prober))
 }
 
 /// The study's stack while another one stands in its place (see [`Session::lend_stack`]).
