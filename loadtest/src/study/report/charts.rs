@@ -171,12 +171,17 @@ pub fn cpu_chart(study: &StudyResults) -> Option<StackedBars> {
 
 pub fn fault_charts(fault: &FaultRun) -> [Chart; 2] {
     let whole = whole_seconds(fault.summary.duration_s, &fault.timeline);
-    let seconds = |pick: fn(&Second) -> f64| -> Vec<(f64, f64)> {
-        whole
+    // One line of the run, a point per whole second; a dashed one for what is
+    // not a request's own figure.
+    let line = |name: &str, color, pick: fn(&Second) -> f64, dashed| Series {
+        name: name.into(),
+        color,
+        points: whole
             .iter()
             .enumerate()
             .map(|(index, second)| (index as f64 + 0.5, pick(second)))
-            .collect()
+            .collect(),
+        dashed,
     };
     let markers = vec![
         Marker {
@@ -202,30 +207,15 @@ pub fn fault_charts(fault: &FaultRun) -> [Chart; 2] {
             x_label: "seconds (each point: one whole second)".into(),
             y_label: "requests/s".into(),
             series: vec![
-                Series {
-                    name: "succeeded".into(),
-                    color: PALETTE[0],
-                    points: seconds(|s| (s.completed - s.errors) as f64),
-                    dashed: false,
-                },
-                Series {
-                    name: "read errors".into(),
-                    color: PALETTE[1],
-                    points: seconds(|s| s.read_errors() as f64),
-                    dashed: false,
-                },
-                Series {
-                    name: "write errors".into(),
-                    color: PALETTE[3],
-                    points: seconds(|s| s.write_errors as f64),
-                    dashed: false,
-                },
-                Series {
-                    name: "dropped arrivals".into(),
-                    color: PALETTE[4],
-                    points: seconds(|s| s.dropped as f64),
-                    dashed: true,
-                },
+                line(
+                    "succeeded",
+                    PALETTE[0],
+                    |s| (s.completed - s.errors) as f64,
+                    false,
+                ),
+                line("read errors", PALETTE[1], |s| s.read_errors() as f64, false),
+                line("write errors", PALETTE[3], |s| s.write_errors as f64, false),
+                line("dropped arrivals", PALETTE[4], |s| s.dropped as f64, true),
             ],
             markers: markers.clone(),
             bands: bands.clone(),
@@ -236,24 +226,14 @@ pub fn fault_charts(fault: &FaultRun) -> [Chart; 2] {
             x_label: "seconds (each point: one whole second)".into(),
             y_label: "ms from intended start (log)".into(),
             series: vec![
-                Series {
-                    name: "p50 of the second".into(),
-                    color: PALETTE[2],
-                    points: seconds(|s| s.p50_ms()),
-                    dashed: false,
-                },
-                Series {
-                    name: "p99 of the second".into(),
-                    color: PALETTE[1],
-                    points: seconds(|s| s.p99_ms()),
-                    dashed: false,
-                },
-                Series {
-                    name: "slowest of the second".into(),
-                    color: "#999999",
-                    points: seconds(|s| s.latency_max_us as f64 / 1000.0),
-                    dashed: true,
-                },
+                line("p50 of the second", PALETTE[2], Second::p50_ms, false),
+                line("p99 of the second", PALETTE[1], Second::p99_ms, false),
+                line(
+                    "slowest of the second",
+                    "#999999",
+                    |s| s.latency_max_us as f64 / 1000.0,
+                    true,
+                ),
             ],
             markers,
             bands,
