@@ -219,6 +219,8 @@ fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(api)
         .merge(Router::from(routes::health_routes()))
         .fallback(|| async { ApiError::NoRoute })
+        // A method a path does not take: answered here, outside the shedding
+        // layer of `/api`, since refusing it costs less than a 503 would.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(close_after_refused_body))
         .layer(middleware::from_fn_with_state(

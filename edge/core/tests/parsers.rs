@@ -337,6 +337,7 @@ proptest! {
             && let Ok(parsed) = parse_behaviours(&behaviours, &groups)
         {
             for behaviour in &parsed {
+                prop_assert!(behaviour.group <= groups.len());
                 let _ = behaviour.matches(&path);
                 let _ = behaviour.origin_target(&path);
             }

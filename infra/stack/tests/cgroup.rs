@@ -1,7 +1,8 @@
 //! CPU quota and memory limit on a real process through this machine's cgroups.
-//! Where none is writable the tests say SKIPPED on stderr, which `cargo test`
-//! shows, and pass, unless `STACK_CGROUPS_REQUIRED=1` (CI sets it: its machines
-//! have them) turns the skip into a failure.
+//! Where none is writable the tests pass and say SKIPPED on stderr, which
+//! `cargo test` shows only with `--nocapture`; so `scripts/test` sets
+//! `STACK_CGROUPS_REQUIRED=1` under `CI=true` (CI's machines have writable
+//! cgroups), which turns the skip into a failure that no one can miss.
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -383,7 +383,7 @@ async fn search(session: &mut Session, start: f64, label: &str) -> anyhow::Resul
 mod tests {
     use super::*;
 
-    /// The shape `origin bench-queries --json` writes (origin/cli/src/bench.rs).
+    /// The shape `origin bench-queries --json` writes (origin/cli/src/bench/).
     const BENCH_JSON: &str = r#"{
       "settings": {"songs": 10000, "songs_from": "the largest song id in PostgreSQL",
                    "distribution": "uniform", "concurrency": [1, 16], "seconds": 0.75,

@@ -37,7 +37,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -370,15 +370,16 @@ fn rounds() -> anyhow::Result<usize> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let rounds = rounds()?;
     // On Ctrl-C the bench's future is dropped, and with it nginx, the stack
-    // and their directories, the cache on tmpfs among them.
+    // and their directories, the cache on tmpfs among them; the exit status
+    // says it was interrupted (128 + SIGINT, as a shell reports it).
     tokio::select! {
-        result = run(rounds) => result,
+        result = run(rounds) => result.map(|()| ExitCode::SUCCESS),
         Ok(()) = tokio::signal::ctrl_c() => {
             eprintln!("interrupted: stopping nginx and the stack, removing their files");
-            Ok(())
+            Ok(ExitCode::from(130))
         }
     }
 }
