@@ -416,8 +416,8 @@ async fn run(rounds: usize) -> anyhow::Result<()> {
         cache_dir.path(),
         pool_port,
         &ports,
-    )?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    )
+    .await?;
     let miss_script = write_miss_script(dir.path())?;
     let targets = Targets {
         plain: format!("http://127.0.0.1:{}", ports.plain),

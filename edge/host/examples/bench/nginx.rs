@@ -2,31 +2,12 @@
 //! native references the edge's rows are read against, and its cache's files.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-pub struct Nginx(Child);
-
-impl Drop for Nginx {
-    /// SIGTERM first: nginx's master stops its workers on it, while a SIGKILL
-    /// to the master would leave them running, orphaned.
-    fn drop(&mut self) {
-        let terminated = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .is_ok_and(|status| status.success());
-        if terminated {
-            for _ in 0..100 {
-                if matches!(self.0.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use anyhow::Context as _;
+use stack::probe::wait_until_ready;
+use stack::process::ManagedProcess;
 
 /// The second nginx's three servers.
 pub struct NginxPorts {
@@ -51,12 +32,16 @@ pub struct NginxPorts {
 /// 500,000 keys, so that the bytes bound the cache, not the zone: with a 10 MB
 /// zone (80,000 keys) the miss row filled it within its first round and nginx
 /// answered 500 to requests it could not place.
-pub fn start_nginx(
+///
+/// Returns once `return 200` answers. Dropping the process stops nginx with
+/// SIGTERM, on which its master stops its workers (a SIGKILL to the master
+/// would leave them running, orphaned).
+pub async fn start_nginx(
     dir: &Path,
     cache_dir: &Path,
     upstream_port: u16,
     ports: &NginxPorts,
-) -> anyhow::Result<Nginx> {
+) -> anyhow::Result<ManagedProcess> {
     let d = dir.display();
     let cache = cache_dir.display();
     let NginxPorts {
@@ -76,19 +61,26 @@ pub fn start_nginx(
     );
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("nginx.conf"), config)?;
-    let child = Command::new("nginx")
-        .args([
-            "-p",
-            &d.to_string(),
-            "-c",
-            &format!("{d}/nginx.conf"),
-            "-g",
-            "daemon off;",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    Ok(Nginx(child))
+    let mut command = Command::new("nginx");
+    command.args([
+        "-p",
+        &d.to_string(),
+        "-c",
+        &format!("{d}/nginx.conf"),
+        "-g",
+        "daemon off;",
+    ]);
+    let log = dir.join("nginx.log");
+    let mut nginx = ManagedProcess::spawn("the bench's nginx", command, &log)?;
+    wait_until_ready(
+        "the bench's nginx",
+        &format!("http://127.0.0.1:{plain_port}/"),
+        Duration::from_secs(10),
+        || nginx.is_running(),
+    )
+    .await
+    .with_context(|| format!("see {} and {d}/error.log", log.display()))?;
+    Ok(nginx)
 }
 
 /// Where nginx keeps its cache files: tmpfs (`/dev/shm`) when it has room for
