@@ -1,6 +1,8 @@
 //! `wasi:http` types to edge-core's and back: the incoming request, the response,
 //! and the pieces the origin client shares with them (fields, bodies, methods).
 
+use std::cell::RefCell;
+
 use bytes::Bytes;
 use edge_core::{EdgeResponse, Headers, OriginRequest, Rejection, RequestHead};
 use spin_sdk::wasip3::clocks::monotonic_clock;
@@ -136,11 +138,7 @@ pub fn origin_request(
     let headers =
         fields(headers).map_err(|error| format!("bad origin request headers: {error:?}"))?;
     let (contents, end) = send_body(request.body.clone());
-    let options = RequestOptions::new();
-    let limit = Some(limit_ns);
-    let host_times_out = options.set_connect_timeout(limit).is_ok()
-        && options.set_first_byte_timeout(limit).is_ok()
-        && options.set_between_bytes_timeout(limit).is_ok();
+    let (options, host_times_out) = request_options(limit_ns);
     let (outbound, _sent) = Request::new(headers, contents, end, Some(options));
     let scheme = match uri.scheme_str() {
         Some("https") => Scheme::Https,
@@ -163,6 +161,37 @@ pub fn origin_request(
         ));
     }
     Ok((outbound, host_times_out))
+}
+
+thread_local! {
+    /// The last origin time limit asked for, as options the host has taken (and
+    /// whether it took them): a request's options are a copy of it, one host call
+    /// instead of four. Every first attempt asks for the same limit (the
+    /// configured `origin_timeout_ms`, or `total_timeout_ms` if smaller); a
+    /// retry asks for what time is left, and the next first attempt makes them
+    /// anew.
+    static OPTIONS: RefCell<Option<(u64, RequestOptions, bool)>> = const { RefCell::new(None) };
+}
+
+/// Options asking the host to give up after `limit_ns` to connect, to the first
+/// byte, or between two parts of the body, and whether it took them.
+fn request_options(limit_ns: u64) -> (RequestOptions, bool) {
+    OPTIONS.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if let Some((limit, options, host_times_out)) = kept.as_ref()
+            && *limit == limit_ns
+        {
+            return (options.clone(), *host_times_out);
+        }
+        let options = RequestOptions::new();
+        let limit = Some(limit_ns);
+        let host_times_out = options.set_connect_timeout(limit).is_ok()
+            && options.set_first_byte_timeout(limit).is_ok()
+            && options.set_between_bytes_timeout(limit).is_ok();
+        let copy = options.clone();
+        *kept = Some((limit_ns, options, host_times_out));
+        (copy, host_times_out)
+    })
 }
 
 /// An origin's response: status, headers, and its whole body, which must have come
