@@ -123,6 +123,18 @@ pub fn parse_machine_busy(line: &str) -> Option<u64> {
     Some(at(0) + at(1) + at(2) + at(5) + at(6) + at(7))
 }
 
+/// The machine's load averages over 1, 5 and 15 minutes (`/proc/loadavg`), which
+/// say how quiet it was around a measurement.
+pub fn load_averages() -> Option<[f64; 3]> {
+    parse_load_averages(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
+/// The first three fields of `/proc/loadavg`: `0.61 1.20 1.98 2/345 6789`.
+pub fn parse_load_averages(text: &str) -> Option<[f64; 3]> {
+    let mut fields = text.split_whitespace().map(|field| field.parse().ok());
+    Some([fields.next()??, fields.next()??, fields.next()??])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +188,17 @@ mod tests {
             Some(151)
         );
         assert_eq!(parse_machine_busy("cpu0 1 2 3 4"), None);
+    }
+
+    #[test]
+    fn load_averages_are_the_first_three_fields() {
+        assert_eq!(
+            parse_load_averages("0.61 1.20 1.98 2/345 6789\n"),
+            Some([0.61, 1.2, 1.98])
+        );
+        assert_eq!(parse_load_averages("0.61 1.20"), None);
+        assert_eq!(parse_load_averages("a b c"), None);
+        assert!(load_averages().is_some());
     }
 
     #[test]

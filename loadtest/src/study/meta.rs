@@ -239,14 +239,9 @@ fn edge_search(edge: bool, profile: &ProfileSettings) -> String {
     )
 }
 
-/// The machine's 1-minute load average (`/proc/loadavg`).
+/// The machine's 1-minute load average.
 pub fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    stack::cpu::load_averages().map(|[one_minute, ..]| one_minute)
 }
 
 /// The share of the machine's cores the largest pool gets: at 7,777/s a pool of three
