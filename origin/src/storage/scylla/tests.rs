@@ -1,3 +1,7 @@
+use chrono::DateTime;
+use scylla::value::CqlTimestamp;
+use uuid::Uuid;
+
 use super::*;
 
 #[test]
