@@ -1,4 +1,5 @@
 use super::*;
+use crate::recorder::{CacheCounts, Second};
 
 #[test]
 fn recovery_counts_from_the_fault_to_the_last_bad_second() {
