@@ -74,10 +74,7 @@ pub async fn read_body(
 ) -> Result<Bytes, BodyError> {
     let mut body = Vec::new();
     loop {
-        // A small body asks for its own length: no 16 KiB buffer per miss.
-        body.reserve(declared.map_or(READ_CHUNK, |length| {
-            length.clamp(1, READ_CHUNK as u64) as usize
-        }));
+        body.reserve(READ_CHUNK);
         let (status, filled) = contents.read(body).await;
         body = filled;
         if body.len() as u64 > limit {
