@@ -438,7 +438,10 @@ async fn run(rounds: usize) -> anyhow::Result<()> {
 /// The small real stack the miss rows read through: four origins without a CPU
 /// quota behind nginx, with Redis.
 async fn start_stack(dir: &Path) -> anyhow::Result<Stack> {
-    let origin_bin = binaries::build(&[Binary::Origin], true)?.remove(0);
+    // Off the runtime's thread, so that Ctrl-C during the build is heard.
+    let origin_bin = tokio::task::spawn_blocking(|| binaries::build(&[Binary::Origin], true))
+        .await??
+        .remove(0);
     let config = StackConfig {
         instances: 4,
         cpu_per_instance: None,
