@@ -120,17 +120,29 @@ impl WasiHttpHooks for OriginClient {
 
 /// The origin's answer; one of at most 64 KiB comes whole, so that the guest reads
 /// it at once and the connection is back in the pool before the guest runs again.
+///
+/// An answer framed by `Transfer-Encoding` loses any `Content-Length` beside
+/// it (RFC 9112 section 6.3: the first frames the body, and an intermediary
+/// must remove the second before it passes the message on). wasi:http does
+/// not show the guest `Transfer-Encoding`, so the length would look like the
+/// body's, and the guest stops reading a body when its length has come.
 async fn exchange(
     client: Client<HttpConnector, WasiBody>,
     request: http::Request<WasiBody>,
 ) -> Result<http::Response<WasiBody>, Error> {
-    let response = client.request(request).await.map_err(|error| {
+    let mut response = client.request(request).await.map_err(|error| {
         if error.is_connect() {
             Error::ConnectionRefused
         } else {
             Error::HttpProtocolError
         }
     })?;
+    if response
+        .headers()
+        .contains_key(http::header::TRANSFER_ENCODING)
+    {
+        response.headers_mut().remove(http::header::CONTENT_LENGTH);
+    }
     let small = crate::framing::content_length(response.headers())
         .is_some_and(|length| length <= crate::framing::BUFFERED_BODY_BYTES);
     if !small {

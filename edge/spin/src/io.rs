@@ -104,7 +104,7 @@ impl EdgeIo for SpinIo {
         if host_times_out {
             // No timer of our own: cancelling one that did not fire was the costliest
             // call of a miss (callgrind). The host bounds the connect, the first byte
-            // and each gap; the body's parts are checked against the deadline.
+            // and each gap; the body's later parts are checked against the deadline.
             return exchange.await;
         }
         let timer = wait_for(limit_ns);

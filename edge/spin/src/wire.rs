@@ -56,15 +56,21 @@ pub async fn read_request_body(request: Request, limit: u64) -> Result<Bytes, Re
 }
 
 /// Reads a body to its end, refusing one longer than `limit` bytes, and giving up
-/// when a part comes after `deadline` (monotonic nanoseconds; checked as parts
-/// come, so no timer is left to cancel).
+/// when a part after the first comes after `deadline` (monotonic nanoseconds;
+/// checked as parts come, so no timer is left to cancel). The first part is
+/// bounded by the host: `edge-host` collects a body of up to 64 KiB within its
+/// first-byte limit, and a host that streams it bounds the first part by that
+/// limit and one between-bytes gap.
 ///
-/// A body whose `Content-Length` (`declared`) has come whole is complete: the
-/// host's HTTP framing delivers no more and no fewer bytes than the field says,
-/// or fails the body. It is returned at once, without the read that would only
-/// say the stream ended, the clock read before it, or waiting for trailers,
-/// which such a body (HTTP/1.1, framed by length) cannot have and the edge
-/// would not pass on.
+/// A body whose `Content-Length` (`declared`) has come whole is complete: HTTP's
+/// framing delivers no more and no fewer bytes than the field says, or fails the
+/// body. It is returned at once, without the read that would only say the
+/// stream ended or the wait for trailers, which a body framed by length cannot
+/// have; and when it came in its first part, without a clock read. This
+/// relies on the host removing a `Content-Length` that arrived beside
+/// `Transfer-Encoding` (which frames the body instead, and which wasi:http does
+/// not show the guest), as RFC 9112 section 6.3 requires of an intermediary:
+/// `edge-host` does (`outbound.rs`).
 pub async fn read_body(
     mut contents: StreamReader<u8>,
     end: BodyEnd,
@@ -73,6 +79,7 @@ pub async fn read_body(
     declared: Option<u64>,
 ) -> Result<Bytes, BodyError> {
     let mut body = Vec::new();
+    let mut first_part = true;
     loop {
         body.reserve(READ_CHUNK);
         let (status, filled) = contents.read(body).await;
@@ -80,7 +87,8 @@ pub async fn read_body(
         if body.len() as u64 > limit {
             return Err(BodyError::TooLarge);
         }
-        if declared.is_some_and(|length| length > 0 && body.len() as u64 == length) {
+        let whole = declared.is_some_and(|length| length > 0 && body.len() as u64 == length);
+        if whole && first_part {
             return Ok(Bytes::from(body));
         }
         match status {
@@ -90,6 +98,10 @@ pub async fn read_body(
         if deadline.is_some_and(|deadline| monotonic_clock::now() > deadline) {
             return Err(BodyError::Late);
         }
+        if whole {
+            return Ok(Bytes::from(body));
+        }
+        first_part = false;
     }
     drop(contents);
     end.await.map_err(BodyError::Broken)?;
@@ -131,7 +143,7 @@ pub fn response(answer: EdgeResponse) -> Response {
 /// byte, or between two parts of the body, as CloudFront's origin timeouts do;
 /// the second value says whether the host took the options (`edge-host` and Spin
 /// enforce them). With them the caller needs no timer of its own: it checks the
-/// whole body against the same limit as the parts come ([`origin_response`]).
+/// body's later parts against the same limit as they come ([`read_body`]).
 /// A host that accepts the options without enforcing them is not detected.
 pub fn origin_request(
     request: &OriginRequest<'_>,
@@ -177,10 +189,11 @@ pub fn origin_request(
 thread_local! {
     /// The last origin time limit asked for, as options the host has taken (and
     /// whether it took them): a request's options are a copy of it, one host call
-    /// instead of four. Every first attempt asks for the same limit (the
-    /// configured `origin_timeout_ms`, or `total_timeout_ms` if smaller); a
-    /// retry asks for what time is left, and the next first attempt makes them
-    /// anew.
+    /// instead of four, on a host that keeps the instance for further requests.
+    /// Every first attempt asks for the same limit (the configured
+    /// `origin_timeout_ms`, or `total_timeout_ms` if smaller); a retry (after a
+    /// failure or a 5xx) asks for what time is left, and then the options are
+    /// made anew twice: for the retry and for the next first attempt.
     static OPTIONS: RefCell<Option<(u64, RequestOptions, bool)>> = const { RefCell::new(None) };
 }
 

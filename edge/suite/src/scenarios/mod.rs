@@ -103,6 +103,10 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
     ("a_chunked_origin_answer_is_served_and_stored", |l| {
         Box::pin(a_chunked_origin_answer_is_served_and_stored(l))
     }),
+    (
+        "a_content_length_beside_chunking_does_not_cut_the_body",
+        |l| Box::pin(a_content_length_beside_chunking_does_not_cut_the_body(l)),
+    ),
     ("revalidation_carries_the_headers_vary_names", |l| {
         Box::pin(revalidation_carries_the_headers_vary_names(l))
     }),
