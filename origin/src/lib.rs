@@ -4,7 +4,7 @@
 //! Layout:
 //! - [`domain`]: validated types (ids, comment bodies, track positions, cursors)
 //!   and the records the API returns. No I/O.
-//! - [`storage`]: the [`storage::Storage`] trait, one backend per file, and
+//! - [`storage`]: the [`storage::Storage`] trait, one backend per module, and
 //!   [`storage::open`], the one place a backend is chosen.
 //! - [`configuration`]: flags and environment (the command line itself is in
 //!   `cli/src/main.rs`); [`startup`]: `Application::build`, the router, load shedding,

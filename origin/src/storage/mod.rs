@@ -1,4 +1,4 @@
-//! Storage behind one trait, one backend per file. Every backend passes the
+//! Storage behind one trait, one backend per module. Every backend passes the
 //! same conformance suite (`tests/conformance/`) over the HTTP API.
 //! [`open`] is the one place that turns a chosen [`Database`] into a backend.
 

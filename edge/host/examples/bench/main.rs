@@ -464,13 +464,14 @@ async fn warm_all(targets: &Targets, miss_script: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every cache holds a fresh copy of the HIT rows' song. Between two rounds it
-/// has expired (the origin gives it 10 s, `s-maxage`) or been evicted: a
-/// round's miss rows fill the caches past their bounds, and what goes first is
-/// what was used longest ago, that song. On an evicted entry nginx's HIT row
-/// began with a miss, and its other requests for the song waited on
-/// `proxy_cache_lock`, which it looks at every 500 ms: a p99 of about 400 ms
-/// (wrk counts the requests a stall held back), an artefact of the rows' order.
+/// Every cache holds the HIT rows' song. Between two rounds it has expired (the
+/// origin gives it 10 s, `s-maxage`, and a cache serves it stale while it
+/// refreshes it, as the rows themselves see) or been evicted: a round's miss
+/// rows fill the caches past their bounds, and what goes first is what was used
+/// longest ago, that song. On an evicted entry nginx's HIT row began with a
+/// miss, and its other requests for the song waited on `proxy_cache_lock`,
+/// which it looks at every 500 ms: a p99 of about 400 ms (wrk counts the
+/// requests a stall held back), an artefact of the rows' order.
 async fn warm_hits(targets: &Targets) -> anyhow::Result<()> {
     let hit_targets = [&targets.edge, &targets.floor, &targets.cache]
         .into_iter()
