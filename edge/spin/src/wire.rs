@@ -70,7 +70,9 @@ pub async fn read_request_body(request: Request, limit: u64) -> Result<Bytes, Re
 /// relies on the host removing a `Content-Length` that arrived beside
 /// `Transfer-Encoding` (which frames the body instead, and which wasi:http does
 /// not show the guest), as RFC 9112 section 6.3 requires of an intermediary:
-/// `edge-host` does (`outbound.rs`).
+/// `edge-host` does (`outbound.rs`). On a host that keeps it (wasmtime's
+/// default outbound client does), an origin that sends both could have its
+/// body cut where a chunk boundary falls on the length.
 pub async fn read_body(
     mut contents: StreamReader<u8>,
     end: BodyEnd,
