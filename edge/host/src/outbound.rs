@@ -214,3 +214,54 @@ impl Body for BetweenBytes {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An origin on loopback that answers one request with `answer`, as given.
+    async fn origin_answering(answer: &'static [u8]) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            stream.write_all(answer).await.expect("answer");
+        });
+        format!("http://{address}/")
+    }
+
+    /// RFC 9112 section 6.3: `Transfer-Encoding` frames the body, and the
+    /// `Content-Length` beside it goes before the guest, which would otherwise
+    /// take it for the body's length, sees the answer. Here the first chunk is
+    /// as long as that length: a guest that read to the length would stop after it.
+    #[tokio::test]
+    async fn a_length_beside_chunking_is_removed_and_the_body_comes_whole() {
+        let url = origin_answering(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n\
+              5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n",
+        )
+        .await;
+        let client = OriginClient::new(&url).expect("origin").client;
+        let request = http::Request::get(url)
+            .body(
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .expect("request");
+        let response = exchange(client, request).await.expect("answer");
+        assert_eq!(response.headers().get(http::header::CONTENT_LENGTH), None);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(body, "hello, world");
+    }
+}

@@ -56,23 +56,25 @@ pub async fn read_request_body(request: Request, limit: u64) -> Result<Bytes, Re
 }
 
 /// Reads a body to its end, refusing one longer than `limit` bytes, and giving up
-/// when a part after the first comes after `deadline` (monotonic nanoseconds;
-/// checked as parts come, so no timer is left to cancel). The first part is
-/// bounded by the host: `edge-host` collects a body of up to 64 KiB within its
-/// first-byte limit, and a host that streams it bounds the first part by that
-/// limit and one between-bytes gap.
+/// when a part comes after `deadline` (monotonic nanoseconds; checked as parts
+/// come, so no timer is left to cancel).
 ///
-/// A body whose `Content-Length` (`declared`) has come whole is complete: HTTP's
-/// framing delivers no more and no fewer bytes than the field says, or fails the
-/// body. It is returned at once, without the read that would only say the
-/// stream ended or the wait for trailers, which a body framed by length cannot
-/// have; and when it came in its first part, without a clock read. This
-/// relies on the host removing a `Content-Length` that arrived beside
+/// A body whose `Content-Length` (`declared`) came whole in the first part read
+/// is complete: HTTP's framing delivers no more and no fewer bytes than the
+/// field says, or fails the body. It is returned at once, without the read
+/// that would only say the stream ended, the clock read before it, or the wait
+/// for trailers, which a body framed by length cannot have; the host's
+/// first-byte limit bounded it (`edge-host` collects a body of up to 64 KiB
+/// within that limit; a host that streams it bounds its first part by that
+/// limit and one between-bytes gap). A body in several parts is read to its
+/// end as before.
+///
+/// This relies on the host removing a `Content-Length` that arrived beside
 /// `Transfer-Encoding` (which frames the body instead, and which wasi:http does
 /// not show the guest), as RFC 9112 section 6.3 requires of an intermediary:
 /// `edge-host` does (`outbound.rs`). On a host that keeps it (wasmtime's
-/// default outbound client does), an origin that sends both could have its
-/// body cut where a chunk boundary falls on the length.
+/// default outbound client does), an origin that sends both, with a first
+/// chunk exactly as long as the length, would have its body cut there.
 pub async fn read_body(
     mut contents: StreamReader<u8>,
     end: BodyEnd,
@@ -89,10 +91,10 @@ pub async fn read_body(
         if body.len() as u64 > limit {
             return Err(BodyError::TooLarge);
         }
-        let whole = declared.is_some_and(|length| length > 0 && body.len() as u64 == length);
-        if whole && first_part {
+        if first_part && declared.is_some_and(|length| length > 0 && body.len() as u64 == length) {
             return Ok(Bytes::from(body));
         }
+        first_part = false;
         match status {
             StreamResult::Complete(_) => {}
             StreamResult::Dropped | StreamResult::Cancelled => break,
@@ -100,10 +102,6 @@ pub async fn read_body(
         if deadline.is_some_and(|deadline| monotonic_clock::now() > deadline) {
             return Err(BodyError::Late);
         }
-        if whole {
-            return Ok(Bytes::from(body));
-        }
-        first_part = false;
     }
     drop(contents);
     end.await.map_err(BodyError::Broken)?;
@@ -145,7 +143,8 @@ pub fn response(answer: EdgeResponse) -> Response {
 /// byte, or between two parts of the body, as CloudFront's origin timeouts do;
 /// the second value says whether the host took the options (`edge-host` and Spin
 /// enforce them). With them the caller needs no timer of its own: it checks the
-/// body's later parts against the same limit as they come ([`read_body`]).
+/// parts of a body that takes more than one read against the same limit as
+/// they come ([`read_body`]).
 /// A host that accepts the options without enforcing them is not detected.
 pub fn origin_request(
     request: &OriginRequest<'_>,

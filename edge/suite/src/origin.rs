@@ -238,24 +238,18 @@ pub async fn trickling_origin() -> String {
 }
 
 /// An origin whose answers say both `Transfer-Encoding: chunked` and
-/// `Content-Length: 70000`, and whose chunked body is 70,000 bytes of `x` and
-/// then `tail` in a second chunk: the length names a prefix of the body. It
-/// answers one request per connection.
+/// `Content-Length: 5`, and whose chunked body is `hello` and then `, world`:
+/// the length names the first chunk. It answers one request per connection.
 pub async fn length_beside_chunking_origin() -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     raw_origin(|mut stream| async move {
         let mut buffer = [0u8; 4096];
         let _ = stream.read(&mut buffer).await;
-        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\
-                    cache-control: public, max-age=60\r\ntransfer-encoding: chunked\r\n\
-                    content-length: 70000\r\nconnection: close\r\n\r\n";
-        let body = format!(
-            "{:x}\r\n{}\r\n4\r\ntail\r\n0\r\n\r\n",
-            70_000,
-            "x".repeat(70_000)
-        );
-        let _ = stream.write_all(head.as_bytes()).await;
-        let _ = stream.write_all(body.as_bytes()).await;
+        let answer = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\
+                      cache-control: public, max-age=60\r\ntransfer-encoding: chunked\r\n\
+                      content-length: 5\r\nconnection: close\r\n\r\n\
+                      5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+        let _ = stream.write_all(answer.as_bytes()).await;
     })
     .await
 }
