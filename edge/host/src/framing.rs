@@ -1,5 +1,6 @@
 //! How the host frames what passes through it: small bodies collected whole
-//! before they are handed on, fields named by `Connection` dropped, `Connection:
+//! before they are handed on, fields named by `Connection` dropped, a length
+//! beside chunking dropped, `Connection:
 //! close` after an error answer to a request whose body may be unread, and the
 //! host's own JSON error answers.
 
@@ -30,6 +31,17 @@ pub(crate) fn remove_connection_named(headers: &mut http::HeaderMap) {
         .collect();
     for name in named {
         headers.remove(name.as_str());
+    }
+}
+
+/// Removes a `Content-Length` that came beside `Transfer-Encoding` (RFC 9112
+/// section 6.3: the first frames the body, and an intermediary must remove the
+/// second before it passes the message on). wasi:http does not show the guest
+/// `Transfer-Encoding`, so the length would look like the body's, and the guest
+/// stops reading an origin's body when its length has come.
+pub(crate) fn remove_length_beside_chunking(headers: &mut http::HeaderMap) {
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        headers.remove(http::header::CONTENT_LENGTH);
     }
 }
 

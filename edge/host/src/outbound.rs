@@ -120,12 +120,8 @@ impl WasiHttpHooks for OriginClient {
 
 /// The origin's answer; one of at most 64 KiB comes whole, so that the guest reads
 /// it at once and the connection is back in the pool before the guest runs again.
-///
-/// An answer framed by `Transfer-Encoding` loses any `Content-Length` beside
-/// it (RFC 9112 section 6.3: the first frames the body, and an intermediary
-/// must remove the second before it passes the message on). wasi:http does
-/// not show the guest `Transfer-Encoding`, so the length would look like the
-/// body's, and the guest stops reading a body when its length has come.
+/// An answer framed by `Transfer-Encoding` loses any `Content-Length` beside it
+/// first ([`crate::framing::remove_length_beside_chunking`]).
 async fn exchange(
     client: Client<HttpConnector, WasiBody>,
     request: http::Request<WasiBody>,
@@ -137,12 +133,7 @@ async fn exchange(
             Error::HttpProtocolError
         }
     })?;
-    if response
-        .headers()
-        .contains_key(http::header::TRANSFER_ENCODING)
-    {
-        response.headers_mut().remove(http::header::CONTENT_LENGTH);
-    }
+    crate::framing::remove_length_beside_chunking(response.headers_mut());
     let small = crate::framing::content_length(response.headers())
         .is_some_and(|length| length <= crate::framing::BUFFERED_BODY_BYTES);
     if !small {

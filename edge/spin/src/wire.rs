@@ -80,10 +80,9 @@ pub async fn read_body(
     end: BodyEnd,
     limit: u64,
     deadline: Option<u64>,
-    declared: Option<u64>,
+    mut declared: Option<u64>,
 ) -> Result<Bytes, BodyError> {
     let mut body = Vec::new();
-    let mut first_part = true;
     loop {
         body.reserve(READ_CHUNK);
         let (status, filled) = contents.read(body).await;
@@ -91,10 +90,13 @@ pub async fn read_body(
         if body.len() as u64 > limit {
             return Err(BodyError::TooLarge);
         }
-        if first_part && declared.is_some_and(|length| length > 0 && body.len() as u64 == length) {
+        // Taken: only the first part is measured against the length.
+        if declared
+            .take()
+            .is_some_and(|length| length > 0 && body.len() as u64 == length)
+        {
             return Ok(Bytes::from(body));
         }
-        first_part = false;
         match status {
             StreamResult::Complete(_) => {}
             StreamResult::Dropped | StreamResult::Cancelled => break,

@@ -427,7 +427,7 @@ async fn run(rounds: usize) -> anyhow::Result<()> {
         pool: pool_url,
         baseline: baseline_url,
     };
-    warm_all(&targets, &miss_script).await?;
+    warm_redis(&targets, &miss_script).await?;
     let mut rows = rows(&targets, &miss_script);
     measure(&mut rows, rounds, &targets, cache_dir.path()).await?;
     print_table(&rows, &load_before, cache_dir.path())?;
@@ -454,9 +454,9 @@ async fn start_stack(dir: &Path) -> anyhow::Result<Stack> {
     Ok(Stack::up(config).await?)
 }
 
-/// Every cache holds the HIT rows' song, and Redis every song the miss rows read.
-async fn warm_all(targets: &Targets, miss_script: &Path) -> anyhow::Result<()> {
-    warm_hits(targets).await?;
+/// Redis holds every song the miss rows read (the caches get the HIT rows' song
+/// before each round: [`warm_hits`]).
+async fn warm_redis(targets: &Targets, miss_script: &Path) -> anyhow::Result<()> {
     eprintln!("warming Redis: every song read once through the pool");
     let pool = targets.pool.clone();
     let script = miss_script.to_path_buf();
