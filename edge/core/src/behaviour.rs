@@ -184,8 +184,10 @@ impl Behaviour {
             }
         }
         if let Some(cookies) = self.selected_cookies(request) {
+            // By name, keeping the order of one name's values (as the query in
+            // the key: the origin receives them as the client sent them).
             let mut sorted: Vec<&str> = cookies.split("; ").collect();
-            sorted.sort_unstable();
+            sorted.sort_by_key(|cookie| cookie.split('=').next().unwrap_or_default());
             parts.push(("cookie".to_owned(), sorted.join("; ")));
         }
         parts
@@ -454,6 +456,17 @@ mod tests {
             ]
         );
         assert_eq!(Behaviour::api("/x").selected_cookies(&request), None);
+        b.cookies = Selection::All;
+        let cookie_part = |cookie: &str| {
+            let request: Headers = [("cookie", cookie)].into_iter().collect();
+            b.key_parts(&request)
+        };
+        assert_eq!(cookie_part("b=1; a=2"), cookie_part("a=2; b=1"));
+        assert_ne!(
+            cookie_part("lang=en; lang=fr"),
+            cookie_part("lang=fr; lang=en"),
+            "one name's values keep their order, as the origin receives them"
+        );
     }
 
     #[test]

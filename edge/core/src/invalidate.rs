@@ -9,10 +9,11 @@ use crate::headers::Headers;
 use crate::key::song_of_path;
 use crate::request::is_safe;
 
-/// Paths whose stored responses must be dropped, and songs whose generation must move.
+/// What a write made stale: request targets, and songs (all their pages). The
+/// flow moves their generations (see [`crate::key`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Invalidation {
-    /// Request targets (path and query) to delete under the current generation.
+    /// Request targets (path and query), every variant of each.
     pub targets: Vec<String>,
     /// Songs whose every cached page is now stale.
     pub songs: Vec<u64>,

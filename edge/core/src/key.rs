@@ -1,14 +1,24 @@
 //! Cache keys: the normalised request identity under which a response is stored,
-//! and the per-song generation that lets one write make every page of a song stale.
+//! and the generations that let one write make every stored variant of what it
+//! changed unreachable at once.
 //!
 //! Key scheme (all plain strings, so any key-value store can hold them):
-//! - `gen:song:<id>` holds the decimal generation of song `<id>` (absent = 0).
-//! - `c:<host>:<generation>:<path>?<sorted query>` holds one stored response.
-//!   Paths under `/api/songs/<id>` use that song's generation; others use 0.
+//! - `c:<host>:<generation>:<path>?<sorted query>` holds one stored response,
+//!   followed by the values of what its behaviour forwards and keys (one key per
+//!   variant, see [`CacheKey::with_parts`]).
+//! - `gen:song:<id>` holds the decimal generation of everything under
+//!   `/api/songs/<id>` (absent = 0): every page of a song moves together.
+//! - `gen:uri:<host>:<path>?<sorted query>` holds the generation of any other
+//!   target: all its variants move together.
 //!
-//! Bumping a song's generation makes all its old keys unreachable without listing
-//! or deleting them, which a key-value store without prefix delete cannot do;
-//! the orphaned entries age out of the store's LRU.
+//! Invalidating is moving a generation: the old keys become unreachable without
+//! listing or deleting them, which a key-value store without prefix delete cannot
+//! do (and a write cannot name the variants: they are keyed by other clients'
+//! header values); the orphaned entries age out of the store. Generations
+//! follow the clock ([`next_generation`]), and a generation the store does not
+//! hold (never written, evicted early, unreadable) is replaced by a new one
+//! rather than read as 0, so a lost generation costs misses and never brings
+//! back what was stored under an older one.
 
 use std::fmt;
 
@@ -22,22 +32,13 @@ impl CacheKey {
     /// Builds the key from the normalised host (see [`crate::RequestHead::key_host`]),
     /// the request target, and the generation read for its song scope.
     pub fn new(host: &str, path_and_query: &str, generation: u64) -> Self {
-        let (path, query) = match path_and_query.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (path_and_query, None),
-        };
-        let query = query.map(normalise_query).unwrap_or_default();
-        let mut key = String::with_capacity(host.len() + path.len() + query.len() + 26);
+        let mut key = String::with_capacity(host.len() + path_and_query.len() + 26);
         key.push_str("c:");
         key.push_str(host);
         key.push(':');
         push_decimal(&mut key, generation);
         key.push(':');
-        key.push_str(path);
-        if !query.is_empty() {
-            key.push('?');
-            key.push_str(&query);
-        }
+        push_target(&mut key, path_and_query);
         Self(key)
     }
 
@@ -67,12 +68,27 @@ impl fmt::Display for CacheKey {
     }
 }
 
-/// Sorts query parameters and drops empty ones, so `?b=2&a=1` and `?a=1&b=2&`
-/// are one entry. Values are kept byte-for-byte (no decoding), so distinct
-/// queries can never collide.
+/// Appends `path_and_query` with its query normalised ([`normalise_query`]).
+fn push_target(key: &mut String, path_and_query: &str) {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, normalise_query(query)),
+        None => (path_and_query, String::new()),
+    };
+    key.push_str(path);
+    if !query.is_empty() {
+        key.push('?');
+        key.push_str(&query);
+    }
+}
+
+/// Sorts query parameters by name and drops empty ones, so `?b=2&a=1` and
+/// `?a=1&b=2&` are one entry. Parameters of one name keep their order
+/// (`?a=1&a=2` and `?a=2&a=1` are two entries: an origin may read the first or
+/// the last, and it receives them as the client sent them). Values are kept
+/// byte-for-byte (no decoding), so distinct queries can never collide.
 pub fn normalise_query(query: &str) -> String {
     let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
-    pairs.sort_unstable();
+    pairs.sort_by_key(|pair| pair.split('=').next().unwrap_or_default());
     pairs.join("&")
 }
 
@@ -87,8 +103,23 @@ pub fn song_of_path(path: &str) -> Option<u64> {
     id.parse().ok()
 }
 
+/// The store key holding the generation of `target` (a behaviour's key target,
+/// see [`crate::Behaviour::key_target`]) on `host`: its song's under
+/// `/api/songs/<id>`, else its own.
+pub fn generation_key(host: &str, target: &str) -> String {
+    if let Some(song) = song_of_path(target) {
+        return song_generation_key(song);
+    }
+    let mut key = String::with_capacity(host.len() + target.len() + 9);
+    key.push_str("gen:uri:");
+    key.push_str(host);
+    key.push(':');
+    push_target(&mut key, target);
+    key
+}
+
 /// The store key holding a song's generation.
-pub fn generation_key(song: u64) -> String {
+pub fn song_generation_key(song: u64) -> String {
     let mut key = String::with_capacity(29);
     key.push_str("gen:song:");
     push_decimal(&mut key, song);
@@ -98,17 +129,22 @@ pub fn generation_key(song: u64) -> String {
 /// How long a store that expires entries must keep a generation: longer than
 /// any record keyed under it (twice the longest, see
 /// [`crate::StoredResponse::retention_secs`]), or an evicted generation would
-/// bring old records back.
+/// bring old records back. The longest TTL bound is the largest of the
+/// default's and every behaviour's own.
 pub fn generation_retention_secs(config: &crate::EdgeConfig) -> u64 {
-    config.max_ttl_secs.saturating_mul(4).max(60)
+    let longest = config
+        .behaviours
+        .iter()
+        .filter_map(|behaviour| behaviour.ttl)
+        .map(|ttl| ttl.max_secs)
+        .fold(config.max_ttl_secs, u64::max);
+    longest.saturating_mul(4).max(60)
 }
 
-/// Reads a stored generation value; anything unreadable counts as 0.
-pub fn parse_generation(value: Option<&[u8]>) -> u64 {
-    value
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// Reads a stored generation value; `None` for anything unreadable (which
+/// the flow treats as never written: see [`crate::key`]).
+pub fn parse_generation(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok()
 }
 
 /// The generation to write after a change. It must differ from every earlier
@@ -136,7 +172,13 @@ mod tests {
         check("h", "/api/songs?b=2&a=1", 0, "c:h:0:/api/songs?a=1&b=2");
         check("h", "/api/songs?a=1&b=2", 0, "c:h:0:/api/songs?a=1&b=2");
         check("h", "/api/songs?&a=1&&b=2&", 0, "c:h:0:/api/songs?a=1&b=2");
-        check("h", "/api/songs?a=2&a=1", 0, "c:h:0:/api/songs?a=1&a=2");
+        check("h", "/api/songs?a=2&a=1", 0, "c:h:0:/api/songs?a=2&a=1");
+        check(
+            "h",
+            "/api/songs?b=1&a=2&a=1",
+            0,
+            "c:h:0:/api/songs?a=2&a=1&b=1",
+        );
         check("h", "/api/songs?a=%20", 0, "c:h:0:/api/songs?a=%20");
         assert_eq!(
             CacheKey::new("h", "/a", 0)
@@ -194,12 +236,38 @@ mod tests {
     }
 
     #[test]
+    fn generations_outlive_the_records_of_every_behaviour() {
+        let config = crate::EdgeConfig::from_vars(|name| match name {
+            "origins" => Some("http://a:1".to_owned()),
+            "max_ttl_secs" => Some("60".to_owned()),
+            "behaviours" => Some("/static/* ttl=0,60,86400; /api/*".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(generation_retention_secs(&config), 4 * 86_400);
+        let plain = crate::EdgeConfig::from_vars(|name| match name {
+            "origins" => Some("http://a:1".to_owned()),
+            "max_ttl_secs" => Some("60".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(generation_retention_secs(&plain), 240);
+    }
+
+    #[test]
     fn generations_round_trip_and_always_move() {
-        assert_eq!(generation_key(9), "gen:song:9");
-        assert_eq!(parse_generation(None), 0);
-        assert_eq!(parse_generation(Some(b"17")), 17);
-        assert_eq!(parse_generation(Some(b"x")), 0);
-        assert_eq!(parse_generation(Some(&[0xff])), 0);
+        assert_eq!(song_generation_key(9), "gen:song:9");
+        assert_eq!(
+            generation_key("h", "/api/songs/9/comments?limit=5"),
+            "gen:song:9"
+        );
+        assert_eq!(
+            generation_key("h:8000", "/api/comments/c1?b=2&a=1"),
+            "gen:uri:h:8000:/api/comments/c1?a=1&b=2"
+        );
+        assert_eq!(parse_generation(b"17"), Some(17));
+        assert_eq!(parse_generation(b"x"), None);
+        assert_eq!(parse_generation(&[0xff]), None);
         assert_eq!(next_generation(0, 1000), 1000);
         assert_eq!(next_generation(1000, 1000), 1001);
         assert_eq!(next_generation(5000, 1000), 5001);

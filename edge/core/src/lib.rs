@@ -69,7 +69,7 @@ pub use headers::Headers;
 pub use invalidate::{Invalidation, invalidation};
 pub use key::{
     CacheKey, generation_key, generation_retention_secs, next_generation, parse_generation,
-    song_of_path,
+    song_generation_key, song_of_path,
 };
 pub use origin::{
     AttemptOutcome, OriginHealth, attempt_timeout_ms, is_idempotent, origin_url, should_retry,

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use crate::headers::Headers;
-use crate::key::{CacheKey, generation_key, parse_generation};
+use crate::key::{CacheKey, parse_generation};
 use crate::stored::StoredResponse;
 
 /// Work that outlives the response (a stale-while-revalidate refresh).
@@ -60,7 +60,7 @@ pub trait EdgeIo: 'static {
     async fn sleep_ms(&self, ms: u64);
 }
 
-/// Where records and song generations live. Failures are the store's to log:
+/// Where records and generations live. Failures are the store's to log:
 /// a failed read is a miss, a failed write costs a later miss.
 #[allow(async_fn_in_trait)]
 pub trait RecordStore {
@@ -70,9 +70,10 @@ pub trait RecordStore {
     /// stores that expire entries (others may ignore it).
     async fn put(&self, key: &CacheKey, record: Rc<StoredResponse>, keep_secs: u64);
     async fn delete(&self, key: &CacheKey);
-    /// A song's generation, 0 when never written (see [`crate::key`]).
-    async fn generation(&self, song: u64) -> u64;
-    async fn set_generation(&self, song: u64, generation: u64, keep_secs: u64);
+    /// The generation under `key` ([`crate::generation_key`]); `None` when
+    /// never written, evicted, or unreadable (see [`crate::key`]).
+    async fn generation(&self, key: &str) -> Option<u64>;
+    async fn set_generation(&self, key: &str, generation: u64, keep_secs: u64);
 }
 
 /// A byte key-value store, as Spin key-value or the Cache API offer one.
@@ -101,13 +102,13 @@ impl<K: KeyValue> RecordStore for Encoded<K> {
         self.0.delete(key.as_str()).await;
     }
 
-    async fn generation(&self, song: u64) -> u64 {
-        parse_generation(self.0.get(&generation_key(song)).await.as_deref())
+    async fn generation(&self, key: &str) -> Option<u64> {
+        parse_generation(&self.0.get(key).await?)
     }
 
-    async fn set_generation(&self, song: u64, generation: u64, keep_secs: u64) {
+    async fn set_generation(&self, key: &str, generation: u64, keep_secs: u64) {
         let value = generation.to_string().into_bytes();
-        self.0.set(&generation_key(song), value, keep_secs).await;
+        self.0.set(key, value, keep_secs).await;
     }
 }
 

@@ -1,12 +1,10 @@
 //! Decoded records this instance read from its store, kept for the instance's
-//! life so that a HIT reads the store once (the song's generation) instead of
+//! life so that a HIT reads the store once (the key's generation) instead of
 //! twice, and decodes nothing.
 //!
-//! Only song-scoped keys are kept: every invalidation of a song moves its
-//! generation, which is part of the key, so a record kept here is never found
-//! again once another instance (or another edge on the same store) has
-//! invalidated it. Keys outside a song are invalidated by deletion alone, which
-//! another instance cannot see here; they always read the store.
+//! Every invalidation moves a generation, which is part of the key (see
+//! [`crate::key`]), so a record kept here is never found again once another
+//! instance (or another edge on the same store) has invalidated it.
 //!
 //! A kept record stands in for the store only while [`crate::serve::lookup`]
 //! calls it a plain HIT (fresh, its `Vary` matching, the client not asking for

@@ -27,8 +27,8 @@ use crate::cache_control::CacheControl;
 use crate::conditional::identifies;
 use crate::config::EdgeConfig;
 use crate::headers::Headers;
-use crate::invalidate::invalidation;
-use crate::key::{CacheKey, next_generation, song_of_path};
+use crate::invalidate::{Invalidation, invalidation};
+use crate::key::{CacheKey, generation_key, next_generation, song_generation_key};
 use crate::origin::OriginHealth;
 use crate::request::{
     ProxyKind, Rejection, RequestHead, Route, classify, forward_headers, origin_method,
@@ -110,61 +110,55 @@ pub async fn handle<I: EdgeIo>(
 }
 
 /// The key of `path_and_query` under its behaviour (the selected query and
-/// the request's values of what it forwards) and its song's current generation.
+/// the request's values of what it forwards) and its current generation (its
+/// song's or its own, see [`crate::key`]).
 async fn current_key<S: RecordStore>(
     edge: &Edge,
     store: &S,
+    now_ms: u64,
     request_headers: &Headers,
     host: &str,
     path_and_query: &str,
 ) -> CacheKey {
-    scoped_key(edge, store, request_headers, host, path_and_query)
-        .await
-        .0
-}
-
-/// [`current_key`], and whether the key carries a song's generation (so that
-/// every invalidation of it moves the key: see [`local`]).
-async fn scoped_key<S: RecordStore>(
-    edge: &Edge,
-    store: &S,
-    request_headers: &Headers,
-    host: &str,
-    path_and_query: &str,
-) -> (CacheKey, bool) {
     let behaviour = edge.behaviour(path_and_query);
     let target = behaviour.key_target(path_and_query);
-    let (generation, scoped) = match song_of_path(&target) {
-        Some(song) => (store.generation(song).await, true),
-        None => (0, false),
+    let generation_key = generation_key(host, &target);
+    let generation = match store.generation(&generation_key).await {
+        Some(generation) => generation,
+        // Never written, evicted early, or unreadable (a failing store): a new
+        // generation, so that no record stored under an older one comes back.
+        // What it costs is misses.
+        None => {
+            let fresh = next_generation(0, now_ms);
+            let keep_secs = crate::key::generation_retention_secs(&edge.config);
+            store
+                .set_generation(&generation_key, fresh, keep_secs)
+                .await;
+            fresh
+        }
     };
-    let key =
-        CacheKey::new(host, &target, generation).with_parts(&behaviour.key_parts(request_headers));
-    (key, scoped)
+    CacheKey::new(host, &target, generation).with_parts(&behaviour.key_parts(request_headers))
 }
 
 /// The stored response under `key`: the instance's kept copy when it answers
-/// as a plain HIT, else the store's (kept for next time when song-scoped).
+/// as a plain HIT, else the store's (kept for next time).
 async fn stored_record<S: RecordStore>(
     edge: &Edge,
     store: &S,
     key: &CacheKey,
-    scoped: bool,
     request_headers: &Headers,
     now_ms: u64,
 ) -> Lookup {
-    if scoped && let Some(kept) = edge.local.get(key) {
+    if let Some(kept) = edge.local.get(key) {
         let decision = lookup(Some(kept), request_headers, now_ms);
         if matches!(decision, Lookup::Hit { .. }) {
             return decision;
         }
     }
     let stored = store.get(key).await;
-    if scoped {
-        match &stored {
-            Some(record) => edge.local.keep(key, record),
-            None => edge.local.forget(key),
-        }
+    match &stored {
+        Some(record) => edge.local.keep(key, record),
+        None => edge.local.forget(key),
     }
     lookup(stored, request_headers, now_ms)
 }
@@ -173,15 +167,16 @@ async fn cacheable<I: EdgeIo>(edge: &Rc<Edge>, io: &Rc<I>, head: RequestHead) ->
     let Some(store) = io.store() else {
         return bypass(edge, io.as_ref(), &head).await;
     };
-    let (key, scoped) = scoped_key(
+    let key = current_key(
         edge,
         store,
+        io.now_ms(),
         &head.headers,
         &head.key_host(),
         &head.path_and_query,
     )
     .await;
-    let decision = stored_record(edge, store, &key, scoped, &head.headers, io.now_ms()).await;
+    let decision = stored_record(edge, store, &key, &head.headers, io.now_ms()).await;
     if matches!(decision, Lookup::Revalidate { .. } | Lookup::Miss)
         && CacheControl::from_headers(&head.headers).only_if_cached
     {
@@ -437,14 +432,12 @@ async fn bypass<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead) -> EdgeRespo
 }
 
 /// A write goes to the origin group (failing over only where that is safe);
-/// after a success, what it changed is dropped from the cache.
-///
-/// Order: first the stored responses of the targets are deleted, under the
-/// generation they were stored with; then the songs' generations move. Deleting
-/// after the move would compute the keys under the new generation, delete
-/// nothing stale (or a fresh entry a concurrent read just stored) and leave the
-/// old records orphaned. Moving last also hides anything a read that was in
-/// flight during the write stored between the two steps.
+/// after a success, the generation of everything it changed moves (see
+/// [`changed_generations`]), which makes every stored variant of it
+/// unreachable, in every instance: the keys a reader builds carry the
+/// generation, whatever the reader's forwarded header values. What a read in
+/// flight during the write stores goes under the old generation and is never
+/// found either.
 async fn write<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead, body: Bytes) -> EdgeResponse {
     let behaviour = edge.behaviour(&head.path_and_query);
     let headers = forward_headers(head, behaviour);
@@ -463,22 +456,12 @@ async fn write<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead, body: Bytes) 
         response.status,
         &response.headers,
     );
-    if let Some(store) = io.store()
-        && !changed.is_empty()
-    {
-        for target in &changed.targets {
-            let path = target.split('?').next().unwrap_or_default();
-            if edge.config.behaviour_for(path).is_some() {
-                let key = current_key(edge, store, &head.headers, &host, target).await;
-                store.delete(&key).await;
-                edge.local.forget(&key);
-            }
-        }
+    if let Some(store) = io.store() {
         let keep_secs = crate::key::generation_retention_secs(&edge.config);
-        for &song in &changed.songs {
-            let current = store.generation(song).await;
+        for key in changed_generations(edge, &host, &changed) {
+            let current = store.generation(&key).await.unwrap_or(0);
             let next = next_generation(current, io.now_ms());
-            store.set_generation(song, next, keep_secs).await;
+            store.set_generation(&key, next, keep_secs).await;
         }
     }
     respond::passed_on(
@@ -488,6 +471,26 @@ async fn write<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead, body: Bytes) 
         CacheStatus::Bypass,
         response.body,
     )
+}
+
+/// The generation keys an invalidation moves: each song it names (all its
+/// pages), and each other target some behaviour caches (all its variants).
+fn changed_generations(edge: &Edge, host: &str, changed: &Invalidation) -> Vec<String> {
+    let mut keys: Vec<String> = changed
+        .songs
+        .iter()
+        .map(|&song| song_generation_key(song))
+        .collect();
+    for target in &changed.targets {
+        let path = target.split('?').next().unwrap_or_default();
+        if let Some(behaviour) = edge.config.behaviour_for(path) {
+            let key = generation_key(host, &behaviour.key_target(target));
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
 }
 
 fn from_record(

@@ -74,6 +74,9 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
         "a_successful_write_invalidates_every_cached_page_of_its_song",
         |l| Box::pin(a_successful_write_invalidates_every_cached_page_of_its_song(l)),
     ),
+    ("a_write_invalidates_its_target_for_every_reader", |l| {
+        Box::pin(a_write_invalidates_its_target_for_every_reader(l))
+    }),
     ("bad_requests_are_refused_before_the_origin", |l| {
         Box::pin(bad_requests_are_refused_before_the_origin(l))
     }),

@@ -123,6 +123,51 @@ async fn read_fails_over_to_backup_in_time(edge: &TestEdge, path: &str, what: &s
     );
 }
 
+/// RFC 9111 section 4.4 for a target outside any song: a write invalidates
+/// every stored variant of it, though its own headers (`Authorization`,
+/// `Content-Type`) are no reader's and readers differ in what is keyed.
+pub(super) async fn a_write_invalidates_its_target_for_every_reader(l: L) {
+    let origin = TestOrigin::start(|request, n| match request.method.as_str() {
+        "GET" => Reply::ok(format!("v{n}")).header("cache-control", CACHEABLE),
+        _ => Reply::ok("{}").header("cache-control", "no-store"),
+    })
+    .await;
+    let edge = start(&l, &[&origin.url()], &[]).await;
+    let read = |accept: &'static str| {
+        let edge = &edge;
+        async move {
+            let answer = edge
+                .send("GET", "/api/comments/7", &[("accept", accept)], "")
+                .await;
+            (answer.x_cache().to_owned(), answer.body)
+        }
+    };
+    let json = read("application/json").await;
+    let any = read("*/*").await;
+    assert_eq!((json.0.as_str(), any.0.as_str()), ("MISS", "MISS"));
+    assert_eq!(
+        read("application/json").await,
+        ("HIT".to_owned(), json.1.clone())
+    );
+    let edited = edge
+        .send(
+            "PATCH",
+            "/api/comments/7",
+            &[
+                ("authorization", "Bearer t"),
+                ("content-type", "application/json"),
+            ],
+            "{\"body\":\"edited\"}",
+        )
+        .await;
+    assert_eq!(edited.status, 200);
+    for (accept, before) in [("application/json", json), ("*/*", any)] {
+        let after = read(accept).await;
+        assert_eq!(after.0, "MISS", "{accept}: the write invalidated it");
+        assert_ne!(after.1, before.1, "{accept}: a new answer");
+    }
+}
+
 pub(super) async fn a_successful_write_invalidates_every_cached_page_of_its_song(l: L) {
     let comments = std::sync::Arc::new(std::sync::Mutex::new(vec!["first".to_owned()]));
     let state = comments.clone();

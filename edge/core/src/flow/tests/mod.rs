@@ -74,16 +74,19 @@ fn hits_use_the_instance_copy_and_invalidation_elsewhere_still_holds() {
         reads,
         "the instance's copy served the HIT"
     );
-    rig.bump_generation(1);
+    rig.bump_generation("gen:song:1");
     assert_eq!(
         summary(&rig.get("/api/songs/1")),
         (200, "MISS", "v1"),
         "another instance's invalidation moved the key"
     );
-    // Outside a song, invalidation is deletion alone: always read the store.
+    // Outside a song, the target's own generation does the same.
     assert_eq!(summary(&rig.get("/api/users/1")), (200, "MISS", "v2"));
     assert_eq!(summary(&rig.get("/api/users/1")), (200, "HIT", "v2"));
-    rig.drop_records();
+    let reads = rig.record_reads();
+    assert_eq!(summary(&rig.get("/api/users/1")), (200, "HIT", "v2"));
+    assert_eq!(rig.record_reads(), reads, "the instance's copy served it");
+    rig.bump_generation("gen:uri:edge.test:/api/users/1");
     assert_eq!(summary(&rig.get("/api/users/1")), (200, "MISS", "v3"));
     // A client asking for validation is never answered from the copy.
     rig.advance(1);
@@ -289,24 +292,95 @@ fn a_write_fails_over_only_when_it_was_never_sent() {
     );
 }
 
+/// RFC 9111 section 4.4: the target URI is invalidated, every variant of it.
+/// The write's own headers (`Authorization`, `Content-Type`) are never a
+/// reader's, and readers differ among themselves in what the behaviour keys.
 #[test]
-fn a_write_deletes_under_the_old_generation_then_moves_it() {
+fn a_write_invalidates_its_target_for_readers_whatever_their_headers() {
+    let rig = Rig::new(1, |seen, n| match seen.method.as_str() {
+        "GET" => ok(200, &[("cache-control", "max-age=60")], &format!("v{n}")),
+        _ => ok(200, &[("cache-control", "no-store")], "{}"),
+    });
+    let json = [("accept", "application/json")];
+    let any = [("accept", "*/*")];
+    assert_eq!(
+        summary(&rig.send("GET", "/api/comments/9", &json, "")),
+        (200, "MISS", "v0")
+    );
+    assert_eq!(
+        summary(&rig.send("GET", "/api/comments/9", &any, "")),
+        (200, "MISS", "v1")
+    );
+    assert_eq!(
+        x_cache(&rig.send("GET", "/api/comments/9", &json, "")),
+        "HIT"
+    );
+    let written = rig.send(
+        "PATCH",
+        "/api/comments/9",
+        &[
+            ("authorization", "Bearer token"),
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+        ],
+        "{\"body\":\"edited\"}",
+    );
+    assert_eq!(written.status, 200);
+    assert_eq!(
+        summary(&rig.send("GET", "/api/comments/9", &json, "")),
+        (200, "MISS", "v3")
+    );
+    assert_eq!(
+        summary(&rig.send("GET", "/api/comments/9", &any, "")),
+        (200, "MISS", "v4")
+    );
+}
+
+/// A generation the store lost (evicted early, or a failed read) must not
+/// bring back what was stored before the write that moved it.
+#[test]
+fn a_lost_generation_never_brings_back_an_older_record() {
+    let rig = Rig::new(1, |seen, n| match seen.method.as_str() {
+        "GET" => ok(200, &[("cache-control", "max-age=600")], &format!("v{n}")),
+        _ => ok(201, &[], ""),
+    });
+    assert_eq!(summary(&rig.get("/api/songs/1")), (200, "MISS", "v0"));
+    rig.advance(1);
+    assert_eq!(
+        rig.send("POST", "/api/songs/1/comments", &[], "{}").status,
+        201
+    );
+    assert_eq!(summary(&rig.get("/api/songs/1")), (200, "MISS", "v2"));
+    rig.advance(1);
+    rig.evict_generation("gen:song:1");
+    assert_eq!(
+        summary(&rig.get("/api/songs/1")),
+        (200, "MISS", "v3"),
+        "neither the record from before the write nor the one after it"
+    );
+    assert_eq!(summary(&rig.get("/api/songs/1")), (200, "HIT", "v3"));
+}
+
+#[test]
+fn a_write_moves_the_generations_of_its_song_and_its_other_targets() {
     let rig = Rig::new(1, |seen, _| match seen.method.as_str() {
         "GET" => ok(200, &[("cache-control", "max-age=60")], "page"),
         _ => ok(201, &[("location", "/api/comments/9")], ""),
     });
     rig.get("/api/songs/1/comments");
     rig.get("/api/comments/9");
+    let before = rig.store_log().len();
     let written = rig.send("POST", "/api/songs/1/comments", &[], "{}");
     assert_eq!(written.status, 201);
     let log = rig.store_log();
-    let after: Vec<&str> = log[2..].iter().map(String::as_str).collect();
+    let after: Vec<&str> = log[before..].iter().map(String::as_str).collect();
+    // Both were first read at T0, which made their generations T0.
+    let next = T0 + 1;
     assert_eq!(
         after,
         vec![
-            "delete c:edge.test:0:/api/songs/1/comments",
-            "delete c:edge.test:0:/api/comments/9",
-            &format!("generation 1 = {T0}"),
+            &format!("generation gen:song:1 = {next}"),
+            &format!("generation gen:uri:edge.test:/api/comments/9 = {next}"),
         ]
     );
     assert_eq!(x_cache(&rig.get("/api/songs/1/comments")), "MISS");

@@ -83,7 +83,7 @@ pub(super) struct Scripted {
 #[derive(Default)]
 pub(super) struct Memory {
     records: RefCell<HashMap<String, Rc<StoredResponse>>>,
-    generations: RefCell<HashMap<u64, u64>>,
+    generations: RefCell<HashMap<String, u64>>,
     log: RefCell<Vec<String>>,
     reads: Cell<usize>,
 }
@@ -101,14 +101,16 @@ impl RecordStore for Memory {
         self.log.borrow_mut().push(format!("delete {key}"));
         self.records.borrow_mut().remove(key.as_str());
     }
-    async fn generation(&self, song: u64) -> u64 {
-        self.generations.borrow().get(&song).copied().unwrap_or(0)
+    async fn generation(&self, key: &str) -> Option<u64> {
+        self.generations.borrow().get(key).copied()
     }
-    async fn set_generation(&self, song: u64, generation: u64, _keep_secs: u64) {
+    async fn set_generation(&self, key: &str, generation: u64, _keep_secs: u64) {
         self.log
             .borrow_mut()
-            .push(format!("generation {song} = {generation}"));
-        self.generations.borrow_mut().insert(song, generation);
+            .push(format!("generation {key} = {generation}"));
+        self.generations
+            .borrow_mut()
+            .insert(key.to_owned(), generation);
     }
 }
 
@@ -269,15 +271,21 @@ impl Rig {
         self.io.store.as_ref().unwrap().reads.get()
     }
 
-    /// What another instance sharing the store could do: move a song's
-    /// generation, or drop every record.
-    pub(super) fn bump_generation(&self, song: u64) {
+    /// What a store short of room may do: drop a generation.
+    pub(super) fn evict_generation(&self, key: &str) {
         let store = self.io.store.as_ref().unwrap();
-        *store.generations.borrow_mut().entry(song).or_default() += 1;
+        store.generations.borrow_mut().remove(key);
     }
 
-    pub(super) fn drop_records(&self) {
-        self.io.store.as_ref().unwrap().records.borrow_mut().clear();
+    /// What another instance sharing the store does when it invalidates:
+    /// move the generation under `key`.
+    pub(super) fn bump_generation(&self, key: &str) {
+        let store = self.io.store.as_ref().unwrap();
+        *store
+            .generations
+            .borrow_mut()
+            .entry(key.to_owned())
+            .or_default() += 1;
     }
 }
 
