@@ -104,7 +104,8 @@ pub fn lookup(
 }
 
 /// Whether a stored response may stand in for an origin failure (every origin
-/// refused, timed out or answered 5xx) at `now_ms` (RFC 5861 section 4).
+/// refused, timed out or answered an [`is_origin_error_status`]) at `now_ms`
+/// (RFC 5861 section 4).
 pub fn stale_if_error(stored: &StoredResponse, now_ms: u64) -> bool {
     stored.age_ms(now_ms)
         < secs_to_ms(
@@ -114,9 +115,12 @@ pub fn stale_if_error(stored: &StoredResponse, now_ms: u64) -> bool {
         )
 }
 
-/// Whether an origin's answer counts as a failure for `stale-if-error`.
+/// Whether an origin's answer counts as a failure for `stale-if-error`: the
+/// four statuses RFC 5861 section 4 names. Another 5xx (501 Not Implemented,
+/// 505, ...) is the origin's answer, passed on like any other. When no origin
+/// answers, the edge's own 502 or 504 counts too.
 pub fn is_origin_error_status(status: u16) -> bool {
-    (500..600).contains(&status)
+    matches!(status, 500 | 502 | 503 | 504)
 }
 
 /// The headers the client receives: hop-by-hop fields dropped (the adapter's
@@ -357,17 +361,19 @@ mod tests {
     }
 
     #[test]
-    fn origin_errors_are_5xx() {
+    fn origin_errors_are_500_502_503_504() {
         for (status, expected) in [
             (200, false),
             (304, false),
             (404, false),
             (499, false),
             (500, true),
+            (501, false),
             (502, true),
             (503, true),
             (504, true),
-            (599, true),
+            (505, false),
+            (599, false),
         ] {
             assert_eq!(is_origin_error_status(status), expected, "{status}");
         }

@@ -480,3 +480,25 @@ fn only_if_cached_is_answered_from_the_cache_or_with_504() {
     );
     assert_eq!(rig.seen().len(), 1);
 }
+
+#[test]
+fn stale_if_error_stands_in_only_for_500_502_503_504() {
+    let rig = Rig::new(1, |_, n| match n {
+        0 => ok(
+            200,
+            &[("cache-control", "max-age=1, stale-if-error=60")],
+            "v1",
+        ),
+        1 => ok(501, &[("cache-control", "no-store")], "not implemented"),
+        2 => ok(505, &[("cache-control", "no-store")], "version"),
+        _ => ok(500, &[], "broken"),
+    });
+    rig.get("/api/songs/1");
+    rig.advance(2_000);
+    assert_eq!(
+        summary(&rig.get("/api/songs/1")),
+        (501, "MISS", "not implemented")
+    );
+    assert_eq!(summary(&rig.get("/api/songs/1")), (505, "MISS", "version"));
+    assert_eq!(summary(&rig.get("/api/songs/1")), (200, "STALE", "v1"));
+}
