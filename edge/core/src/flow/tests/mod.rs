@@ -502,3 +502,32 @@ fn stale_if_error_stands_in_only_for_500_502_503_504() {
     assert_eq!(summary(&rig.get("/api/songs/1")), (505, "MISS", "version"));
     assert_eq!(summary(&rig.get("/api/songs/1")), (200, "STALE", "v1"));
 }
+
+#[test]
+fn an_options_request_invalidates_nothing() {
+    let rig = Rig::new(1, |seen, n| match seen.method.as_str() {
+        "GET" => ok(200, &[("cache-control", "max-age=60")], &format!("v{n}")),
+        _ => ok(204, &[("access-control-allow-methods", "GET, POST")], ""),
+    });
+    rig.get("/api/songs/1/comments");
+    let preflight = rig.send(
+        "OPTIONS",
+        "/api/songs/1/comments",
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        "",
+    );
+    assert_eq!((preflight.status, x_cache(&preflight)), (204, "BYPASS"));
+    assert_eq!(
+        rig.seen()[1].headers.get("origin"),
+        Some("https://app.example"),
+        "a preflight goes on whole"
+    );
+    assert_eq!(rig.store_log().len(), 1, "the read's put alone");
+    assert_eq!(
+        summary(&rig.get("/api/songs/1/comments")),
+        (200, "HIT", "v0")
+    );
+}
