@@ -131,6 +131,15 @@ impl Rejection {
     pub fn gateway_timeout() -> Self {
         Self::new(504, "origin_timeout", "no origin answered in time")
     }
+
+    /// `only-if-cached` and nothing stored may answer (RFC 9111 section 5.2.1.7).
+    pub fn not_cached() -> Self {
+        Self::new(
+            504,
+            "not_cached",
+            "only-if-cached, and no stored response can answer this request",
+        )
+    }
 }
 
 /// A JSON error body in the origin's shape (`ErrorBody` in docs/openapi.json):

@@ -185,13 +185,7 @@ async fn cacheable<I: EdgeIo>(edge: &Rc<Edge>, io: &Rc<I>, head: RequestHead) ->
     if matches!(decision, Lookup::Revalidate { .. } | Lookup::Miss)
         && CacheControl::from_headers(&head.headers).only_if_cached
     {
-        // RFC 9111 section 5.2.1.7: a stored response or a 504, no origin.
-        let refused = Rejection::new(
-            504,
-            "not_cached",
-            "only-if-cached, and no stored response can answer this request",
-        );
-        return respond::rejection(&head, &refused);
+        return respond::rejection(&head, &Rejection::not_cached());
     }
     match decision {
         Lookup::Hit { stored, age } => from_record(&head, &stored, CacheStatus::Hit, age),
@@ -423,6 +417,10 @@ async fn fetch_read<I: EdgeIo>(
 
 /// GET or HEAD that the cache must not answer: forwarded, never stored.
 async fn bypass<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead) -> EdgeResponse {
+    if CacheControl::from_headers(&head.headers).only_if_cached {
+        // No stored response may answer it, and only-if-cached keeps it from the origin.
+        return respond::rejection(head, &Rejection::not_cached());
+    }
     let behaviour = edge.behaviour(&head.path_and_query);
     match fetch_read(edge, io, head, &forward_headers(head, behaviour)).await {
         Ok(answered) => respond::passed_on(

@@ -504,6 +504,31 @@ fn stale_if_error_stands_in_only_for_500_502_503_504() {
 }
 
 #[test]
+fn only_if_cached_is_answered_with_504_where_the_cache_is_bypassed() {
+    let rig = Rig::new(1, |_, _| ok(200, &[("cache-control", "max-age=10")], "v"));
+    let bypassed: [&[(&str, &str)]; 2] = [
+        &[("cache-control", "only-if-cached, no-store")],
+        &[
+            ("cache-control", "only-if-cached"),
+            ("authorization", "Bearer t"),
+        ],
+    ];
+    for headers in bypassed {
+        let refused = rig.send("GET", "/api/songs/1", headers, "");
+        assert_eq!(
+            (refused.status, x_cache(&refused)),
+            (504, "BYPASS"),
+            "{headers:?}"
+        );
+    }
+    assert!(rig.seen().is_empty(), "no origin was asked");
+    let storeless = Rig::new(1, |_, _| ok(200, &[], "v")).without_store();
+    let only = [("cache-control", "only-if-cached")];
+    assert_eq!(storeless.send("GET", "/api/songs/1", &only, "").status, 504);
+    assert!(storeless.seen().is_empty());
+}
+
+#[test]
 fn an_options_request_invalidates_nothing() {
     let rig = Rig::new(1, |seen, n| match seen.method.as_str() {
         "GET" => ok(200, &[("cache-control", "max-age=60")], &format!("v{n}")),
