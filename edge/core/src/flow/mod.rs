@@ -360,19 +360,14 @@ async fn refresh<I: EdgeIo>(
     }
 }
 
-/// The conditional headers of `previous`, and the request headers its `Vary`
-/// names (the origin must see the request the stored response was selected by,
-/// or its 304 would be about another variant).
+/// The conditional headers of `previous`. The request fields its `Vary` names
+/// (RFC 9111 section 4.3.1) are already in `headers` where the behaviour
+/// forwards them, with the values `previous` was selected by (the request
+/// matched them, see [`lookup`]); the others never leave the edge, as on the
+/// miss that stored `previous`.
 fn add_revalidation_headers(headers: &mut Headers, previous: &StoredResponse) {
     for (name, value) in previous.conditional_headers().iter() {
         headers.set(name, value);
-    }
-    for (name, value) in &previous.vary {
-        if let Some(value) = value
-            && !headers.contains(name)
-        {
-            headers.append(name, value.as_str());
-        }
     }
 }
 

@@ -504,6 +504,43 @@ fn stale_if_error_stands_in_only_for_500_502_503_504() {
 }
 
 #[test]
+fn revalidation_sends_only_what_the_behaviour_forwards() {
+    let vars = [
+        ("origins", "http://o0"),
+        ("behaviours", "/api/* headers=x-tenant"),
+    ];
+    let config = EdgeConfig::from_vars(|name| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let rig = Rig::with_config(config, |_, n| {
+        let headers = [
+            ("cache-control", "max-age=1"),
+            ("etag", "\"e\""),
+            ("vary", "x-tenant, cookie, x-forwarded-host"),
+        ];
+        ok(200, &headers, &format!("v{n}"))
+    });
+    let client = [
+        ("x-tenant", "a"),
+        ("cookie", "session=alice"),
+        ("x-forwarded-host", "evil.example"),
+    ];
+    rig.send("GET", "/api/songs/1", &client, "");
+    rig.advance(2_000);
+    rig.send("GET", "/api/songs/1", &client, "");
+    let seen = rig.seen();
+    assert_eq!(seen[1].headers.get("if-none-match"), Some("\"e\""));
+    for (request, which) in [(&seen[0], "the miss"), (&seen[1], "the revalidation")] {
+        assert_eq!(request.headers.get("x-tenant"), Some("a"), "{which}");
+        assert_eq!(request.headers.get("cookie"), None, "{which}: cookies=none");
+        assert_eq!(request.headers.get("x-forwarded-host"), None, "{which}");
+    }
+}
+
+#[test]
 fn only_if_cached_is_answered_with_504_where_the_cache_is_bypassed() {
     let rig = Rig::new(1, |_, _| ok(200, &[("cache-control", "max-age=10")], "v"));
     let bypassed: [&[(&str, &str)]; 2] = [
