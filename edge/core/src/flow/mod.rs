@@ -195,22 +195,32 @@ async fn cacheable<I: EdgeIo>(edge: &Rc<Edge>, io: &Rc<I>, head: RequestHead) ->
             response
         }
         Lookup::Revalidate { stored, .. } => {
-            match refresh(edge, io.as_ref(), &head, &key, Some(&stored)).await {
-                Refreshed::Revalidated(fresh) => {
-                    let age = fresh.age(io.now_ms());
-                    from_record(&head, &fresh, CacheStatus::Revalidated, age)
-                }
-                Refreshed::Fetched { answer, record } => {
-                    from_answer(&head, &answer, record.is_some())
-                }
-                Refreshed::Failed(_) if stale_if_error(&stored, io.now_ms()) => {
-                    let age = stored.age(io.now_ms());
-                    from_record(&head, &stored, CacheStatus::Stale, age)
-                }
-                Refreshed::Failed(failure) => failed(&head, failure),
-            }
+            revalidate(edge, io.as_ref(), &head, &key, &stored).await
         }
         Lookup::Miss => miss(edge, io.as_ref(), &head, &key).await,
+    }
+}
+
+/// Asks the origin whether `stored` may still be served. When no usable
+/// answer comes, `stored` stands in within its `stale-if-error` window.
+async fn revalidate<I: EdgeIo>(
+    edge: &Edge,
+    io: &I,
+    head: &RequestHead,
+    key: &CacheKey,
+    stored: &StoredResponse,
+) -> EdgeResponse {
+    match refresh(edge, io, head, key, Some(stored)).await {
+        Refreshed::Revalidated { record, set_cookie } => {
+            let age = record.age(io.now_ms());
+            confirmed(head, &record, &set_cookie, CacheStatus::Revalidated, age)
+        }
+        Refreshed::Fetched { answer, record } => from_answer(head, &answer, record.is_some()),
+        Refreshed::Failed(_) if stale_if_error(stored, io.now_ms()) => {
+            let age = stored.age(io.now_ms());
+            from_record(head, stored, CacheStatus::Stale, age)
+        }
+        Refreshed::Failed(failure) => failed(head, failure),
     }
 }
 
@@ -275,15 +285,22 @@ async fn miss<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead, key: &CacheKey
 fn fetched_miss(refreshed: Refreshed, head: &RequestHead) -> EdgeResponse {
     match refreshed {
         Refreshed::Fetched { answer, record } => from_answer(head, &answer, record.is_some()),
-        Refreshed::Revalidated(fresh) => from_record(head, &fresh, CacheStatus::Miss, 0),
+        Refreshed::Revalidated { record, set_cookie } => {
+            confirmed(head, &record, &set_cookie, CacheStatus::Miss, 0)
+        }
         Refreshed::Failed(failure) => failed(head, failure),
     }
 }
 
 /// How a fetch for the cache ended.
 enum Refreshed {
-    /// The origin confirmed the stored record (304); the updated record is stored.
-    Revalidated(Rc<StoredResponse>),
+    /// The origin confirmed the stored record (304); the updated record is
+    /// stored if it may still be. `set_cookie` holds the 304's `Set-Cookie`
+    /// fields, for the client whose request was sent only (never stored).
+    Revalidated {
+        record: Rc<StoredResponse>,
+        set_cookie: Headers,
+    },
     /// A new response; `record` is what was stored of it, if it may be stored.
     Fetched {
         answer: Answered,
@@ -330,14 +347,7 @@ async fn refresh<I: EdgeIo>(
             return Refreshed::Failed(Ok(answered));
         }
         if response.status == 304 && identifies(&response.headers, &previous.headers) {
-            let fresh = Rc::new(previous.revalidated(
-                &response.headers,
-                answered.request_time_ms,
-                answered.response_time_ms,
-                &ttl,
-            ));
-            put(edge, io, key, &fresh, &ttl).await;
-            return Refreshed::Revalidated(fresh);
+            return confirm(edge, io, head, key, previous, &answered, &ttl).await;
         }
     }
     let record = StoredResponse::from_origin(
@@ -360,6 +370,40 @@ async fn refresh<I: EdgeIo>(
     }
 }
 
+/// `previous` updated by the 304 in `answered`, stored if a shared cache may
+/// still keep it.
+async fn confirm<I: EdgeIo>(
+    edge: &Edge,
+    io: &I,
+    head: &RequestHead,
+    key: &CacheKey,
+    previous: &StoredResponse,
+    answered: &Answered,
+    ttl: &Ttl,
+) -> Refreshed {
+    let not_modified = &answered.response.headers;
+    let fresh = Rc::new(previous.revalidated(
+        &head.headers,
+        not_modified,
+        answered.request_time_ms,
+        answered.response_time_ms,
+        ttl,
+    ));
+    if fresh.storable(&head.headers).is_ok() {
+        put(edge, io, key, &fresh, ttl).await;
+    } else {
+        // The 304 made the response one a shared cache must not keep
+        // (`private`, `no-store`, `Vary: *`): the stored copy goes too, or
+        // the next client would get it.
+        delete(edge, io, key).await;
+    }
+    let set_cookie = not_modified.get_all("set-cookie");
+    Refreshed::Revalidated {
+        record: fresh,
+        set_cookie: set_cookie.map(|value| ("set-cookie", value)).collect(),
+    }
+}
+
 /// The conditional headers of `previous`. The request fields its `Vary` names
 /// (RFC 9111 section 4.3.1) are already in `headers` where the behaviour
 /// forwards them, with the values `previous` was selected by (the request
@@ -369,6 +413,14 @@ fn add_revalidation_headers(headers: &mut Headers, previous: &StoredResponse) {
     for (name, value) in previous.conditional_headers().iter() {
         headers.set(name, value);
     }
+}
+
+/// Deletes the record under `key`, and the instance's kept copy of it.
+async fn delete<I: EdgeIo>(edge: &Edge, io: &I, key: &CacheKey) {
+    if let Some(store) = io.store() {
+        store.delete(key).await;
+    }
+    edge.local.forget(key);
 }
 
 /// Stores `record`; the instance's kept copy of the key is dropped, so the next
@@ -481,6 +533,23 @@ async fn write<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead, body: Bytes) 
         CacheStatus::Bypass,
         response.body,
     )
+}
+
+/// A record the origin has just confirmed, served to the client whose request
+/// was sent, with the `Set-Cookie` fields of the 304 (meant for that client,
+/// and never stored).
+fn confirmed(
+    head: &RequestHead,
+    record: &StoredResponse,
+    set_cookie: &Headers,
+    status: CacheStatus,
+    age: u64,
+) -> EdgeResponse {
+    let mut response = from_record(head, record, status, age);
+    for (name, value) in set_cookie.iter() {
+        response.headers.append(name, value);
+    }
+    response
 }
 
 fn from_record(

@@ -196,6 +196,7 @@ fn revalidation_updates_headers_and_restarts_the_clock() {
     )
     .unwrap();
     let fresh = r.revalidated(
+        &h(&[]),
         &h(&[
             ("cache-control", "max-age=20"),
             ("etag", "\"v1\""),
@@ -280,4 +281,45 @@ fn records_round_trip_and_garbage_is_refused() {
         &[bytes.as_slice(), b"x"].concat(),
         DecodeError::TrailingBytes,
     );
+}
+
+#[test]
+fn a_304_is_checked_again_before_its_record_is_kept() {
+    let request = h(&[("accept", "a"), ("accept-language", "fr")]);
+    let r = stored(
+        &[("accept", "a"), ("accept-language", "fr")],
+        &[
+            ("cache-control", "max-age=10"),
+            ("etag", "\"v1\""),
+            ("vary", "accept"),
+        ],
+    )
+    .unwrap();
+    let after = |fields: &[(&str, &str)]| {
+        let mut not_modified = h(&[("etag", "\"v1\"")]);
+        for (name, value) in fields {
+            not_modified.append(name, *value);
+        }
+        r.revalidated(
+            &request,
+            &not_modified,
+            2_000_000,
+            2_000_000,
+            &config().ttl(),
+        )
+    };
+    let cookie = after(&[("set-cookie", "session=alice")]);
+    assert_eq!(cookie.headers.get("set-cookie"), None, "never stored");
+    assert_eq!(cookie.storable(&request), Ok(()));
+    let private = after(&[("cache-control", "private, max-age=60")]);
+    assert_eq!(private.storable(&request), Err(NotStorable::Private));
+    let no_store = after(&[("cache-control", "no-store")]);
+    assert_eq!(no_store.storable(&request), Err(NotStorable::NoStore));
+    let star = after(&[("vary", "*")]);
+    assert_eq!(star.storable(&request), Err(NotStorable::VaryStar));
+    // A new Vary selects by the fields it names now.
+    let wider = after(&[("vary", "accept, accept-language")]);
+    assert!(wider.vary_matches(&request));
+    assert!(!wider.vary_matches(&h(&[("accept", "a"), ("accept-language", "de")])));
+    assert!(r.vary_matches(&h(&[("accept", "a"), ("accept-language", "de")])));
 }

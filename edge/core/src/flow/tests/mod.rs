@@ -482,6 +482,69 @@ fn only_if_cached_is_answered_from_the_cache_or_with_504() {
 }
 
 #[test]
+fn a_304_with_set_cookie_reaches_only_the_client_that_asked() {
+    let rig = Rig::new(1, |_, n| match n {
+        0 => ok(
+            200,
+            &[("cache-control", "max-age=1"), ("etag", "\"v1\"")],
+            "v1",
+        ),
+        _ => ok(
+            304,
+            &[
+                ("cache-control", "max-age=60"),
+                ("etag", "\"v1\""),
+                ("set-cookie", "session=alice"),
+            ],
+            "",
+        ),
+    });
+    rig.get("/api/songs/1");
+    rig.advance(2_000);
+    let alice = rig.get("/api/songs/1");
+    assert_eq!(summary(&alice), (200, "REVALIDATED", "v1"));
+    assert_eq!(alice.headers.get("set-cookie"), Some("session=alice"));
+    let bob = rig.get("/api/songs/1");
+    assert_eq!(summary(&bob), (200, "HIT", "v1"));
+    assert_eq!(bob.headers.get("set-cookie"), None, "never stored");
+}
+
+#[test]
+fn a_304_that_makes_the_response_unshareable_drops_the_stored_one() {
+    for cache_control in ["private, max-age=60", "no-store"] {
+        let rig = Rig::new(1, move |_, n| match n {
+            0 => ok(
+                200,
+                &[("cache-control", "max-age=1"), ("etag", "\"v1\"")],
+                "v1",
+            ),
+            1 => ok(
+                304,
+                &[("cache-control", cache_control), ("etag", "\"v1\"")],
+                "",
+            ),
+            _ => ok(200, &[("cache-control", cache_control)], "v1 again"),
+        });
+        rig.get("/api/songs/1");
+        rig.advance(2_000);
+        let asked = rig.get("/api/songs/1");
+        assert_eq!(
+            summary(&asked),
+            (200, "REVALIDATED", "v1"),
+            "{cache_control}"
+        );
+        assert_eq!(asked.headers.get("cache-control"), Some(cache_control));
+        let log = rig.store_log();
+        assert!(log.last().unwrap().starts_with("delete "), "{log:?}");
+        assert_eq!(
+            summary(&rig.get("/api/songs/1")),
+            (200, "MISS", "v1 again"),
+            "{cache_control}: the next client is not served the stored copy"
+        );
+    }
+}
+
+#[test]
 fn stale_if_error_stands_in_only_for_500_502_503_504() {
     let rig = Rig::new(1, |_, n| match n {
         0 => ok(
