@@ -118,6 +118,12 @@ impl StoredResponse {
         remove_unstored(&mut update);
         update.remove("set-cookie");
         let initial_age_ms = policy::initial_age_ms(&update, request_time_ms, response_time_ms);
+        // RFC 9110 section 6.6.1: a message without Date is dated when it
+        // arrived. Keeping the stored Date instead would count the 304's
+        // Expires from the first response, and make it fresh for too long.
+        if !update.contains("date") {
+            update.append("date", policy::format_http_date(response_time_ms / 1000));
+        }
         // Every other field replaces the stored one (RFC 9111 section 3.2):
         // Content-Length describes the 304, not the stored body, and Age is
         // taken into the initial age above. This cache stores bodies as

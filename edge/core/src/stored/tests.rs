@@ -284,6 +284,36 @@ fn records_round_trip_and_garbage_is_refused() {
 }
 
 #[test]
+fn a_304_without_date_counts_expires_from_its_arrival() {
+    use crate::policy::format_http_date;
+    let t0 = 1_800_000_000;
+    let first = StoredResponse::from_origin(
+        &h(&[]),
+        200,
+        &h(&[
+            ("date", &format_http_date(t0)),
+            ("expires", &format_http_date(t0 + 60)),
+            ("etag", "\"a\""),
+        ]),
+        Bytes::from_static(b"body"),
+        t0 * 1000,
+        t0 * 1000,
+        &config().ttl(),
+    )
+    .unwrap();
+    assert_eq!(first.freshness_lifetime, 60);
+    // 100 s later the origin confirms it for 60 s more, without a Date.
+    let at = (t0 + 100) * 1000;
+    let not_modified = h(&[("etag", "\"a\""), ("expires", &format_http_date(t0 + 160))]);
+    let fresh = first.revalidated(&h(&[]), &not_modified, at, at, &config().ttl());
+    assert_eq!(fresh.freshness_lifetime, 60, "not 160, from the first Date");
+    assert_eq!(
+        fresh.headers.get("date"),
+        Some(format_http_date(t0 + 100).as_str())
+    );
+}
+
+#[test]
 fn a_304_is_checked_again_before_its_record_is_kept() {
     let request = h(&[("accept", "a"), ("accept-language", "fr")]);
     let r = stored(
