@@ -65,7 +65,9 @@ pub enum Lookup {
 }
 
 /// Decides how to answer a cacheable request at `now_ms` (Unix milliseconds).
-/// A request's `no-cache` or `max-age=0` forces revalidation (RFC 9111 section 5.2.1).
+/// A request's `no-cache` or `max-age=0` forces revalidation (RFC 9111 section
+/// 5.2.1); with `max-age` or `min-fresh` a stale response is revalidated, not
+/// served while refreshing (see [`CacheControl::accepts_stale`]).
 pub fn lookup(
     stored: Option<Rc<StoredResponse>>,
     request_headers: &Headers,
@@ -92,7 +94,9 @@ pub fn lookup(
         if age_ms < lifetime_ms {
             return Lookup::Hit { stored, age };
         }
-        if age_ms - lifetime_ms < secs_to_ms(stored.stale_while_revalidate) {
+        if age_ms - lifetime_ms < secs_to_ms(stored.stale_while_revalidate)
+            && request_cc.accepts_stale()
+        {
             return Lookup::StaleWhileRevalidate { stored, age };
         }
     }
@@ -297,6 +301,20 @@ mod tests {
             "max-age=10, stale-while-revalidate=60",
             &[("cache-control", "min-fresh=5")],
             1005,
+            revalidate(),
+        );
+        // Without max-stale, a client's max-age or min-fresh refuses stale
+        // responses (RFC 9111 section 5.2.1.1).
+        check(
+            "max-age=10, stale-while-revalidate=60",
+            &[("cache-control", "max-age=30")],
+            1015,
+            revalidate(),
+        );
+        check(
+            "max-age=10, stale-while-revalidate=60",
+            &[("cache-control", "min-fresh=0")],
+            1015,
             revalidate(),
         );
         check("max-age=10", &[("accept", "b")], 1000, Miss);

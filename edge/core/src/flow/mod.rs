@@ -202,7 +202,8 @@ async fn cacheable<I: EdgeIo>(edge: &Rc<Edge>, io: &Rc<I>, head: RequestHead) ->
 }
 
 /// Asks the origin whether `stored` may still be served. When no usable
-/// answer comes, `stored` stands in within its `stale-if-error` window.
+/// answer comes, `stored` stands in only within its `stale-if-error` window
+/// and for a client that takes a stale response.
 async fn revalidate<I: EdgeIo>(
     edge: &Edge,
     io: &I,
@@ -216,7 +217,10 @@ async fn revalidate<I: EdgeIo>(
             confirmed(head, &record, &set_cookie, CacheStatus::Revalidated, age)
         }
         Refreshed::Fetched { answer, record } => from_answer(head, &answer, record.is_some()),
-        Refreshed::Failed(_) if stale_if_error(stored, io.now_ms()) => {
+        Refreshed::Failed(_)
+            if stale_if_error(stored, io.now_ms())
+                && CacheControl::from_headers(&head.headers).accepts_stale() =>
+        {
             let age = stored.age(io.now_ms());
             from_record(head, stored, CacheStatus::Stale, age)
         }

@@ -604,6 +604,38 @@ fn revalidation_sends_only_what_the_behaviour_forwards() {
 }
 
 #[test]
+fn a_client_max_age_or_min_fresh_is_not_answered_stale() {
+    let rig = Rig::new(1, |_, n| {
+        let cc = "max-age=10, stale-while-revalidate=60, stale-if-error=300";
+        match n {
+            0 => ok(200, &[("cache-control", cc), ("etag", "\"v0\"")], "v0"),
+            1 => ok(200, &[("cache-control", cc), ("etag", "\"v1\"")], "v1"),
+            _ => ok(503, &[], "down"),
+        }
+    });
+    rig.get("/api/songs/1");
+    rig.advance(15_000);
+    let max_age = [("cache-control", "max-age=30")];
+    assert_eq!(
+        summary(&rig.send("GET", "/api/songs/1", &max_age, "")),
+        (200, "MISS", "v1"),
+        "validated, not served while refreshing"
+    );
+    rig.advance(15_000);
+    let min_fresh = [("cache-control", "min-fresh=1")];
+    assert_eq!(
+        summary(&rig.send("GET", "/api/songs/1", &min_fresh, "")),
+        (503, "MISS", "down"),
+        "stale-if-error does not stand in either"
+    );
+    assert_eq!(
+        summary(&rig.get("/api/songs/1")),
+        (200, "STALE", "v1"),
+        "a client without them takes it"
+    );
+}
+
+#[test]
 fn only_if_cached_is_answered_with_504_where_the_cache_is_bypassed() {
     let rig = Rig::new(1, |_, _| ok(200, &[("cache-control", "max-age=10")], "v"));
     let bypassed: [&[(&str, &str)]; 2] = [
