@@ -127,6 +127,14 @@ pub fn is_origin_error_status(status: u16) -> bool {
     matches!(status, 500 | 502 | 503 | 504)
 }
 
+/// Whether `stored` is stale at `now_ms` and says `must-revalidate` or
+/// `proxy-revalidate` (RFC 9111 sections 5.2.2.2 and 5.2.2.8): then an edge
+/// that reaches no origin answers 504.
+pub fn must_revalidate(stored: &StoredResponse, now_ms: u64) -> bool {
+    let cc = CacheControl::from_headers(&stored.headers);
+    (cc.must_revalidate || cc.proxy_revalidate) && !stored.is_fresh(now_ms)
+}
+
 /// The headers the client receives: hop-by-hop fields dropped (the adapter's
 /// HTTP layer frames the body), `X-Cache` set, and `Age` set when the response
 /// comes from the cache. Origin-supplied `X-Cache` is replaced.
@@ -376,6 +384,22 @@ mod tests {
             false,
         );
         check("no-cache, stale-if-error=60", 1001, false);
+    }
+
+    #[test]
+    fn must_revalidate_applies_once_stale() {
+        fn check(cache_control: &str, now: u64, expected: bool) {
+            assert_eq!(
+                must_revalidate(&stored(cache_control), now * 1000),
+                expected,
+                "{cache_control} now={now}"
+            );
+        }
+        check("max-age=10, must-revalidate", 1009, false);
+        check("max-age=10, must-revalidate", 1010, true);
+        check("max-age=10, proxy-revalidate", 1010, true);
+        check("max-age=10, stale-if-error=60", 1010, false);
+        check("no-cache", 1000, false);
     }
 
     #[test]

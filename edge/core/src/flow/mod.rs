@@ -33,7 +33,9 @@ use crate::origin::OriginHealth;
 use crate::request::{
     ProxyKind, Rejection, RequestHead, Route, classify, forward_headers, origin_method,
 };
-use crate::serve::{CacheStatus, Lookup, is_origin_error_status, lookup, stale_if_error};
+use crate::serve::{
+    CacheStatus, Lookup, is_origin_error_status, lookup, must_revalidate, stale_if_error,
+};
 use crate::stored::StoredResponse;
 use collapse::{Collapsed, InFlight, Join};
 use fetch::{Answered, fetch};
@@ -223,6 +225,17 @@ async fn revalidate<I: EdgeIo>(
         {
             let age = stored.age(io.now_ms());
             from_record(head, stored, CacheStatus::Stale, age)
+        }
+        // RFC 9111 section 5.2.2.2: a cache that cannot revalidate such a
+        // response answers an error of its own, which SHOULD be 504.
+        Refreshed::Failed(Err(refused)) if must_revalidate(stored, io.now_ms()) => {
+            respond::rejection(
+                head,
+                &Rejection {
+                    status: 504,
+                    ..refused
+                },
+            )
         }
         Refreshed::Failed(failure) => failed(head, failure),
     }

@@ -688,3 +688,28 @@ fn an_options_request_invalidates_nothing() {
         (200, "HIT", "v0")
     );
 }
+
+#[test]
+fn must_revalidate_without_an_origin_is_answered_with_504() {
+    let rig = Rig::new(1, |_, n| match n {
+        0 => ok(
+            200,
+            &[
+                ("cache-control", "max-age=1, must-revalidate"),
+                ("etag", "\"e\""),
+            ],
+            "v1",
+        ),
+        1 => ok(503, &[("retry-after", "1")], "down"),
+        _ => err(AttemptError::NotSent("refused".into())),
+    });
+    rig.get("/api/songs/1");
+    rig.advance(2_000);
+    assert_eq!(
+        summary(&rig.get("/api/songs/1")),
+        (503, "MISS", "down"),
+        "an origin's own answer is passed on"
+    );
+    let refused = rig.get("/api/songs/1");
+    assert_eq!((refused.status, x_cache(&refused)), (504, "BYPASS"));
+}
