@@ -89,6 +89,13 @@ impl CacheControl {
         }
     }
 
+    /// Request: whether the client takes a stale response. With `max-age` or
+    /// `min-fresh` it does not, unless `max-stale` is also present (RFC 9111
+    /// sections 5.2.1.1 and 5.2.1.3), which the edge does not honour.
+    pub fn accepts_stale(&self) -> bool {
+        self.max_age.is_none() && self.min_fresh.is_none()
+    }
+
     /// Whether a stale copy may never be served without revalidating it first.
     pub fn forbids_stale(&self) -> bool {
         self.no_cache || self.must_revalidate || self.proxy_revalidate

@@ -47,7 +47,8 @@ pub enum ProxyKind {
     /// GET or HEAD that the cache must not answer (`Authorization`, `no-store`):
     /// forwarded with retries, never stored, answered with `X-Cache: BYPASS`.
     Bypass,
-    /// POST, PUT, PATCH, DELETE, OPTIONS: forwarded, and on success it
+    /// POST, PUT, PATCH, DELETE, and OPTIONS (safe, but not a read): forwarded
+    /// with the body and every end-to-end header; on success an unsafe method
     /// invalidates what it changed (see [`crate::invalidate`]).
     Unsafe,
 }
@@ -129,6 +130,15 @@ impl Rejection {
     /// The total time bound ran out.
     pub fn gateway_timeout() -> Self {
         Self::new(504, "origin_timeout", "no origin answered in time")
+    }
+
+    /// `only-if-cached` and nothing stored may answer (RFC 9111 section 5.2.1.7).
+    pub fn not_cached() -> Self {
+        Self::new(
+            504,
+            "not_cached",
+            "only-if-cached, and no stored response can answer this request",
+        )
     }
 }
 
@@ -240,7 +250,7 @@ pub fn classify(head: &RequestHead, config: &EdgeConfig) -> Route {
 }
 
 fn proxy_kind(head: &RequestHead, config: &EdgeConfig) -> ProxyKind {
-    if !is_safe(&head.method) {
+    if !is_read(&head.method) {
         return ProxyKind::Unsafe;
     }
     let cc = crate::cache_control::CacheControl::from_headers(&head.headers);
@@ -251,8 +261,16 @@ fn proxy_kind(head: &RequestHead, config: &EdgeConfig) -> ProxyKind {
     }
 }
 
-/// GET and HEAD: the methods whose answers a cache may give (RFC 9110 section 9.2.1).
+/// The safe methods of RFC 9110 section 9.2.1: GET, HEAD, OPTIONS and TRACE.
+/// Their answers invalidate nothing (RFC 9111 section 4.4 names unsafe ones).
 pub fn is_safe(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
+}
+
+/// GET and HEAD: the reads the cache answers, and that carry only what the
+/// behaviour forwards. An OPTIONS (a CORS preflight) is safe but not one: it
+/// goes on whole, as writes do, and is never stored.
+pub fn is_read(method: &str) -> bool {
     matches!(method, "GET" | "HEAD")
 }
 
@@ -319,16 +337,16 @@ pub const OVERRIDE_HEADERS: &[&str] = &[
 /// cookies, which also key the cache (see [`crate::behaviour`]): anything else
 /// (for example `X-Forwarded-Host`, or a session cookie) could make the origin
 /// answer differently for one client and plant that answer for all. Writes
-/// carry every end-to-end header except those that override routing or
-/// method. The edge adds `Via`. Conditional headers for revalidation are
-/// added by the caller.
+/// and OPTIONS, never stored, carry every end-to-end header except those that
+/// override routing or method. The edge adds `Via`. Conditional headers for
+/// revalidation are added by the caller.
 pub fn forward_headers(head: &RequestHead, behaviour: &Behaviour) -> Headers {
     let mut forwarded = Headers::new();
-    let safe = is_safe(&head.method);
+    let read = is_read(&head.method);
     let mut client = head.headers.clone();
     client.remove_hop_by_hop();
     for (name, value) in client.iter() {
-        let allowed = if safe {
+        let allowed = if read {
             behaviour.headers.iter().any(|h| h == name)
         } else {
             !OVERRIDE_HEADERS.contains(&name)
@@ -337,7 +355,7 @@ pub fn forward_headers(head: &RequestHead, behaviour: &Behaviour) -> Headers {
             forwarded.append(name, value);
         }
     }
-    if safe && let Some(cookies) = behaviour.selected_cookies(&client) {
+    if read && let Some(cookies) = behaviour.selected_cookies(&client) {
         forwarded.append("cookie", cookies);
     }
     forwarded.append("via", "1.1 edge");

@@ -65,7 +65,9 @@ pub enum Lookup {
 }
 
 /// Decides how to answer a cacheable request at `now_ms` (Unix milliseconds).
-/// A request's `no-cache` or `max-age=0` forces revalidation (RFC 9111 section 5.2.1).
+/// A request's `no-cache` or `max-age=0` forces revalidation (RFC 9111 section
+/// 5.2.1); with `max-age` or `min-fresh` a stale response is revalidated, not
+/// served while refreshing (see [`CacheControl::accepts_stale`]).
 pub fn lookup(
     stored: Option<Rc<StoredResponse>>,
     request_headers: &Headers,
@@ -92,7 +94,9 @@ pub fn lookup(
         if age_ms < lifetime_ms {
             return Lookup::Hit { stored, age };
         }
-        if age_ms - lifetime_ms < secs_to_ms(stored.stale_while_revalidate) {
+        if age_ms - lifetime_ms < secs_to_ms(stored.stale_while_revalidate)
+            && request_cc.accepts_stale()
+        {
             return Lookup::StaleWhileRevalidate { stored, age };
         }
     }
@@ -104,7 +108,8 @@ pub fn lookup(
 }
 
 /// Whether a stored response may stand in for an origin failure (every origin
-/// refused, timed out or answered 5xx) at `now_ms` (RFC 5861 section 4).
+/// refused, timed out or answered an [`is_origin_error_status`]) at `now_ms`
+/// (RFC 5861 section 4).
 pub fn stale_if_error(stored: &StoredResponse, now_ms: u64) -> bool {
     stored.age_ms(now_ms)
         < secs_to_ms(
@@ -114,9 +119,20 @@ pub fn stale_if_error(stored: &StoredResponse, now_ms: u64) -> bool {
         )
 }
 
-/// Whether an origin's answer counts as a failure for `stale-if-error`.
+/// Whether an origin's answer counts as a failure for `stale-if-error`: the
+/// four statuses RFC 5861 section 4 names. Another 5xx (501 Not Implemented,
+/// 505, ...) is the origin's answer, passed on like any other. When no origin
+/// answers, the edge's own 502 or 504 counts too.
 pub fn is_origin_error_status(status: u16) -> bool {
-    (500..600).contains(&status)
+    matches!(status, 500 | 502 | 503 | 504)
+}
+
+/// Whether `stored` is stale at `now_ms` and says `must-revalidate` or
+/// `proxy-revalidate` (RFC 9111 sections 5.2.2.2 and 5.2.2.8): then an edge
+/// that reaches no origin answers 504.
+pub fn must_revalidate(stored: &StoredResponse, now_ms: u64) -> bool {
+    let cc = CacheControl::from_headers(&stored.headers);
+    (cc.must_revalidate || cc.proxy_revalidate) && !stored.is_fresh(now_ms)
 }
 
 /// The headers the client receives: hop-by-hop fields dropped (the adapter's
@@ -295,6 +311,20 @@ mod tests {
             1005,
             revalidate(),
         );
+        // Without max-stale, a client's max-age or min-fresh refuses stale
+        // responses (RFC 9111 section 5.2.1.1).
+        check(
+            "max-age=10, stale-while-revalidate=60",
+            &[("cache-control", "max-age=30")],
+            1015,
+            revalidate(),
+        );
+        check(
+            "max-age=10, stale-while-revalidate=60",
+            &[("cache-control", "min-fresh=0")],
+            1015,
+            revalidate(),
+        );
         check("max-age=10", &[("accept", "b")], 1000, Miss);
         check(
             "max-age=10, stale-while-revalidate=5",
@@ -357,17 +387,35 @@ mod tests {
     }
 
     #[test]
-    fn origin_errors_are_5xx() {
+    fn must_revalidate_applies_once_stale() {
+        fn check(cache_control: &str, now: u64, expected: bool) {
+            assert_eq!(
+                must_revalidate(&stored(cache_control), now * 1000),
+                expected,
+                "{cache_control} now={now}"
+            );
+        }
+        check("max-age=10, must-revalidate", 1009, false);
+        check("max-age=10, must-revalidate", 1010, true);
+        check("max-age=10, proxy-revalidate", 1010, true);
+        check("max-age=10, stale-if-error=60", 1010, false);
+        check("no-cache", 1000, false);
+    }
+
+    #[test]
+    fn origin_errors_are_500_502_503_504() {
         for (status, expected) in [
             (200, false),
             (304, false),
             (404, false),
             (499, false),
             (500, true),
+            (501, false),
             (502, true),
             (503, true),
             (504, true),
-            (599, true),
+            (505, false),
+            (599, false),
         ] {
             assert_eq!(is_origin_error_status(status), expected, "{status}");
         }

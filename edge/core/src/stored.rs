@@ -70,13 +70,7 @@ impl StoredResponse {
             stale_if_error: 0,
             vary: Vec::new(),
         };
-        stored.vary = policy::vary_names(&stored.headers)
-            .into_iter()
-            .map(|name| {
-                let value = vary_value(request_headers, &name);
-                (name, value)
-            })
-            .collect();
+        stored.vary = selected_by(&stored.headers, request_headers);
         stored.refresh_lifetimes(&cc, response_time_ms, ttl);
         let has_validator =
             stored.headers.contains("etag") || stored.headers.contains("last-modified");
@@ -103,10 +97,17 @@ impl StoredResponse {
     }
 
     /// The record after a `304 Not Modified` that identifies it (see
-    /// [`crate::conditional::identifies`]): stored headers are updated with the
-    /// 304's (RFC 9111 sections 3.2 and 4.3.4) and the clock restarts.
+    /// [`crate::conditional::identifies`]) in answer to `request_headers`:
+    /// stored headers are updated with the 304's (RFC 9111 sections 3.2 and
+    /// 4.3.4), the `Vary` selection is taken again, and the clock restarts.
+    ///
+    /// The 304's `Set-Cookie` is left out: it is about the one client whose
+    /// request was sent, and a record with it would hand it to every other.
+    /// What the 304 says may still make the record unfit to keep (`private`,
+    /// `no-store`, `Vary: *`): see [`StoredResponse::storable`].
     pub fn revalidated(
         &self,
+        request_headers: &Headers,
         not_modified_headers: &Headers,
         request_time_ms: u64,
         response_time_ms: u64,
@@ -115,7 +116,14 @@ impl StoredResponse {
         let mut fresh = self.clone();
         let mut update = not_modified_headers.clone();
         remove_unstored(&mut update);
+        update.remove("set-cookie");
         let initial_age_ms = policy::initial_age_ms(&update, request_time_ms, response_time_ms);
+        // RFC 9110 section 6.6.1: a message without Date is dated when it
+        // arrived. Keeping the stored Date instead would count the 304's
+        // Expires from the first response, and make it fresh for too long.
+        if !update.contains("date") {
+            update.append("date", policy::format_http_date(response_time_ms / 1000));
+        }
         // Every other field replaces the stored one (RFC 9111 section 3.2):
         // Content-Length describes the 304, not the stored body, and Age is
         // taken into the initial age above. This cache stores bodies as
@@ -132,11 +140,20 @@ impl StoredResponse {
                 fresh.headers.append(name, value);
             }
         }
+        fresh.vary = selected_by(&fresh.headers, request_headers);
         fresh.stored_at_ms = response_time_ms;
         fresh.initial_age_ms = initial_age_ms;
         let cc = CacheControl::from_headers(&fresh.headers);
         fresh.refresh_lifetimes(&cc, response_time_ms, ttl);
         fresh
+    }
+
+    /// Whether a shared cache may keep this record for `request_headers`
+    /// (RFC 9111 section 3). [`StoredResponse::from_origin`] checks a new
+    /// response; a record updated by a 304 is checked again, since the 304's
+    /// fields replace those the first check read.
+    pub fn storable(&self, request_headers: &Headers) -> Result<(), NotStorable> {
+        policy::storability("GET", request_headers, self.status, &self.headers).map(|_| ())
     }
 
     /// Current age in milliseconds at `now_ms` (RFC 9111 section 4.2.3).
@@ -291,6 +308,20 @@ fn remove_unstored(headers: &mut Headers) {
     ] {
         headers.remove(name);
     }
+}
+
+/// The request's values of every field `response_headers`' `Vary` names.
+fn selected_by(
+    response_headers: &Headers,
+    request_headers: &Headers,
+) -> Vec<(String, Option<String>)> {
+    policy::vary_names(response_headers)
+        .into_iter()
+        .map(|name| {
+            let value = vary_value(request_headers, &name);
+            (name, value)
+        })
+        .collect()
 }
 
 /// The value a request carries for one `Vary`'d header, normalised so that

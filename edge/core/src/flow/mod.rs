@@ -33,7 +33,9 @@ use crate::origin::OriginHealth;
 use crate::request::{
     ProxyKind, Rejection, RequestHead, Route, classify, forward_headers, origin_method,
 };
-use crate::serve::{CacheStatus, Lookup, is_origin_error_status, lookup, stale_if_error};
+use crate::serve::{
+    CacheStatus, Lookup, is_origin_error_status, lookup, must_revalidate, stale_if_error,
+};
 use crate::stored::StoredResponse;
 use collapse::{Collapsed, InFlight, Join};
 use fetch::{Answered, fetch};
@@ -180,13 +182,7 @@ async fn cacheable<I: EdgeIo>(edge: &Rc<Edge>, io: &Rc<I>, head: RequestHead) ->
     if matches!(decision, Lookup::Revalidate { .. } | Lookup::Miss)
         && CacheControl::from_headers(&head.headers).only_if_cached
     {
-        // RFC 9111 section 5.2.1.7: a stored response or a 504, no origin.
-        let refused = Rejection::new(
-            504,
-            "not_cached",
-            "only-if-cached, and no stored response can answer this request",
-        );
-        return respond::rejection(&head, &refused);
+        return respond::rejection(&head, &Rejection::not_cached());
     }
     match decision {
         Lookup::Hit { stored, age } => from_record(&head, &stored, CacheStatus::Hit, age),
@@ -196,22 +192,47 @@ async fn cacheable<I: EdgeIo>(edge: &Rc<Edge>, io: &Rc<I>, head: RequestHead) ->
             response
         }
         Lookup::Revalidate { stored, .. } => {
-            match refresh(edge, io.as_ref(), &head, &key, Some(&stored)).await {
-                Refreshed::Revalidated(fresh) => {
-                    let age = fresh.age(io.now_ms());
-                    from_record(&head, &fresh, CacheStatus::Revalidated, age)
-                }
-                Refreshed::Fetched { answer, record } => {
-                    from_answer(&head, &answer, record.is_some())
-                }
-                Refreshed::Failed(_) if stale_if_error(&stored, io.now_ms()) => {
-                    let age = stored.age(io.now_ms());
-                    from_record(&head, &stored, CacheStatus::Stale, age)
-                }
-                Refreshed::Failed(failure) => failed(&head, failure),
-            }
+            revalidate(edge, io.as_ref(), &head, &key, &stored).await
         }
         Lookup::Miss => miss(edge, io.as_ref(), &head, &key).await,
+    }
+}
+
+/// Asks the origin whether `stored` may still be served. When no usable
+/// answer comes, `stored` stands in only within its `stale-if-error` window
+/// and for a client that takes a stale response.
+async fn revalidate<I: EdgeIo>(
+    edge: &Edge,
+    io: &I,
+    head: &RequestHead,
+    key: &CacheKey,
+    stored: &StoredResponse,
+) -> EdgeResponse {
+    match refresh(edge, io, head, key, Some(stored)).await {
+        Refreshed::Revalidated { record, set_cookie } => {
+            let age = record.age(io.now_ms());
+            confirmed(head, &record, &set_cookie, CacheStatus::Revalidated, age)
+        }
+        Refreshed::Fetched { answer, record } => from_answer(head, &answer, record.is_some()),
+        Refreshed::Failed(_)
+            if stale_if_error(stored, io.now_ms())
+                && CacheControl::from_headers(&head.headers).accepts_stale() =>
+        {
+            let age = stored.age(io.now_ms());
+            from_record(head, stored, CacheStatus::Stale, age)
+        }
+        // RFC 9111 section 5.2.2.2: a cache that cannot revalidate such a
+        // response answers an error of its own, which SHOULD be 504.
+        Refreshed::Failed(Err(refused)) if must_revalidate(stored, io.now_ms()) => {
+            respond::rejection(
+                head,
+                &Rejection {
+                    status: 504,
+                    ..refused
+                },
+            )
+        }
+        Refreshed::Failed(failure) => failed(head, failure),
     }
 }
 
@@ -276,15 +297,22 @@ async fn miss<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead, key: &CacheKey
 fn fetched_miss(refreshed: Refreshed, head: &RequestHead) -> EdgeResponse {
     match refreshed {
         Refreshed::Fetched { answer, record } => from_answer(head, &answer, record.is_some()),
-        Refreshed::Revalidated(fresh) => from_record(head, &fresh, CacheStatus::Miss, 0),
+        Refreshed::Revalidated { record, set_cookie } => {
+            confirmed(head, &record, &set_cookie, CacheStatus::Miss, 0)
+        }
         Refreshed::Failed(failure) => failed(head, failure),
     }
 }
 
 /// How a fetch for the cache ended.
 enum Refreshed {
-    /// The origin confirmed the stored record (304); the updated record is stored.
-    Revalidated(Rc<StoredResponse>),
+    /// The origin confirmed the stored record (304); the updated record is
+    /// stored if it may still be. `set_cookie` holds the 304's `Set-Cookie`
+    /// fields, for the client whose request was sent only (never stored).
+    Revalidated {
+        record: Rc<StoredResponse>,
+        set_cookie: Headers,
+    },
     /// A new response; `record` is what was stored of it, if it may be stored.
     Fetched {
         answer: Answered,
@@ -331,14 +359,7 @@ async fn refresh<I: EdgeIo>(
             return Refreshed::Failed(Ok(answered));
         }
         if response.status == 304 && identifies(&response.headers, &previous.headers) {
-            let fresh = Rc::new(previous.revalidated(
-                &response.headers,
-                answered.request_time_ms,
-                answered.response_time_ms,
-                &ttl,
-            ));
-            put(edge, io, key, &fresh, &ttl).await;
-            return Refreshed::Revalidated(fresh);
+            return confirm(edge, io, head, key, previous, &answered, &ttl).await;
         }
     }
     let record = StoredResponse::from_origin(
@@ -361,20 +382,57 @@ async fn refresh<I: EdgeIo>(
     }
 }
 
-/// The conditional headers of `previous`, and the request headers its `Vary`
-/// names (the origin must see the request the stored response was selected by,
-/// or its 304 would be about another variant).
+/// `previous` updated by the 304 in `answered`, stored if a shared cache may
+/// still keep it.
+async fn confirm<I: EdgeIo>(
+    edge: &Edge,
+    io: &I,
+    head: &RequestHead,
+    key: &CacheKey,
+    previous: &StoredResponse,
+    answered: &Answered,
+    ttl: &Ttl,
+) -> Refreshed {
+    let not_modified = &answered.response.headers;
+    let fresh = Rc::new(previous.revalidated(
+        &head.headers,
+        not_modified,
+        answered.request_time_ms,
+        answered.response_time_ms,
+        ttl,
+    ));
+    if fresh.storable(&head.headers).is_ok() {
+        put(edge, io, key, &fresh, ttl).await;
+    } else {
+        // The 304 made the response one a shared cache must not keep
+        // (`private`, `no-store`, `Vary: *`): the stored copy goes too, or
+        // the next client would get it.
+        delete(edge, io, key).await;
+    }
+    let set_cookie = not_modified.get_all("set-cookie");
+    Refreshed::Revalidated {
+        record: fresh,
+        set_cookie: set_cookie.map(|value| ("set-cookie", value)).collect(),
+    }
+}
+
+/// The conditional headers of `previous`. The request fields its `Vary` names
+/// (RFC 9111 section 4.3.1) are already in `headers` where the behaviour
+/// forwards them, with the values `previous` was selected by (the request
+/// matched them, see [`lookup`]); the others never leave the edge, as on the
+/// miss that stored `previous`.
 fn add_revalidation_headers(headers: &mut Headers, previous: &StoredResponse) {
     for (name, value) in previous.conditional_headers().iter() {
         headers.set(name, value);
     }
-    for (name, value) in &previous.vary {
-        if let Some(value) = value
-            && !headers.contains(name)
-        {
-            headers.append(name, value.as_str());
-        }
+}
+
+/// Deletes the record under `key`, and the instance's kept copy of it.
+async fn delete<I: EdgeIo>(edge: &Edge, io: &I, key: &CacheKey) {
+    if let Some(store) = io.store() {
+        store.delete(key).await;
     }
+    edge.local.forget(key);
 }
 
 /// Stores `record`; the instance's kept copy of the key is dropped, so the next
@@ -418,6 +476,10 @@ async fn fetch_read<I: EdgeIo>(
 
 /// GET or HEAD that the cache must not answer: forwarded, never stored.
 async fn bypass<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead) -> EdgeResponse {
+    if CacheControl::from_headers(&head.headers).only_if_cached {
+        // No stored response may answer it, and only-if-cached keeps it from the origin.
+        return respond::rejection(head, &Rejection::not_cached());
+    }
     let behaviour = edge.behaviour(&head.path_and_query);
     match fetch_read(edge, io, head, &forward_headers(head, behaviour)).await {
         Ok(answered) => respond::passed_on(
@@ -491,6 +553,23 @@ fn changed_generations(edge: &Edge, host: &str, changed: &Invalidation) -> Vec<S
         }
     }
     keys
+}
+
+/// A record the origin has just confirmed, served to the client whose request
+/// was sent, with the `Set-Cookie` fields of the 304 (meant for that client,
+/// and never stored).
+fn confirmed(
+    head: &RequestHead,
+    record: &StoredResponse,
+    set_cookie: &Headers,
+    status: CacheStatus,
+    age: u64,
+) -> EdgeResponse {
+    let mut response = from_record(head, record, status, age);
+    for (name, value) in set_cookie.iter() {
+        response.headers.append(name, value);
+    }
+    response
 }
 
 fn from_record(

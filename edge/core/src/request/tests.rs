@@ -248,6 +248,33 @@ fn forwarded_headers_follow_the_allow_list_for_reads() {
         &[("transfer-encoding", "chunked"), ("keep-alive", "1")],
         &[],
     );
+    check(
+        "OPTIONS",
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+        ],
+    );
+}
+
+#[test]
+fn safe_methods_are_those_of_rfc_9110_and_reads_are_get_and_head() {
+    for (method, safe, read) in [
+        ("GET", true, true),
+        ("HEAD", true, true),
+        ("OPTIONS", true, false),
+        ("TRACE", true, false),
+        ("POST", false, false),
+        ("PUT", false, false),
+        ("PATCH", false, false),
+        ("DELETE", false, false),
+    ] {
+        assert_eq!((is_safe(method), is_read(method)), (safe, read), "{method}");
+    }
 }
 
 #[test]

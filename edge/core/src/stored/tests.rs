@@ -196,6 +196,7 @@ fn revalidation_updates_headers_and_restarts_the_clock() {
     )
     .unwrap();
     let fresh = r.revalidated(
+        &h(&[]),
         &h(&[
             ("cache-control", "max-age=20"),
             ("etag", "\"v1\""),
@@ -280,4 +281,75 @@ fn records_round_trip_and_garbage_is_refused() {
         &[bytes.as_slice(), b"x"].concat(),
         DecodeError::TrailingBytes,
     );
+}
+
+#[test]
+fn a_304_without_date_counts_expires_from_its_arrival() {
+    use crate::policy::format_http_date;
+    let t0 = 1_800_000_000;
+    let first = StoredResponse::from_origin(
+        &h(&[]),
+        200,
+        &h(&[
+            ("date", &format_http_date(t0)),
+            ("expires", &format_http_date(t0 + 60)),
+            ("etag", "\"a\""),
+        ]),
+        Bytes::from_static(b"body"),
+        t0 * 1000,
+        t0 * 1000,
+        &config().ttl(),
+    )
+    .unwrap();
+    assert_eq!(first.freshness_lifetime, 60);
+    // 100 s later the origin confirms it for 60 s more, without a Date.
+    let at = (t0 + 100) * 1000;
+    let not_modified = h(&[("etag", "\"a\""), ("expires", &format_http_date(t0 + 160))]);
+    let fresh = first.revalidated(&h(&[]), &not_modified, at, at, &config().ttl());
+    assert_eq!(fresh.freshness_lifetime, 60, "not 160, from the first Date");
+    assert_eq!(
+        fresh.headers.get("date"),
+        Some(format_http_date(t0 + 100).as_str())
+    );
+}
+
+#[test]
+fn a_304_is_checked_again_before_its_record_is_kept() {
+    let request = h(&[("accept", "a"), ("accept-language", "fr")]);
+    let r = stored(
+        &[("accept", "a"), ("accept-language", "fr")],
+        &[
+            ("cache-control", "max-age=10"),
+            ("etag", "\"v1\""),
+            ("vary", "accept"),
+        ],
+    )
+    .unwrap();
+    let after = |fields: &[(&str, &str)]| {
+        let mut not_modified = h(&[("etag", "\"v1\"")]);
+        for (name, value) in fields {
+            not_modified.append(name, *value);
+        }
+        r.revalidated(
+            &request,
+            &not_modified,
+            2_000_000,
+            2_000_000,
+            &config().ttl(),
+        )
+    };
+    let cookie = after(&[("set-cookie", "session=alice")]);
+    assert_eq!(cookie.headers.get("set-cookie"), None, "never stored");
+    assert_eq!(cookie.storable(&request), Ok(()));
+    let private = after(&[("cache-control", "private, max-age=60")]);
+    assert_eq!(private.storable(&request), Err(NotStorable::Private));
+    let no_store = after(&[("cache-control", "no-store")]);
+    assert_eq!(no_store.storable(&request), Err(NotStorable::NoStore));
+    let star = after(&[("vary", "*")]);
+    assert_eq!(star.storable(&request), Err(NotStorable::VaryStar));
+    // A new Vary selects by the fields it names now.
+    let wider = after(&[("vary", "accept, accept-language")]);
+    assert!(wider.vary_matches(&request));
+    assert!(!wider.vary_matches(&h(&[("accept", "a"), ("accept-language", "de")])));
+    assert!(r.vary_matches(&h(&[("accept", "a"), ("accept-language", "de")])));
 }

@@ -262,7 +262,7 @@ pub(super) async fn a_content_length_beside_chunking_does_not_cut_the_body(l: L)
 
 /// RFC 9111 section 4.3.1: the conditional request carries the request
 /// headers the stored response's `Vary` names, so that the origin validates
-/// the variant the edge holds.
+/// the variant the edge holds; only those the behaviour forwards, as on the miss.
 pub(super) async fn revalidation_carries_the_headers_vary_names(l: L) {
     let origin = TestOrigin::start(|request, _| {
         if request.header("if-none-match").is_some() {
@@ -271,11 +271,12 @@ pub(super) async fn revalidation_carries_the_headers_vary_names(l: L) {
         Reply::ok("tenant page")
             .header("cache-control", "max-age=1")
             .header("etag", "\"t\"")
-            .header("vary", "x-tenant")
+            .header("vary", "x-tenant, x-device")
     })
     .await;
-    let edge = start(&l, &[&origin.url()], &[]).await;
-    let tenant = [("x-tenant", "a")];
+    let behaviours = [("behaviours", "/api/* headers=x-tenant")];
+    let edge = start(&l, &[&origin.url()], &behaviours).await;
+    let tenant = [("x-tenant", "a"), ("x-device", "phone")];
     assert_eq!(
         edge.send("GET", "/api/t", &tenant, "").await.x_cache(),
         "MISS"
@@ -286,4 +287,5 @@ pub(super) async fn revalidation_carries_the_headers_vary_names(l: L) {
     let revalidation = origin.requests().pop().expect("the revalidation");
     assert_eq!(revalidation.header("if-none-match"), Some("\"t\""));
     assert_eq!(revalidation.header("x-tenant"), Some("a"));
+    assert_eq!(revalidation.header("x-device"), None, "not forwarded");
 }
