@@ -8,12 +8,15 @@
 //! - [`fetch`]: attempts at the origin group with time limits and failover.
 //! - [`collapse`]: concurrent misses for one key wait for one origin fetch.
 //! - [`respond`]: the finished [`EdgeResponse`].
+//! - [`local`]: the decoded records an instance keeps.
+//! - `write`: writes, and the invalidation after them.
 
 pub mod collapse;
 pub mod fetch;
 pub mod io;
 pub mod local;
 pub mod respond;
+mod write;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -27,8 +30,7 @@ use crate::cache_control::CacheControl;
 use crate::conditional::identifies;
 use crate::config::EdgeConfig;
 use crate::headers::Headers;
-use crate::invalidate::{Invalidation, invalidation};
-use crate::key::{CacheKey, generation_key, next_generation, song_generation_key};
+use crate::key::{CacheKey, generation_key, next_generation};
 use crate::origin::OriginHealth;
 use crate::request::{
     ProxyKind, Rejection, RequestHead, Route, classify, forward_headers, origin_method,
@@ -44,6 +46,7 @@ pub use io::{
 };
 use local::LocalRecords;
 pub use respond::EdgeResponse;
+use write::write;
 
 /// How often a collapsed follower looks at its slot while the leader fetches.
 const FOLLOWER_POLL_MS: u64 = 1;
@@ -491,68 +494,6 @@ async fn bypass<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead) -> EdgeRespo
         ),
         Err(refused) => respond::rejection(head, &refused),
     }
-}
-
-/// A write goes to the origin group (failing over only where that is safe);
-/// after a success, the generation of everything it changed moves (see
-/// [`changed_generations`]), which makes every stored variant of it
-/// unreachable, in every instance: the keys a reader builds carry the
-/// generation, whatever the reader's forwarded header values. What a read in
-/// flight during the write stores goes under the old generation and is never
-/// found either.
-async fn write<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead, body: Bytes) -> EdgeResponse {
-    let behaviour = edge.behaviour(&head.path_and_query);
-    let headers = forward_headers(head, behaviour);
-    let target = behaviour.origin_target(&head.path_and_query);
-    let group = behaviour.group;
-    let answered = match fetch(edge, io, group, &head.method, &target, &headers, body).await {
-        Ok(answered) => answered,
-        Err(refused) => return respond::rejection(head, &refused),
-    };
-    let response = answered.response;
-    let host = head.key_host();
-    let changed = invalidation(
-        &head.method,
-        &head.path_and_query,
-        &host,
-        response.status,
-        &response.headers,
-    );
-    if let Some(store) = io.store() {
-        let keep_secs = crate::key::generation_retention_secs(&edge.config);
-        for key in changed_generations(edge, &host, &changed) {
-            let current = store.generation(&key).await.unwrap_or(0);
-            let next = next_generation(current, io.now_ms());
-            store.set_generation(&key, next, keep_secs).await;
-        }
-    }
-    respond::passed_on(
-        head,
-        response.status,
-        &response.headers,
-        CacheStatus::Bypass,
-        response.body,
-    )
-}
-
-/// The generation keys an invalidation moves: each song it names (all its
-/// pages), and each other target some behaviour caches (all its variants).
-fn changed_generations(edge: &Edge, host: &str, changed: &Invalidation) -> Vec<String> {
-    let mut keys: Vec<String> = changed
-        .songs
-        .iter()
-        .map(|&song| song_generation_key(song))
-        .collect();
-    for target in &changed.targets {
-        let path = target.split('?').next().unwrap_or_default();
-        if let Some(behaviour) = edge.config.behaviour_for(path) {
-            let key = generation_key(host, &behaviour.key_target(target));
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
-        }
-    }
-    keys
 }
 
 /// A record the origin has just confirmed, served to the client whose request
