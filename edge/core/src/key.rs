@@ -93,18 +93,34 @@ pub fn normalise_query(query: &str) -> String {
 }
 
 /// The song a path belongs to: `/api/songs/<id>` and everything below it.
+/// Digits may be percent-encoded (`%31` is `1`, RFC 3986 section 2.3): the
+/// origin decodes them, so such a path reads the same song and must move with
+/// its generation.
 pub fn song_of_path(path: &str) -> Option<u64> {
     let path = path.split('?').next().unwrap_or_default();
     let rest = path.strip_prefix("/api/songs/")?;
-    let id = rest.split('/').next()?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+    let id = rest.split('/').next()?.as_bytes();
+    let mut song: u64 = 0;
+    let mut i = 0;
+    while i < id.len() {
+        let digit = match id[i] {
+            b'0'..=b'9' => id[i],
+            b'%' if id.get(i + 1) == Some(&b'3')
+                && id.get(i + 2).is_some_and(u8::is_ascii_digit) =>
+            {
+                i += 2;
+                id[i]
+            }
+            _ => return None,
+        };
+        song = song.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+        i += 1;
     }
-    id.parse().ok()
+    (!id.is_empty()).then_some(song)
 }
 
 /// The store key holding the generation of `target` (a behaviour's key target,
-/// see [`crate::Behaviour::key_target`]) on `host`: its song's under
+/// see [`crate::behaviour::Behaviour::key_target`]) on `host`: its song's under
 /// `/api/songs/<id>`, else its own.
 pub fn generation_key(host: &str, target: &str) -> String {
     if let Some(song) = song_of_path(target) {
@@ -233,6 +249,11 @@ mod tests {
         check("/api/comments/5", None);
         check("/songs/5", None);
         check("/api/songs/99999999999999999999999", None);
+        check("/api/songs/%31/comments", Some(1));
+        check("/api/songs/4%32", Some(42));
+        check("/api/songs/%3", None);
+        check("/api/songs/%41", None);
+        check("/api/songs/%2F1", None);
     }
 
     #[test]

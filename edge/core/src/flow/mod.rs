@@ -5,7 +5,7 @@
 //! only translate their requests, responses and those calls.
 //!
 //! - [`io`]: the [`EdgeIo`] and [`RecordStore`] traits the adapters implement.
-//! - [`fetch`]: attempts at the origin group with time limits and failover.
+//! - [`fetch`](mod@fetch): attempts at the origin group with time limits and failover.
 //! - [`collapse`]: concurrent misses for one key wait for one origin fetch.
 //! - [`respond`]: the finished [`EdgeResponse`].
 //! - [`local`]: the decoded records an instance keeps.
@@ -269,9 +269,17 @@ async fn miss<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead, key: &CacheKey
             while waited < edge.config.collapse_wait_ms {
                 let outcome = slot.borrow_mut().take();
                 match outcome {
-                    Some(Collapsed::Stored(stored)) if stored.vary_matches(&head.headers) => {
-                        let age = stored.age(io.now_ms());
-                        return from_record(head, &stored, CacheStatus::Miss, age);
+                    // Only what the store could answer this request with: a
+                    // record that must be validated first (`no-cache`, a
+                    // lifetime of 0) is no answer for another request (RFC
+                    // 9111 section 4), nor one its `Vary` does not match.
+                    Some(Collapsed::Stored(stored)) => {
+                        match lookup(Some(stored), &head.headers, io.now_ms()) {
+                            Lookup::Hit { stored, age } => {
+                                return from_record(head, &stored, CacheStatus::Miss, age);
+                            }
+                            _ => break,
+                        }
                     }
                     Some(_) => break,
                     None => {

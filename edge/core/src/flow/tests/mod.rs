@@ -440,6 +440,25 @@ fn concurrent_misses_are_collapsed_where_the_platform_can() {
         3,
         "a private answer is fetched by each"
     );
+    // RFC 9111 section 4: a stored response that must be validated first
+    // answers no other request as it is.
+    let must_validate = Rig::new(1, |_, n| {
+        ok(
+            200,
+            &[
+                ("cache-control", "no-cache"),
+                ("etag", &format!("\"v{n}\"")),
+            ],
+            "n",
+        )
+        .yielding(5)
+    });
+    run(&must_validate, 3);
+    assert_eq!(
+        must_validate.seen().len(),
+        3,
+        "a no-cache answer is fetched by each"
+    );
 }
 
 #[test]
