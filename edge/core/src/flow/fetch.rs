@@ -19,6 +19,17 @@ pub struct Answered {
     pub response_time_ms: u64,
 }
 
+/// What the attempts at an origin group came to.
+#[derive(Debug)]
+pub struct Fetched {
+    pub result: Result<Answered, Rejection>,
+    /// Whether an attempt other than the one whose answer is `result` may
+    /// have reached an origin (it broke after sending, timed out, or was
+    /// answered): a write may then have been carried out though `result`
+    /// says otherwise.
+    pub others_may_have_acted: bool,
+}
+
 /// Sends `method target` to the origin group.
 ///
 /// When the attempts end without a usable answer, the last answer an origin
@@ -34,12 +45,17 @@ pub async fn fetch<I: EdgeIo>(
     target: &str,
     headers: &Headers,
     body: Bytes,
-) -> Result<Answered, Rejection> {
+) -> Fetched {
     let config = &edge.config;
     let origins = config.group(group);
     let Some(health) = edge.health.get(group) else {
-        return Err(Rejection::bad_gateway("no such origin group"));
+        return Fetched {
+            result: Err(Rejection::bad_gateway("no such origin group")),
+            others_may_have_acted: false,
+        };
     };
+    // Attempts that may have reached an origin: all but those never sent.
+    let mut reached = 0;
     let started = io.now_ms();
     let order = health.borrow().attempt_order(started);
     let mut last_answer = None;
@@ -69,6 +85,9 @@ pub async fn fetch<I: EdgeIo>(
         if let Some(why) = why {
             detail = why;
         }
+        if outcome != AttemptOutcome::NotSent {
+            reached += 1;
+        }
         health
             .borrow_mut()
             .record(index, outcome, response_time_ms, config);
@@ -88,7 +107,10 @@ pub async fn fetch<I: EdgeIo>(
                     response_time_ms,
                 };
                 if !retry {
-                    return Ok(answered);
+                    return Fetched {
+                        result: Ok(answered),
+                        others_may_have_acted: reached > 1,
+                    };
                 }
                 last_answer = Some(answered);
             }
@@ -100,10 +122,14 @@ pub async fn fetch<I: EdgeIo>(
             }
         }
     }
-    match (last_answer, last_failure) {
-        (Some(answered), _) => Ok(answered),
-        (None, AttemptOutcome::Timeout) => Err(Rejection::gateway_timeout()),
-        (None, _) => Err(Rejection::bad_gateway(&detail)),
+    let (result, answering) = match (last_answer, last_failure) {
+        (Some(answered), _) => (Ok(answered), 1),
+        (None, AttemptOutcome::Timeout) => (Err(Rejection::gateway_timeout()), 0),
+        (None, _) => (Err(Rejection::bad_gateway(&detail)), 0),
+    };
+    Fetched {
+        result,
+        others_may_have_acted: reached > answering,
     }
 }
 

@@ -483,6 +483,7 @@ async fn fetch_read<I: EdgeIo>(
         Bytes::new(),
     )
     .await
+    .result
 }
 
 /// GET or HEAD that the cache must not answer: forwarded, never stored.

@@ -5,13 +5,14 @@
 use bytes::Bytes;
 
 use super::{Edge, EdgeIo, EdgeResponse, RecordStore, fetch::fetch, respond};
+use crate::headers::Headers;
 use crate::invalidate::{Invalidation, invalidation};
 use crate::key::{generation_key, generation_retention_secs, next_generation, song_generation_key};
 use crate::request::{RequestHead, forward_headers};
 use crate::serve::CacheStatus;
 
 /// A write goes to the origin group (failing over only where that is safe);
-/// after a success, the generation of everything it changed moves (see
+/// after a success (or an attempt that may have carried it out), the generation of everything it changed moves (see
 /// [`changed_generations`]), which makes every stored variant of it
 /// unreachable, in every instance: the keys a reader builds carry the
 /// generation, whatever the reader's forwarded header values. What a read in
@@ -27,19 +28,34 @@ pub(super) async fn write<I: EdgeIo>(
     let headers = forward_headers(head, behaviour);
     let target = behaviour.origin_target(&head.path_and_query);
     let group = behaviour.group;
-    let answered = match fetch(edge, io, group, &head.method, &target, &headers, body).await {
-        Ok(answered) => answered,
-        Err(refused) => return respond::rejection(head, &refused),
-    };
-    let response = answered.response;
+    let fetched = fetch(edge, io, group, &head.method, &target, &headers, body).await;
     let host = head.key_host();
-    let changed = invalidation(
-        &head.method,
-        &head.path_and_query,
-        &host,
-        response.status,
-        &response.headers,
-    );
+    let changed = match &fetched.result {
+        Ok(answered) => invalidation(
+            &head.method,
+            &head.path_and_query,
+            &host,
+            answered.response.status,
+            &answered.response.headers,
+        ),
+        Err(_) => Invalidation::default(),
+    };
+    // RFC 9111 section 4.4 asks for invalidation after a non-error answer. An
+    // attempt that broke after sending or timed out may have carried the write
+    // out all the same, whatever the client is told (a 504, or a retried
+    // DELETE's 404): its target is invalidated too. A needless invalidation
+    // costs misses; a missing one serves what the write replaced.
+    let changed = if changed.is_empty() && fetched.others_may_have_acted {
+        invalidation(
+            &head.method,
+            &head.path_and_query,
+            &host,
+            200,
+            &Headers::default(),
+        )
+    } else {
+        changed
+    };
     if let Some(store) = io.store() {
         let keep_secs = generation_retention_secs(&edge.config);
         for key in changed_generations(edge, &host, &changed) {
@@ -48,13 +64,16 @@ pub(super) async fn write<I: EdgeIo>(
             store.set_generation(&key, next, keep_secs).await;
         }
     }
-    respond::passed_on(
-        head,
-        response.status,
-        &response.headers,
-        CacheStatus::Bypass,
-        response.body,
-    )
+    match fetched.result {
+        Ok(answered) => respond::passed_on(
+            head,
+            answered.response.status,
+            &answered.response.headers,
+            CacheStatus::Bypass,
+            answered.response.body,
+        ),
+        Err(refused) => respond::rejection(head, &refused),
+    }
 }
 
 /// The generation keys an invalidation moves: each song it names (all its

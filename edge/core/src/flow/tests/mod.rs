@@ -292,6 +292,50 @@ fn a_write_fails_over_only_when_it_was_never_sent() {
     );
 }
 
+/// A write an origin may have carried out invalidates, whatever the client
+/// is told: a timed-out PATCH (504), a DELETE retried after its first attempt
+/// broke and answered 404 by the second origin (the first deleted it). A
+/// write refused before it was sent invalidates nothing.
+#[test]
+fn a_write_that_may_have_been_carried_out_invalidates_its_target() {
+    fn rig(first: Script) -> Rig {
+        Rig::new(2, move |seen, n| match seen.method.as_str() {
+            "GET" => ok(200, &[("cache-control", "max-age=60")], &format!("v{n}")),
+            _ if seen.url.starts_with("http://o0") => first.clone(),
+            _ => ok(404, &[], "no such comment"),
+        })
+    }
+    let cases = [
+        ("PATCH", err(AttemptError::TimedOut), 504, "MISS"),
+        (
+            "DELETE",
+            err(AttemptError::Broken("reset".into())),
+            404,
+            "MISS",
+        ),
+        ("PATCH", ok(403, &[], "not yours"), 403, "HIT"),
+        (
+            "PATCH",
+            err(AttemptError::NotSent("refused".into())),
+            404,
+            "HIT",
+        ),
+    ];
+    for (method, first, status, after) in cases {
+        let rig = rig(first);
+        rig.get("/api/comments/1");
+        assert_eq!(
+            rig.send(method, "/api/comments/1", &[], "{}").status,
+            status
+        );
+        assert_eq!(
+            x_cache(&rig.get("/api/comments/1")),
+            after,
+            "{method} {status}"
+        );
+    }
+}
+
 /// RFC 9111 section 4.4: the target URI is invalidated, every variant of it.
 /// The write's own headers (`Authorization`, `Content-Type`) are never a
 /// reader's, and readers differ among themselves in what the behaviour keys.
