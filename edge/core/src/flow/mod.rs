@@ -172,16 +172,18 @@ async fn cacheable<I: EdgeIo>(edge: &Rc<Edge>, io: &Rc<I>, head: RequestHead) ->
     let Some(store) = io.store() else {
         return bypass(edge, io.as_ref(), &head).await;
     };
+    // One clock read for the key and the lookup: on a guest each is a host call.
+    let now_ms = io.now_ms();
     let key = current_key(
         edge,
         store,
-        io.now_ms(),
+        now_ms,
         &head.headers,
         &head.key_host(),
         &head.path_and_query,
     )
     .await;
-    let decision = stored_record(edge, store, &key, &head.headers, io.now_ms()).await;
+    let decision = stored_record(edge, store, &key, &head.headers, now_ms).await;
     if matches!(decision, Lookup::Revalidate { .. } | Lookup::Miss)
         && CacheControl::from_headers(&head.headers).only_if_cached
     {
