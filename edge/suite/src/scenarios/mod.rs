@@ -8,11 +8,15 @@
 //! - [`origins`]: failover, writes and invalidation, refusals, behaviours that
 //!   front other origins.
 //! - [`rfc9111`]: the RFC 9111 / RFC 9110 rules the edge once broke.
+//! - [`adapters`]: what each adapter translates itself and both must translate
+//!   alike (host, method, an empty write's framing, the origin body's limit).
 
+mod adapters;
 mod caching;
 mod origins;
 mod rfc9111;
 
+use adapters::*;
 use caching::*;
 use origins::*;
 use rfc9111::*;
@@ -116,4 +120,12 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
     ("a_behaviour_fronts_another_origin", |l| {
         Box::pin(a_behaviour_fronts_another_origin(l))
     }),
+    (
+        "an_origin_body_over_the_limit_is_a_502_and_never_read_whole",
+        |l| {
+            Box::pin(an_origin_body_over_the_limit_is_a_502_and_never_read_whole(
+                l,
+            ))
+        },
+    ),
 ];

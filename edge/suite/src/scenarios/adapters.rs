@@ -1,0 +1,81 @@
+//! What each adapter translates for itself, and both must translate alike: the
+//! client's host, the method as sent, how a body-less write is framed for the
+//! origin, and how much of an origin's body is read.
+
+use super::CACHEABLE;
+use crate::{Answer, L, Reply, TestOrigin, chunked_origin, start};
+
+/// An origin body longer than `max_origin_body_bytes` is given up as soon as
+/// it is known to be longer (by its `Content-Length`, or as its chunks come):
+/// a 502 in the edge's error shape, not a body read whole into the instance's
+/// memory (which trapped the Spin component on a 300 MB answer, failing every
+/// request in flight on it). The attempt reached the origin, so a POST is not
+/// sent to the next one; and the edge goes on serving.
+pub(super) async fn an_origin_body_over_the_limit_is_a_502_and_never_read_whole(l: L) {
+    const LIMIT: usize = 100_000;
+    let limit = [("max_origin_body_bytes", "100000")];
+    let origin = TestOrigin::start(|request, _| {
+        let length = match request.path_and_query.as_str() {
+            "/api/exact" => LIMIT,
+            "/api/small" => 10,
+            _ => 2 * LIMIT,
+        };
+        Reply::ok("x".repeat(length)).header("cache-control", CACHEABLE)
+    })
+    .await;
+    let backup = TestOrigin::start(|_, _| Reply::ok("backup")).await;
+    let edge = start(&l, &[&origin.url()], &limit).await;
+    let refused = edge.get("/api/big").await;
+    assert_too_large("a body whose length says so", &refused);
+    let exact = edge.get("/api/exact").await;
+    assert_eq!(
+        (exact.status, exact.body.len()),
+        (200, LIMIT),
+        "a body as long as the limit passes"
+    );
+    let small = edge.get("/api/small").await;
+    assert_eq!(
+        (small.status, small.body.len()),
+        (200, 10),
+        "{}",
+        edge.log()
+    );
+
+    let chunked = chunked_origin(2 * LIMIT).await;
+    let edge = start(&l, &[&chunked], &limit).await;
+    assert_too_large("a chunked body", &edge.get("/api/chunked").await);
+
+    let edge = start(
+        &l,
+        &[&origin.url(), &backup.url()],
+        &[limit[0], ("failure_threshold", "100")],
+    )
+    .await;
+    let post = edge.send("POST", "/api/big", &[], "{}").await;
+    assert_too_large("the answer to a POST", &post);
+    assert_eq!(
+        backup.count_of("POST", "/api/big"),
+        0,
+        "a POST the first origin answered is not sent again"
+    );
+    let after = edge.get("/api/small").await;
+    assert_eq!(
+        (after.status, after.body.len()),
+        (200, 10),
+        "{}",
+        edge.log()
+    );
+}
+
+fn assert_too_large(what: &str, answer: &Answer) {
+    assert_eq!(answer.status, 502, "{what}: {}", answer.body);
+    assert!(
+        answer.body.contains(r#""code":"origin_unavailable""#)
+            && answer
+                .body
+                .contains("longer than the edge's max_origin_body_bytes (100000 bytes)"),
+        "{what}: {}",
+        answer.body
+    );
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+}
