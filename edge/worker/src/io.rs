@@ -153,8 +153,18 @@ async fn read_body(
 }
 
 fn build_request(request: &OriginRequest<'_>) -> worker::Result<Request> {
+    // workers-rs sends a method it does not list as GET; edge-core forwards only
+    // the methods of CloudFront's sets, all listed, but a GET in a write's place
+    // must never leave.
+    let method = Method::from(request.method.to_owned());
+    if method.as_ref() != request.method {
+        return Err(worker::Error::RustError(format!(
+            "the Worker cannot send method {}",
+            request.method
+        )));
+    }
     let mut init = RequestInit::new();
-    init.with_method(Method::from(request.method.to_owned()))
+    init.with_method(method)
         .with_headers(worker_headers(request.headers)?)
         // Redirects belong to the client; following them here would cache the target under the wrong key.
         .with_redirect(RequestRedirect::Manual);

@@ -79,3 +79,27 @@ fn assert_too_large(what: &str, answer: &Answer) {
     );
     assert_eq!(answer.header("content-type"), Some("application/json"));
 }
+
+/// A method edge-core does not know is refused with 405 and `Allow`, whatever
+/// workers-rs's `Method` lists (it maps every other method to GET, which served
+/// the cached page), and never reaches the origin.
+pub(super) async fn unknown_methods_are_refused_never_taken_for_get(l: L) {
+    let origin = TestOrigin::start(|_, _| Reply::ok("{}").header("cache-control", CACHEABLE)).await;
+    let edge = start(&l, &[&origin.url()], &[]).await;
+    assert_eq!(edge.get("/api/songs/1").await.x_cache(), "MISS");
+    for method in ["PROPFIND", "PURGE", "MKCOL"] {
+        let answer = edge.send(method, "/api/songs/1", &[], "").await;
+        assert_eq!(answer.status, 405, "{method}: {}", answer.body);
+        assert!(
+            answer.body.contains(r#""code":"method_not_allowed""#) && answer.body.contains(method),
+            "{method}: {}",
+            answer.body
+        );
+        assert_eq!(
+            answer.header("allow"),
+            Some("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            "{method}"
+        );
+    }
+    assert_eq!(origin.count(), 1, "only the GET reached the origin");
+}

@@ -128,4 +128,7 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
             ))
         },
     ),
+    ("unknown_methods_are_refused_never_taken_for_get", |l| {
+        Box::pin(unknown_methods_are_refused_never_taken_for_get(l))
+    }),
 ];
