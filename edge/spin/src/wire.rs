@@ -185,7 +185,7 @@ pub fn origin_request(
         .map_err(|error| format!("bad origin URL {}: {error}", request.url))?;
     let mut headers = request.headers.clone();
     headers.remove("host");
-    if !request.body.is_empty() {
+    if declares_length(request.method, &request.body) {
         headers.set("content-length", request.body.len().to_string());
     }
     let headers =
@@ -214,6 +214,14 @@ pub fn origin_request(
         ));
     }
     Ok((outbound, host_times_out))
+}
+
+/// Whether an origin request says `Content-Length`: whenever it has a body, and
+/// for an empty one on every method but GET and HEAD (`Content-Length: 0`, as
+/// the Worker's `fetch` sends): without it the host frames a write that has no
+/// body with `Transfer-Encoding: chunked`, which some origins refuse.
+fn declares_length(method: &str, body: &[u8]) -> bool {
+    !body.is_empty() || !matches!(method, "GET" | "HEAD")
 }
 
 thread_local! {

@@ -103,3 +103,31 @@ pub(super) async fn unknown_methods_are_refused_never_taken_for_get(l: L) {
     }
     assert_eq!(origin.count(), 1, "only the GET reached the origin");
 }
+
+/// A write without a body reaches the origin with `Content-Length: 0`, not
+/// chunked framing (which edge-host chose when no length was given, and some
+/// origins refuse). The Worker's `fetch` says the length for POST and PUT and
+/// may leave it out for the others, never chunking an empty body.
+pub(super) async fn a_body_less_write_is_sent_with_content_length_zero(l: L) {
+    let origin = TestOrigin::start(|_, _| Reply::ok("{}")).await;
+    let edge = start(&l, &[&origin.url()], &[]).await;
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        let answer = edge.send(method, "/api/comments/1", &[], "").await;
+        assert_eq!(answer.status, 200, "{method}: {}", answer.body);
+    }
+    let seen = origin.requests();
+    assert_eq!(seen.len(), 4);
+    for request in seen {
+        let method = request.method.as_str();
+        assert_eq!(
+            request.header("transfer-encoding"),
+            None,
+            "{method} without a body was sent chunked"
+        );
+        let length = request.header("content-length");
+        match method {
+            "POST" | "PUT" => assert_eq!(length, Some("0"), "{method}"),
+            _ => assert!(matches!(length, None | Some("0")), "{method}: {length:?}"),
+        }
+    }
+}

@@ -131,4 +131,7 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
     ("unknown_methods_are_refused_never_taken_for_get", |l| {
         Box::pin(unknown_methods_are_refused_never_taken_for_get(l))
     }),
+    ("a_body_less_write_is_sent_with_content_length_zero", |l| {
+        Box::pin(a_body_less_write_is_sent_with_content_length_zero(l))
+    }),
 ];
