@@ -3,7 +3,7 @@
 //! origin, and how much of an origin's body is read.
 
 use super::CACHEABLE;
-use crate::{Answer, L, Reply, TestOrigin, chunked_origin, start};
+use crate::{Answer, L, Reply, TestEdge, TestOrigin, chunked_origin, start};
 
 /// An origin body longer than `max_origin_body_bytes` is given up as soon as
 /// it is known to be longer (by its `Content-Length`, or as its chunks come):
@@ -130,4 +130,52 @@ pub(super) async fn a_body_less_write_is_sent_with_content_length_zero(l: L) {
             _ => assert!(matches!(length, None | Some("0")), "{method}: {length:?}"),
         }
     }
+}
+
+/// The client's host joins the cache key, and a write's `Location` on that same
+/// host invalidates what it names. edge-host once gave the component no host at
+/// all (wasmtime takes it from the URI, and `Host` is a forbidden field), so
+/// every host shared the key host `edge` and absolute locations never matched.
+pub(super) async fn the_client_host_keys_the_cache_and_names_its_locations(l: L) {
+    let origin = TestOrigin::start(|request, n| {
+        if request.method == "POST" {
+            return Reply::ok("{}")
+                .status(201)
+                .header("location", "http://a.example/api/hosts/1");
+        }
+        Reply::ok(format!("{n}")).header("cache-control", CACHEABLE)
+    })
+    .await;
+    let edge = start(&l, &[&origin.url()], &[]).await;
+    let get = |host| get_on(&edge, host);
+    assert_eq!(get("a.example").await.x_cache(), "MISS");
+    assert_eq!(get("a.example").await.x_cache(), "HIT");
+    let other = get("b.example").await;
+    assert_eq!(
+        other.x_cache(),
+        "MISS",
+        "another host is another key: {}",
+        other.body
+    );
+    assert_eq!(get("b.example").await.x_cache(), "HIT");
+    let created = edge
+        .send("POST", "/api/hosts", &[("host", "a.example")], "{}")
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        get("a.example").await.x_cache(),
+        "MISS",
+        "the Location on the client's host was invalidated"
+    );
+    assert_eq!(
+        get("b.example").await.x_cache(),
+        "HIT",
+        "the same path on another host was not"
+    );
+}
+
+/// `GET /api/hosts/1` with `Host: host`.
+async fn get_on(edge: &TestEdge, host: &str) -> Answer {
+    edge.send("GET", "/api/hosts/1", &[("host", host)], "")
+        .await
 }

@@ -134,4 +134,8 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
     ("a_body_less_write_is_sent_with_content_length_zero", |l| {
         Box::pin(a_body_less_write_is_sent_with_content_length_zero(l))
     }),
+    (
+        "the_client_host_keys_the_cache_and_names_its_locations",
+        |l| Box::pin(the_client_host_keys_the_cache_and_names_its_locations(l)),
+    ),
 ];
