@@ -214,7 +214,7 @@ impl EdgeHost {
         let origins = config.all_origins().join(",");
         let kv = match &options.kv {
             KvConfig::Memory { max_bytes } => KvBackend::memory(*max_bytes),
-            KvConfig::Redis { url } => KvBackend::redis(url)
+            KvConfig::Redis { url } => KvBackend::redis(url, redis_expiry_secs(&config))
                 .await
                 .with_context(|| format!("connect to key-value Redis at {url}"))?,
         };
@@ -348,6 +348,27 @@ fn edge_config(variables: &[(String, String)]) -> anyhow::Result<edge_core::Edge
     outbound::allowed_origins(&config.all_origins().join(",")).context("edge configuration")?;
     instances::check_max_header_bytes(config.max_header_bytes).context("edge configuration")?;
     Ok(config)
+}
+
+/// How long a key lives in Redis. Spin's key-value interface carries no expiry,
+/// so edge-host gives every key the one a song's generation needs
+/// ([`edge_core::generation_retention_secs`]) for the longest TTL bound of any
+/// behaviour: longer than a record is of use (except in a stale window that
+/// outlasts it), and a generation outlives every record stored before it. Keys
+/// without one would never leave a Redis that evicts only keys with an expiry
+/// (`volatile-lru`, the stack's, which the origin shares): superseded
+/// generations' records would fill it.
+fn redis_expiry_secs(config: &edge_core::EdgeConfig) -> u64 {
+    let longest = config
+        .behaviours
+        .iter()
+        .filter_map(|behaviour| behaviour.ttl)
+        .map(|ttl| ttl.max_secs)
+        .fold(config.max_ttl_secs, u64::max);
+    edge_core::generation_retention_secs(&edge_core::EdgeConfig {
+        max_ttl_secs: longest,
+        ..edge_core::EdgeConfig::default()
+    })
 }
 
 /// Hands a request to an instance; when the instance cap is reached the request
