@@ -26,6 +26,12 @@ pub struct EdgeConfig {
     pub max_body_bytes: u64,
     /// Largest total size of request header fields accepted, in bytes.
     pub max_header_bytes: u64,
+    /// Largest origin response body the edge reads, in bytes. A longer one is
+    /// given up as soon as it is known to be longer (at once when its
+    /// `Content-Length` says so), and the attempt fails: the body is never held
+    /// whole in memory, which on a wasm guest would trap the instance and every
+    /// request in flight on it.
+    pub max_origin_body_bytes: u64,
     /// Consecutive failures after which an origin is skipped.
     pub failure_threshold: u32,
     /// How long a failing origin is skipped, in milliseconds.
@@ -50,6 +56,7 @@ pub mod vars {
     pub const COLLAPSE_WAIT_MS: &str = "collapse_wait_ms";
     pub const MAX_BODY_BYTES: &str = "max_body_bytes";
     pub const MAX_HEADER_BYTES: &str = "max_header_bytes";
+    pub const MAX_ORIGIN_BODY_BYTES: &str = "max_origin_body_bytes";
     pub const FAILURE_THRESHOLD: &str = "failure_threshold";
     pub const COOLDOWN_MS: &str = "cooldown_ms";
     pub const ORIGIN_GROUPS: &str = "origin_groups";
@@ -65,6 +72,7 @@ pub mod vars {
         COLLAPSE_WAIT_MS,
         MAX_BODY_BYTES,
         MAX_HEADER_BYTES,
+        MAX_ORIGIN_BODY_BYTES,
         FAILURE_THRESHOLD,
         COOLDOWN_MS,
         ORIGIN_GROUPS,
@@ -84,6 +92,7 @@ impl Default for EdgeConfig {
             collapse_wait_ms: 5_000,
             max_body_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,
+            max_origin_body_bytes: 32 * 1024 * 1024,
             failure_threshold: 3,
             cooldown_ms: 5_000,
             origin_groups: Vec::new(),
@@ -104,12 +113,16 @@ pub enum ConfigError {
     NotANumber { name: &'static str, value: String },
     #[error("variable `{0}` must be greater than zero")]
     Zero(&'static str),
+    #[error("variable `default_ttl_secs` = {default} is above `max_ttl_secs` = {max}")]
+    DefaultAboveMax { default: u64, max: u64 },
     #[error("variable `cache` = `{0}` is neither `on` nor `off`")]
     Cache(String),
     #[error("variable `origin_groups`: {0}")]
     OriginGroups(String),
     #[error("variable `behaviours`, behaviour `{entry}`: {problem}")]
     Behaviour { entry: String, problem: String },
+    #[error("unknown variable `{name}`; the edge reads {}", vars::ALL.join(", "))]
+    UnknownVariable { name: String },
 }
 
 impl EdgeConfig {
@@ -154,15 +167,29 @@ impl EdgeConfig {
             vars::FAILURE_THRESHOLD,
             u64::from(defaults.failure_threshold),
         )?;
+        let default_ttl_secs = number(vars::DEFAULT_TTL_SECS, defaults.default_ttl_secs)?;
+        let max_ttl_secs = number(vars::MAX_TTL_SECS, defaults.max_ttl_secs)?;
+        // The bound would cut the default to itself anyway; a configuration that
+        // says otherwise is a mistake, refused as a behaviour's `ttl=` is.
+        if default_ttl_secs > max_ttl_secs {
+            return Err(ConfigError::DefaultAboveMax {
+                default: default_ttl_secs,
+                max: max_ttl_secs,
+            });
+        }
         Ok(Self {
             origins,
-            default_ttl_secs: number(vars::DEFAULT_TTL_SECS, defaults.default_ttl_secs)?,
-            max_ttl_secs: number(vars::MAX_TTL_SECS, defaults.max_ttl_secs)?,
+            default_ttl_secs,
+            max_ttl_secs,
             origin_timeout_ms: positive(vars::ORIGIN_TIMEOUT_MS, defaults.origin_timeout_ms)?,
             total_timeout_ms: positive(vars::TOTAL_TIMEOUT_MS, defaults.total_timeout_ms)?,
             collapse_wait_ms: number(vars::COLLAPSE_WAIT_MS, defaults.collapse_wait_ms)?,
             max_body_bytes: number(vars::MAX_BODY_BYTES, defaults.max_body_bytes)?,
             max_header_bytes: positive(vars::MAX_HEADER_BYTES, defaults.max_header_bytes)?,
+            max_origin_body_bytes: positive(
+                vars::MAX_ORIGIN_BODY_BYTES,
+                defaults.max_origin_body_bytes,
+            )?,
             failure_threshold: u32::try_from(failure_threshold).unwrap_or(u32::MAX),
             cooldown_ms: number(vars::COOLDOWN_MS, defaults.cooldown_ms)?,
             behaviours,
@@ -217,6 +244,28 @@ impl EdgeConfig {
     pub fn behaviour_index(&self, path: &str) -> Option<usize> {
         self.behaviours.iter().position(|b| b.matches(path))
     }
+}
+
+/// Refuses a variable name the edge does not read, which would otherwise be
+/// ignored and leave its setting at the default (`max_ttl=60` for
+/// `max_ttl_secs=60`). For hosts that know every variable they were given
+/// (`edge-host --var`); Spin and Workers offer only lookups by name.
+pub fn check_variable_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), ConfigError> {
+    match names.into_iter().find(|name| !vars::ALL.contains(name)) {
+        Some(name) => Err(ConfigError::UnknownVariable {
+            name: name.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Why an origin's answer was given up when its body is longer than
+/// `max_origin_body_bytes`: the words both adapters give their failed attempt,
+/// which the client then reads in the 502's error.
+pub fn origin_body_too_large(limit: u64) -> String {
+    format!("its response body is longer than the edge's max_origin_body_bytes ({limit} bytes)")
 }
 
 /// Splits a comma-separated origin list and checks each base URL.
@@ -299,6 +348,7 @@ mod tests {
             ("collapse_wait_ms", "50"),
             ("max_body_bytes", "10"),
             ("max_header_bytes", "20"),
+            ("max_origin_body_bytes", "30"),
             ("failure_threshold", "2"),
             ("cooldown_ms", "1000"),
         ])
@@ -314,6 +364,7 @@ mod tests {
                 collapse_wait_ms: 50,
                 max_body_bytes: 10,
                 max_header_bytes: 20,
+                max_origin_body_bytes: 30,
                 failure_threshold: 2,
                 cooldown_ms: 1000,
                 ..EdgeConfig::default()
@@ -361,5 +412,68 @@ mod tests {
             from(&[("origins", "http://a:1"), ("cache", "maybe")]),
             Err(ConfigError::Cache("maybe".into()))
         );
+    }
+
+    #[test]
+    fn a_default_ttl_above_the_bound_is_refused() {
+        let with = |default: &str, max: &str| {
+            from(&[
+                ("origins", "http://a:1"),
+                ("default_ttl_secs", default),
+                ("max_ttl_secs", max),
+            ])
+        };
+        assert_eq!(
+            with("7200", "3600"),
+            Err(ConfigError::DefaultAboveMax {
+                default: 7200,
+                max: 3600
+            })
+        );
+        assert_eq!(
+            with("7200", "3600").unwrap_err().to_string(),
+            "variable `default_ttl_secs` = 7200 is above `max_ttl_secs` = 3600"
+        );
+        // Against the other's default, too.
+        assert_eq!(
+            from(&[("origins", "http://a:1"), ("max_ttl_secs", "2")]),
+            Err(ConfigError::DefaultAboveMax { default: 5, max: 2 })
+        );
+        assert_eq!(with("60", "60").map(|c| c.default_ttl_secs), Ok(60));
+        assert_eq!(with("0", "0").map(|c| c.max_ttl_secs), Ok(0));
+    }
+
+    #[test]
+    fn the_origin_body_limit_has_a_default_and_must_be_positive() {
+        let config = from(&[("origins", "http://a:1")]).unwrap();
+        assert_eq!(config.max_origin_body_bytes, 32 * 1024 * 1024);
+        assert_eq!(
+            from(&[("origins", "http://a:1"), ("max_origin_body_bytes", "0")]),
+            Err(ConfigError::Zero("max_origin_body_bytes"))
+        );
+        assert!(vars::ALL.contains(&vars::MAX_ORIGIN_BODY_BYTES));
+        assert!(origin_body_too_large(100).contains("max_origin_body_bytes (100 bytes)"));
+    }
+
+    #[test]
+    fn unknown_variable_names_are_refused_with_the_known_ones() {
+        assert_eq!(check_variable_names(vars::ALL.iter().copied()), Ok(()));
+        assert_eq!(check_variable_names([]), Ok(()));
+        let refused = check_variable_names(["origins", "max_ttl", "cache"]);
+        assert_eq!(
+            refused,
+            Err(ConfigError::UnknownVariable {
+                name: "max_ttl".into()
+            })
+        );
+        let message = refused.unwrap_err().to_string();
+        assert!(
+            message.starts_with("unknown variable `max_ttl`; the edge reads origins, ")
+                && message.contains("max_ttl_secs")
+                && message.contains("max_origin_body_bytes"),
+            "{message}"
+        );
+        // Names are exact, as Spin's and the Worker's lookups are.
+        assert!(check_variable_names(["Origins"]).is_err());
     }
 }

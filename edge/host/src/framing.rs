@@ -45,6 +45,51 @@ pub(crate) fn remove_length_beside_chunking(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Puts the request's `Host` into its URI's authority, where wasmtime's
+/// `p3::Request::from_http` looks for it: `Host` itself is a forbidden field,
+/// so without this the guest sees no host at all and keys every request under
+/// `edge` (the Worker keys by the host of its URL). A target in absolute form
+/// keeps its own authority (RFC 9112 section 3.2.2); a request without `Host`
+/// or with an empty one (HTTP/1.0) is left as it is, and so is `OPTIONS *`.
+///
+/// `Err` is why the request is refused (400, RFC 9112 section 3.2): more than
+/// one `Host`, or one that is not `host[:port]`.
+pub(crate) fn authority_from_host<B>(request: &mut hyper::Request<B>) -> Result<(), String> {
+    if request.uri().authority().is_some() || !request.uri().path().starts_with('/') {
+        return Ok(());
+    }
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    let Some(host) = hosts.next() else {
+        return Ok(());
+    };
+    if hosts.next().is_some() {
+        return Err("the request has more than one Host field".to_owned());
+    }
+    if host.is_empty() {
+        return Ok(());
+    }
+    let host = host.clone();
+    let bad = || {
+        format!(
+            "the Host field `{}` is not a host[:port]",
+            String::from_utf8_lossy(host.as_bytes())
+        )
+    };
+    let authority = http::uri::Authority::try_from(host.as_bytes())
+        .ok()
+        // `Authority` takes user information, and leaves a port unchecked.
+        .filter(|authority| {
+            !authority.as_str().contains('@')
+                && (authority.as_str() == authority.host() || authority.port_u16().is_some())
+        })
+        .ok_or_else(bad)?;
+    let mut parts = std::mem::take(request.uri_mut()).into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    *request.uri_mut() = http::Uri::from_parts(parts).map_err(|_| bad())?;
+    Ok(())
+}
+
 pub(crate) fn has_body<B>(request: &hyper::Request<B>) -> bool {
     let headers = request.headers();
     headers.contains_key(hyper::header::TRANSFER_ENCODING)
@@ -122,5 +167,65 @@ pub(crate) async fn buffer_small_body(response: HostResponse) -> HostResponse {
                 "the edge component's response body failed",
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(target: &str, hosts: &[&str]) -> hyper::Request<()> {
+        let mut request = hyper::Request::get(target);
+        for host in hosts {
+            request = request.header(http::header::HOST, *host);
+        }
+        request.body(()).expect("a request")
+    }
+
+    /// The URI the guest gets, or why the request is refused.
+    fn guest_uri(target: &str, hosts: &[&str]) -> Result<String, String> {
+        let mut request = request(target, hosts);
+        authority_from_host(&mut request).map(|()| request.uri().to_string())
+    }
+
+    #[test]
+    fn the_host_field_becomes_the_authority_the_guest_sees() {
+        let check = |target, hosts: &[&str], expected: Result<&str, &str>| {
+            let got = guest_uri(target, hosts);
+            match expected {
+                Ok(uri) => assert_eq!(got.as_deref(), Ok(uri), "{target} {hosts:?}"),
+                Err(reason) => assert!(
+                    got.as_ref().is_err_and(|error| error.contains(reason)),
+                    "{target} {hosts:?}: {got:?}"
+                ),
+            }
+        };
+        check(
+            "/api/songs/1?x=1",
+            &["Api.Example:8000"],
+            Ok("http://Api.Example:8000/api/songs/1?x=1"),
+        );
+        check("/api", &["127.0.0.1"], Ok("http://127.0.0.1/api"));
+        check("/api", &["[::1]:8000"], Ok("http://[::1]:8000/api"));
+        // Without a host, as before: the guest keys under `edge`.
+        check("/api", &[], Ok("/api"));
+        check("/api", &[""], Ok("/api"));
+        // An absolute target names its own authority; `Host` is ignored.
+        check(
+            "http://target.example/api",
+            &["other.example"],
+            Ok("http://target.example/api"),
+        );
+        check("*", &["api.example"], Ok("*"));
+        check(
+            "/api",
+            &["a.example", "b.example"],
+            Err("more than one Host"),
+        );
+        check("/api", &["user@a.example"], Err("is not a host[:port]"));
+        check("/api", &["a.example:port"], Err("is not a host[:port]"));
+        check("/api", &["a.example:70000"], Err("is not a host[:port]"));
+        check("/api", &["a.example/x"], Err("is not a host[:port]"));
+        check("/api", &["a b"], Err("is not a host[:port]"));
     }
 }

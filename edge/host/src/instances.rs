@@ -99,6 +99,44 @@ pub(crate) fn compile(engine: &Engine, path: Option<&PathBuf>) -> anyhow::Result
     }
 }
 
+/// The most a `fields` resource the guest makes may hold (wasmtime-wasi-http's
+/// own default, stated here so that [`most_header_bytes`] follows it): the bytes
+/// of its names and values, and for each field the size of a `HeaderName` and
+/// a `HeaderValue`.
+const FIELD_SIZE_LIMIT: usize = 128 * 1024;
+
+/// hyper's limit on a request's fields (its default, which `serve` keeps; a
+/// request with more gets hyper's 431).
+const MOST_REQUEST_FIELDS: usize = 100;
+
+/// What the edge may add to a request it forwards, in fields and in bytes: `Via`,
+/// `Content-Length`, the validators of a revalidation, the cookies it keeps.
+const ADDED_FIELDS: usize = 8;
+const ADDED_BYTES: usize = 4 * 1024;
+
+/// The largest `max_header_bytes` whose requests the component can always pass
+/// on. edge-core counts `name: value\r\n`; wasmtime counts a field's name and
+/// value and two structures' sizes, so the most fields a request can have cost
+/// more there. A larger setting let requests through that the component then
+/// could not forward: a 502 that blamed, and counted against, the origin.
+pub(crate) fn most_header_bytes() -> u64 {
+    let per_field = size_of::<http::HeaderName>() + size_of::<http::HeaderValue>();
+    let most = FIELD_SIZE_LIMIT - (MOST_REQUEST_FIELDS + ADDED_FIELDS) * per_field - ADDED_BYTES;
+    most as u64
+}
+
+/// Refuses a `max_header_bytes` above [`most_header_bytes`], with the reason.
+pub(crate) fn check_max_header_bytes(max_header_bytes: u64) -> anyhow::Result<()> {
+    let most = most_header_bytes();
+    anyhow::ensure!(
+        max_header_bytes <= most,
+        "variable `max_header_bytes` = {max_header_bytes} is more than edge-host can pass \
+         on: at most {most}, for wasmtime's limit of {FIELD_SIZE_LIMIT} bytes on a message's \
+         fields (which counts more than their bytes on the wire)"
+    );
+    Ok(())
+}
+
 pub(crate) struct HostState {
     pub(crate) engine: Engine,
     pub(crate) pre: ServicePre<StoreData>,
@@ -128,9 +166,11 @@ impl HandlerState for HostState {
                     self.slots
                 )
             })?;
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(FIELD_SIZE_LIMIT);
         let data = StoreData {
             wasi: WasiCtx::builder().inherit_stderr().build(),
-            http: WasiHttpCtx::new(),
+            http,
             table: ResourceTable::new(),
             hooks: self.client.clone(),
             spin: self.spin.clone(),
@@ -261,5 +301,65 @@ impl PoolReservation {
 impl Drop for PoolReservation {
     fn drop(&mut self) {
         POOL_RESERVED.fetch_sub(self.0, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime_wasi_http::FieldMap;
+
+    /// `count` distinct fields whose `name: value\r\n` lines take `wire_bytes`.
+    fn fields(count: usize, wire_bytes: usize) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        let per_field = wire_bytes / count;
+        (0..count)
+            .map(|index| {
+                let name = format!("x-f{index:03}");
+                let value_bytes =
+                    per_field - name.len() - 4 + usize::from(index == 0) * (wire_bytes % count);
+                let value = "v".repeat(value_bytes);
+                (name.parse().unwrap(), value.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// Whether a forwarded request with these fields, and what the edge adds,
+    /// fits in a `fields` resource under the guest's limit.
+    fn fits(fields: Vec<(http::HeaderName, http::HeaderValue)>) -> bool {
+        let mut map = FieldMap::new_mutable(FIELD_SIZE_LIMIT);
+        let added = (0..ADDED_FIELDS).map(|index| {
+            let name = format!("x-edge-{index}").parse().unwrap();
+            let value = "a".repeat(ADDED_BYTES / ADDED_FIELDS - 16).parse().unwrap();
+            (name, value)
+        });
+        fields
+            .into_iter()
+            .chain(added)
+            .all(|(name, value)| map.append_raw(name, value).is_ok())
+    }
+
+    #[test]
+    fn every_request_the_edge_takes_fits_the_fields_it_forwards() {
+        let most = usize::try_from(most_header_bytes()).unwrap();
+        assert!(most > 100 * 1024, "{most}");
+        for count in [1, 10, MOST_REQUEST_FIELDS] {
+            assert!(fits(fields(count, most)), "{count} fields of {most} bytes");
+        }
+        // What edge-host took before: 128 KiB in a hundred fields cannot be forwarded.
+        assert!(!fits(fields(MOST_REQUEST_FIELDS, FIELD_SIZE_LIMIT)));
+    }
+
+    #[test]
+    fn a_header_limit_the_host_cannot_forward_is_refused() {
+        assert!(check_max_header_bytes(16 * 1024).is_ok());
+        assert!(check_max_header_bytes(most_header_bytes()).is_ok());
+        let refused = check_max_header_bytes(128 * 1024).unwrap_err().to_string();
+        assert!(
+            refused.starts_with(&format!(
+                "variable `max_header_bytes` = 131072 is more than edge-host can pass on: at most {}",
+                most_header_bytes()
+            )),
+            "{refused}"
+        );
     }
 }

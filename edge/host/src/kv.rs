@@ -17,7 +17,13 @@ pub enum KvError {
 /// Where the host keeps the component's key-value data.
 pub enum KvBackend {
     Memory(MemoryKv),
-    Redis(ConnectionManager),
+    /// Every key set with an expiry of `expire_secs`: the component's data is a
+    /// cache, and a Redis that evicts only keys with an expiry (`volatile-lru`)
+    /// would otherwise keep it for ever.
+    Redis {
+        manager: ConnectionManager,
+        expire_secs: u64,
+    },
 }
 
 impl KvBackend {
@@ -25,18 +31,22 @@ impl KvBackend {
         Self::Memory(MemoryKv::new(max_bytes))
     }
 
-    pub async fn redis(url: &str) -> Result<Self, KvError> {
+    /// A Redis store whose keys expire `expire_secs` (at least 1) after they were last set.
+    pub async fn redis(url: &str, expire_secs: u64) -> Result<Self, KvError> {
         let client = redis::Client::open(url).map_err(KvError::Redis)?;
         let manager = ConnectionManager::new(client)
             .await
             .map_err(KvError::Redis)?;
-        Ok(Self::Redis(manager))
+        Ok(Self::Redis {
+            manager,
+            expire_secs: expire_secs.max(1),
+        })
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         match self {
             Self::Memory(memory) => Ok(memory.get(key)),
-            Self::Redis(manager) => manager.clone().get(key).await.map_err(KvError::Redis),
+            Self::Redis { manager, .. } => manager.clone().get(key).await.map_err(KvError::Redis),
         }
     }
 
@@ -46,9 +56,12 @@ impl KvBackend {
                 memory.set(key, value);
                 Ok(())
             }
-            Self::Redis(manager) => manager
+            Self::Redis {
+                manager,
+                expire_secs,
+            } => manager
                 .clone()
-                .set(key, value)
+                .set_ex(key, value, *expire_secs)
                 .await
                 .map_err(KvError::Redis),
         }
@@ -60,14 +73,16 @@ impl KvBackend {
                 memory.delete(key);
                 Ok(())
             }
-            Self::Redis(manager) => manager.clone().del(key).await.map_err(KvError::Redis),
+            Self::Redis { manager, .. } => manager.clone().del(key).await.map_err(KvError::Redis),
         }
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool, KvError> {
         match self {
             Self::Memory(memory) => Ok(memory.get(key).is_some()),
-            Self::Redis(manager) => manager.clone().exists(key).await.map_err(KvError::Redis),
+            Self::Redis { manager, .. } => {
+                manager.clone().exists(key).await.map_err(KvError::Redis)
+            }
         }
     }
 }
@@ -147,6 +162,32 @@ impl MemoryKv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys set through the host's Redis store carry an expiry, so a Redis that
+    /// evicts only such keys (`volatile-lru`) can evict them, and they end anyway.
+    #[tokio::test]
+    async fn redis_keys_expire() {
+        let redis = stack::redis::RedisServer::start(stack::redis::RedisOptions::default())
+            .await
+            .expect("redis-server starts");
+        let kv = KvBackend::redis(&redis.url(), 600).await.expect("connect");
+        kv.set("c:edge:0:/api/songs/1", b"record".to_vec())
+            .await
+            .expect("set");
+        assert_eq!(
+            kv.get("c:edge:0:/api/songs/1").await.expect("get"),
+            Some(b"record".to_vec())
+        );
+        let KvBackend::Redis { manager, .. } = &kv else {
+            unreachable!("a Redis store")
+        };
+        let ttl: i64 = manager
+            .clone()
+            .ttl("c:edge:0:/api/songs/1")
+            .await
+            .expect("TTL");
+        assert!((590..=600).contains(&ttl), "TTL {ttl}");
+    }
 
     #[test]
     fn memory_kv_evicts_least_recently_used_by_bytes() {

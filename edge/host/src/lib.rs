@@ -209,14 +209,12 @@ impl EdgeHost {
 
         let max_instances = options.max_instances.max(1);
         let pool = PoolReservation::take(max_instances)?;
+        let config = edge_config(&options.variables)?;
         let variables: HashMap<String, String> = options.variables.iter().cloned().collect();
-        // The component reads the same variables; a bad configuration is
-        // refused here, at start, with the reason, instead of as a 500 later.
-        let config = edge_core::EdgeConfig::from_vars(|name| variables.get(name).cloned())
-            .context("edge configuration")?;
+        let origins = config.all_origins().join(",");
         let kv = match &options.kv {
             KvConfig::Memory { max_bytes } => KvBackend::memory(*max_bytes),
-            KvConfig::Redis { url } => KvBackend::redis(url)
+            KvConfig::Redis { url } => KvBackend::redis(url, redis_expiry_secs(&config))
                 .await
                 .with_context(|| format!("connect to key-value Redis at {url}"))?,
         };
@@ -225,7 +223,6 @@ impl EdgeHost {
             .with_context(|| format!("bind {}", options.listen))?;
         let spin = Arc::new(SpinShared { variables, kv });
         let threads = options.serving_threads.clamp(1, max_instances);
-        let origins = config.all_origins().join(",");
         let mut serving = Vec::with_capacity(threads);
         for index in 0..threads {
             // The instances split between the threads, the first ones taking the rest.
@@ -329,6 +326,49 @@ impl EdgeHost {
         }
         Ok(())
     }
+}
+
+/// The edge's configuration from the host's variables, or why edge-host
+/// refuses it at start (instead of the component answering 500 later, or the
+/// host failing requests it let in): a variable the edge does not read, a
+/// configuration edge-core refuses, an origin this host cannot reach, or a
+/// header limit beyond what it can forward.
+fn edge_config(variables: &[(String, String)]) -> anyhow::Result<edge_core::EdgeConfig> {
+    edge_core::config::check_variable_names(variables.iter().map(|(name, _)| name.as_str()))
+        .context("edge configuration")?;
+    let config = edge_core::EdgeConfig::from_vars(|name| {
+        // The last of a repeated `--var` wins, as in the map the guest reads.
+        variables
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.clone())
+    })
+    .context("edge configuration")?;
+    outbound::allowed_origins(&config.all_origins().join(",")).context("edge configuration")?;
+    instances::check_max_header_bytes(config.max_header_bytes).context("edge configuration")?;
+    Ok(config)
+}
+
+/// How long a key lives in Redis. Spin's key-value interface carries no expiry,
+/// so edge-host gives every key the one a song's generation needs
+/// ([`edge_core::generation_retention_secs`]) for the longest TTL bound of any
+/// behaviour: longer than a record is of use (except in a stale window that
+/// outlasts it), and a generation outlives every record stored before it. Keys
+/// without one would never leave a Redis that evicts only keys with an expiry
+/// (`volatile-lru`, the stack's, which the origin shares): superseded
+/// generations' records would fill it.
+fn redis_expiry_secs(config: &edge_core::EdgeConfig) -> u64 {
+    let longest = config
+        .behaviours
+        .iter()
+        .filter_map(|behaviour| behaviour.ttl)
+        .map(|ttl| ttl.max_secs)
+        .fold(config.max_ttl_secs, u64::max);
+    edge_core::generation_retention_secs(&edge_core::EdgeConfig {
+        max_ttl_secs: longest,
+        ..edge_core::EdgeConfig::default()
+    })
 }
 
 /// Hands a request to an instance; when the instance cap is reached the request

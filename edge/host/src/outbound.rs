@@ -19,8 +19,38 @@ use wasmtime_wasi_http::{
 
 /// Why the origin list was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("origin `{0}` is not an http://host:port base URL")]
-pub struct BadOrigin(String);
+pub enum BadOrigin {
+    #[error("origin `{0}` is not an http://host:port base URL")]
+    NotABaseUrl(String),
+    /// edge-core takes `https://` origins (Spin and the Worker reach them), but
+    /// this client would refuse every request to one: refused at start instead.
+    #[error(
+        "origin `{0}`: edge-host reaches origins over plain http:// only (its outbound \
+         client has no TLS); give it an http:// origin, such as a TLS-terminating proxy \
+         in front of this one, or serve the edge on Spin or as the Worker"
+    )]
+    Https(String),
+}
+
+/// The scheme and lower-case authority of each origin in `origins` (the
+/// comma-separated list), all of them `http://`.
+pub fn allowed_origins(origins: &str) -> Result<Vec<(String, String)>, BadOrigin> {
+    let mut allowed = Vec::new();
+    for origin in origins.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let bad = || BadOrigin::NotABaseUrl(origin.to_owned());
+        let uri: http::Uri = origin.parse().map_err(|_| bad())?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(bad());
+        };
+        match scheme {
+            "http" => {}
+            "https" => return Err(BadOrigin::Https(origin.to_owned())),
+            _ => return Err(bad()),
+        }
+        allowed.push((scheme.to_owned(), authority.as_str().to_ascii_lowercase()));
+    }
+    Ok(allowed)
+}
 
 /// The guest's only way out: the origin group, over pooled connections.
 #[derive(Clone)]
@@ -30,16 +60,9 @@ pub struct OriginClient {
 }
 
 impl OriginClient {
-    /// `origins` is the comma-separated `origins` variable.
+    /// `origins` is the comma-separated list of every origin the guest may reach.
     pub fn new(origins: &str) -> Result<Self, BadOrigin> {
-        let mut allowed = Vec::new();
-        for origin in origins.split(',').map(str::trim).filter(|o| !o.is_empty()) {
-            let uri: http::Uri = origin.parse().map_err(|_| BadOrigin(origin.to_owned()))?;
-            let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-                return Err(BadOrigin(origin.to_owned()));
-            };
-            allowed.push((scheme.to_owned(), authority.as_str().to_ascii_lowercase()));
-        }
+        let allowed = allowed_origins(origins)?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -224,6 +247,31 @@ mod tests {
             stream.write_all(answer).await.expect("answer");
         });
         format!("http://{address}/")
+    }
+
+    #[test]
+    fn only_plain_http_origins_are_taken() {
+        assert_eq!(
+            allowed_origins("http://127.0.0.1:8100, http://Origin.Example").unwrap(),
+            [
+                ("http".to_owned(), "127.0.0.1:8100".to_owned()),
+                ("http".to_owned(), "origin.example".to_owned())
+            ]
+        );
+        let refused = allowed_origins("http://a:1,https://lb.example").unwrap_err();
+        assert!(matches!(&refused, BadOrigin::Https(origin) if origin == "https://lb.example"));
+        let message = refused.to_string();
+        assert!(
+            message.starts_with(
+                "origin `https://lb.example`: edge-host reaches origins over plain http:// only"
+            ),
+            "{message}"
+        );
+        assert!(matches!(
+            allowed_origins("ftp://a"),
+            Err(BadOrigin::NotABaseUrl(_))
+        ));
+        assert!(OriginClient::new("https://lb.example").is_err());
     }
 
     /// RFC 9112 section 6.3: `Transfer-Encoding` frames the body, and the

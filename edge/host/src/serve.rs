@@ -18,7 +18,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use wasmtime_wasi_http::handler::ProxyHandler;
 
-use crate::framing::{close_if_body_refused, has_body, remove_connection_named};
+use crate::framing::{
+    authority_from_host, close_if_body_refused, has_body, host_error, remove_connection_named,
+};
 use crate::instances::HostState;
 
 /// An accepted connection and its place under the host's connection limit.
@@ -112,7 +114,10 @@ async fn serve(
             async move {
                 remove_connection_named(request.headers_mut());
                 let has_body = has_body(&request);
-                let mut response = crate::dispatch(&handler, request, request_timeout).await;
+                let mut response = match authority_from_host(&mut request) {
+                    Ok(()) => crate::dispatch(&handler, request, request_timeout).await,
+                    Err(why) => host_error(400, "bad_host", &why),
+                };
                 close_if_body_refused(has_body, &mut response);
                 Ok::<_, std::convert::Infallible>(response)
             }

@@ -56,6 +56,34 @@ fn a_bad_behaviour_configuration_is_refused_at_start_with_the_reason() {
     );
 }
 
+/// What edge-host alone knows is wrong with a configuration, said at start:
+/// a variable the edge does not read, an origin its client cannot reach, a
+/// header limit it cannot forward; and what edge-core refuses, as everywhere.
+#[test]
+fn configurations_edge_host_cannot_serve_are_refused_at_start_with_the_reason() {
+    for (var, reason) in [
+        (
+            "max_ttl=60",
+            "unknown variable `max_ttl`; the edge reads origins, default_ttl_secs, max_ttl_secs",
+        ),
+        (
+            "origins=https://lb.example",
+            "origin `https://lb.example`: edge-host reaches origins over plain http:// only",
+        ),
+        (
+            "max_header_bytes=131072",
+            "variable `max_header_bytes` = 131072 is more than edge-host can pass on",
+        ),
+        (
+            "default_ttl_secs=7200",
+            "variable `default_ttl_secs` = 7200 is above `max_ttl_secs` = 3600",
+        ),
+    ] {
+        let stderr = refused_at_start(&["--var", var]);
+        assert!(stderr.contains(reason), "--var {var}: {stderr}");
+    }
+}
+
 #[test]
 fn more_instances_than_the_pool_holds_are_refused_at_start() {
     let stderr = refused_at_start(&["--max-instances", "257"]);

@@ -43,10 +43,12 @@ impl KeyValue for SpinKv {
 
 pub struct SpinIo {
     store: Option<Encoded<SpinKv>>,
+    /// `max_origin_body_bytes`: an origin body longer than this fails the attempt.
+    max_origin_body_bytes: u64,
 }
 
 impl SpinIo {
-    pub async fn new() -> Self {
+    pub async fn new(max_origin_body_bytes: u64) -> Self {
         let store = match STORE.with(|s| s.borrow().clone()) {
             Some(store) => Some(store),
             None => match Store::open_default().await {
@@ -58,6 +60,7 @@ impl SpinIo {
         };
         Self {
             store: store.map(|store| Encoded(SpinKv(store))),
+            max_origin_body_bytes,
         }
     }
 }
@@ -78,23 +81,25 @@ impl EdgeIo for SpinIo {
         let (outbound, host_times_out) =
             wire::origin_request(request, limit_ns).map_err(AttemptError::NotSent)?;
         let deadline = host_times_out.then(|| monotonic_clock::now().saturating_add(limit_ns));
+        let most = self.max_origin_body_bytes;
         let exchange = async move {
             let response = client::send(outbound).await.map_err(attempt_error)?;
-            let (status, headers, body) =
-                wire::origin_response(response, deadline)
-                    .await
-                    .map_err(|error| match error {
-                        wire::BodyError::Broken(code) => match attempt_error(code) {
-                            AttemptError::Broken(detail) => {
-                                AttemptError::Broken(format!("response body: {detail}"))
-                            }
-                            other => other,
-                        },
-                        wire::BodyError::Late => AttemptError::TimedOut,
-                        wire::BodyError::TooLarge => {
-                            unreachable!("no body is longer than u64::MAX")
+            let (status, headers, body) = wire::origin_response(response, deadline, most)
+                .await
+                .map_err(|error| match error {
+                    wire::BodyError::Broken(code) => match attempt_error(code) {
+                        AttemptError::Broken(detail) => {
+                            AttemptError::Broken(format!("response body: {detail}"))
                         }
-                    })?;
+                        other => other,
+                    },
+                    wire::BodyError::Late => AttemptError::TimedOut,
+                    // The request reached the origin, which answered: a
+                    // failed attempt that a write does not repeat elsewhere.
+                    wire::BodyError::TooLarge => {
+                        AttemptError::Broken(edge_core::config::origin_body_too_large(most))
+                    }
+                })?;
             Ok(OriginResponse {
                 status,
                 headers,

@@ -59,7 +59,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
                 )));
             }
         };
-        let io = Rc::new(io::SpinIo::new().await);
+        let io = Rc::new(io::SpinIo::new(edge.config.max_origin_body_bytes).await);
         let body = wire::read_request_body(request, edge.config.max_body_bytes);
         Ok(wire::response(
             edge_core::handle(&edge, &io, head, body).await,

@@ -59,6 +59,12 @@ pub async fn read_request_body(request: Request, limit: u64) -> Result<Bytes, Re
 /// when a part comes after `deadline` (monotonic nanoseconds; checked as parts
 /// come, so no timer is left to cancel).
 ///
+/// A body refused for its length is never held whole: one whose `Content-Length`
+/// (`declared`) is over the limit is refused before any read, and the buffer of
+/// one without a length grows to at most one byte past the limit, where the read
+/// stops. (A guest that read a 300 MB answer whole ran out of memory and trapped,
+/// failing every request in flight on its instance.)
+///
 /// A body whose `Content-Length` (`declared`) came whole in the first part read
 /// is complete: HTTP's framing delivers no more and no fewer bytes than the
 /// field says, or fails the body. It is returned at once, without the read
@@ -82,9 +88,14 @@ pub async fn read_body(
     deadline: Option<u64>,
     mut declared: Option<u64>,
 ) -> Result<Bytes, BodyError> {
+    if declared.is_some_and(|length| length > limit) {
+        return Err(BodyError::TooLarge);
+    }
+    // One past the limit: a read that fills it proves the body too long.
+    let most = usize::try_from(limit).map_or(usize::MAX, |limit| limit.saturating_add(1));
     let mut body = Vec::new();
     loop {
-        body.reserve(READ_CHUNK);
+        reserve_within(&mut body, most);
         let (status, filled) = contents.read(body).await;
         body = filled;
         if body.len() as u64 > limit {
@@ -108,6 +119,22 @@ pub async fn read_body(
     drop(contents);
     end.await.map_err(BodyError::Broken)?;
     Ok(Bytes::from(body))
+}
+
+/// Room for the next read: at least [`READ_CHUNK`] bytes, and twice what the
+/// buffer held as it grows (so a long body is copied a few times, not once per
+/// part), but never capacity for more than `most` bytes in all.
+fn reserve_within(body: &mut Vec<u8>, most: usize) {
+    let spare = body.capacity() - body.len();
+    if spare >= READ_CHUNK || body.capacity() >= most {
+        return;
+    }
+    let wanted = body
+        .capacity()
+        .saturating_mul(2)
+        .max(body.len().saturating_add(READ_CHUNK))
+        .min(most);
+    body.reserve_exact(wanted - body.len());
 }
 
 /// The edge's answer as a `wasi:http` response; headers the host refuses (which
@@ -158,7 +185,7 @@ pub fn origin_request(
         .map_err(|error| format!("bad origin URL {}: {error}", request.url))?;
     let mut headers = request.headers.clone();
     headers.remove("host");
-    if !request.body.is_empty() {
+    if declares_length(request.method, &request.body) {
         headers.set("content-length", request.body.len().to_string());
     }
     let headers =
@@ -187,6 +214,14 @@ pub fn origin_request(
         ));
     }
     Ok((outbound, host_times_out))
+}
+
+/// Whether an origin request says `Content-Length`: whenever it has a body, and
+/// for an empty one on every method but GET and HEAD (`Content-Length: 0`, as
+/// the Worker's `fetch` sends): without it the host frames a write that has no
+/// body with `Transfer-Encoding: chunked`, which some origins refuse.
+fn declares_length(method: &str, body: &[u8]) -> bool {
+    !body.is_empty() || !matches!(method, "GET" | "HEAD")
 }
 
 thread_local! {
@@ -222,10 +257,12 @@ fn request_options(limit_ns: u64) -> (RequestOptions, bool) {
 }
 
 /// An origin's response: status, headers, and its whole body, which must have come
-/// whole by `deadline` (monotonic nanoseconds) when one is given.
+/// whole by `deadline` (monotonic nanoseconds) when one is given, and be at most
+/// `limit` bytes long (`max_origin_body_bytes`).
 pub async fn origin_response(
     response: Response,
     deadline: Option<u64>,
+    limit: u64,
 ) -> Result<(u16, Headers, Bytes), BodyError> {
     let status = response.get_status_code();
     let headers = headers(&response.get_headers());
@@ -234,7 +271,7 @@ pub async fn origin_response(
         .and_then(|length| length.parse().ok());
     let (_handled, handled_reader) = wit_future::new(|| Ok(()));
     let (contents, end) = Response::consume_body(response, handled_reader);
-    let body = read_body(contents, end, u64::MAX, deadline, declared).await?;
+    let body = read_body(contents, end, limit, deadline, declared).await?;
     Ok((status, headers, body))
 }
 

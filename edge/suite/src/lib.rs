@@ -25,8 +25,8 @@ pub use libtest_mimic::Trial;
 
 pub use client::{Answer, TestEdge};
 pub use origin::{
-    FileServer, Reply, SeenRequest, TestOrigin, dead_origin, hang_up_origin, silent_origin,
-    trickling_origin,
+    FileServer, Reply, SeenRequest, TestOrigin, chunked_origin, dead_origin, hang_up_origin,
+    silent_origin, trickling_origin,
 };
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

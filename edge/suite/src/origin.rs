@@ -254,6 +254,34 @@ pub async fn length_beside_chunking_origin() -> String {
     .await
 }
 
+/// An origin whose answers are `length` bytes of `y` in chunks of 10,000,
+/// framed by `Transfer-Encoding: chunked` alone: nothing says how long the body
+/// is before it has come. Writes that fail (the edge stopped reading) end the answer.
+pub async fn chunked_origin(length: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    raw_origin(move |mut stream| async move {
+        let mut buffer = [0u8; 4096];
+        let _ = stream.read(&mut buffer).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\
+                    cache-control: public, max-age=60\r\ntransfer-encoding: chunked\r\n\
+                    connection: close\r\n\r\n";
+        if stream.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut left = length;
+        while left > 0 {
+            let part = left.min(10_000);
+            let chunk = format!("{part:x}\r\n{}\r\n", "y".repeat(part));
+            if stream.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+            left -= part;
+        }
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+    })
+    .await
+}
+
 /// An address where nothing listens: bound, then released.
 pub fn dead_origin() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

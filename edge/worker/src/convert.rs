@@ -17,11 +17,19 @@ pub fn request_head(request: &Request) -> worker::Result<RequestHead> {
         None => host.to_owned(),
     });
     Ok(RequestHead {
-        method: request.method().to_string().to_ascii_uppercase(),
+        method: method(request),
         path_and_query,
         host,
         headers: core_headers(request.headers()),
     })
+}
+
+/// The method as the client sent it (the runtime upper-cases the six that the
+/// Fetch standard normalises, and no others). Not `Request::method`: workers-rs
+/// maps every method it does not list (PROPFIND, PURGE, MKCOL…) to GET, which
+/// would serve a cached page for them instead of edge-core's 405.
+pub fn method(request: &Request) -> String {
+    request.inner().method()
 }
 
 /// A Workers header map as an edge-core header list (names are lower-case in both).

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use edge_core::{AttemptError, EdgeIo, Encoded, OriginRequest, OriginResponse, flow::Background};
+use futures::StreamExt as _;
 use futures::future::{Either, select};
 use worker::{
     AbortController, Context, Delay, Fetch, Method, Request, RequestInit, RequestRedirect,
@@ -16,15 +17,32 @@ use crate::store::CacheKv;
 pub struct WorkerIo {
     store: Encoded<CacheKv>,
     ctx: Context,
+    /// `max_origin_body_bytes`: an origin body longer than this fails the attempt.
+    max_origin_body_bytes: u64,
 }
 
 impl WorkerIo {
     /// `zone` is `scheme://host` of the request: the Cache API keeps entries per zone.
-    pub fn new(zone: String, ctx: Context) -> Self {
+    pub fn new(zone: String, ctx: Context, max_origin_body_bytes: u64) -> Self {
         Self {
             store: Encoded(CacheKv::new(zone)),
             ctx,
+            max_origin_body_bytes,
         }
+    }
+}
+
+/// Why an exchange with an origin ended without a response.
+enum Failed {
+    /// `fetch` or the body's stream failed.
+    Fetch(worker::Error),
+    /// The body is longer than `max_origin_body_bytes`.
+    TooLarge,
+}
+
+impl From<worker::Error> for Failed {
+    fn from(error: worker::Error) -> Self {
+        Self::Fetch(error)
     }
 }
 
@@ -44,12 +62,13 @@ impl EdgeIo for WorkerIo {
             .map_err(|e| AttemptError::NotSent(format!("bad origin request: {e}")))?;
         let controller = AbortController::default();
         let signal = controller.signal();
+        let most = self.max_origin_body_bytes;
         let exchange = async {
             let mut response = Fetch::Request(outbound).send_with_signal(&signal).await?;
             let status = response.status_code();
             let headers = core_headers(response.headers());
-            let body = response.bytes().await?;
-            Ok::<_, worker::Error>(OriginResponse {
+            let body = read_body(&mut response, &headers, most).await?;
+            Ok::<_, Failed>(OriginResponse {
                 status,
                 headers,
                 body: body.into(),
@@ -61,9 +80,17 @@ impl EdgeIo for WorkerIo {
             // `fetch` rejects with a TypeError that does not say whether the
             // request left, so a failed attempt counts as possibly sent: reads
             // still fail over, writes do not.
-            Either::Left((Err(error), _)) => {
+            Either::Left((Err(Failed::Fetch(error)), _)) => {
                 worker::console_warn!("origin {}: {error}", request.url);
                 Err(AttemptError::Broken(error.to_string()))
+            }
+            // The origin answered (the request was sent); the rest of its body
+            // is left unread.
+            Either::Left((Err(Failed::TooLarge), _)) => {
+                controller.abort();
+                Err(AttemptError::Broken(
+                    edge_core::config::origin_body_too_large(most),
+                ))
             }
             Either::Right(((), _)) => {
                 controller.abort();
@@ -93,9 +120,51 @@ impl EdgeIo for WorkerIo {
     }
 }
 
+/// An origin's body, refused as soon as it is known to be longer than `most`
+/// bytes: at once when its `Content-Length` says so, otherwise when the parts
+/// read so far pass it. It is never read whole first (`Response::bytes` would).
+async fn read_body(
+    response: &mut worker::Response,
+    headers: &edge_core::Headers,
+    most: u64,
+) -> Result<Vec<u8>, Failed> {
+    let declared = headers
+        .get("content-length")
+        .and_then(|length| length.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > most) {
+        return Err(Failed::TooLarge);
+    }
+    if !matches!(response.body(), worker::ResponseBody::Stream(_)) {
+        let body = response.bytes().await?;
+        if body.len() as u64 > most {
+            return Err(Failed::TooLarge);
+        }
+        return Ok(body);
+    }
+    let mut parts = response.stream()?;
+    let mut body = Vec::new();
+    while let Some(part) = parts.next().await {
+        body.extend_from_slice(&part?);
+        if body.len() as u64 > most {
+            return Err(Failed::TooLarge);
+        }
+    }
+    Ok(body)
+}
+
 fn build_request(request: &OriginRequest<'_>) -> worker::Result<Request> {
+    // workers-rs sends a method it does not list as GET; edge-core forwards only
+    // the methods of CloudFront's sets, all listed, but a GET in a write's place
+    // must never leave.
+    let method = Method::from(request.method.to_owned());
+    if method.as_ref() != request.method {
+        return Err(worker::Error::RustError(format!(
+            "the Worker cannot send method {}",
+            request.method
+        )));
+    }
     let mut init = RequestInit::new();
-    init.with_method(Method::from(request.method.to_owned()))
+    init.with_method(method)
         .with_headers(worker_headers(request.headers)?)
         // Redirects belong to the client; following them here would cache the target under the wrong key.
         .with_redirect(RequestRedirect::Manual);

@@ -54,7 +54,11 @@ async fn fetch(mut request: Request, env: Env, ctx: Context) -> worker::Result<R
     };
     let url = request.url()?;
     let zone = format!("{}://{}", url.scheme(), head.key_host());
-    let io = Rc::new(io::WorkerIo::new(zone, ctx));
+    let io = Rc::new(io::WorkerIo::new(
+        zone,
+        ctx,
+        edge.config.max_origin_body_bytes,
+    ));
     let limit = edge.config.max_body_bytes;
     let body = async move {
         match request.bytes().await {

@@ -8,11 +8,15 @@
 //! - [`origins`]: failover, writes and invalidation, refusals, behaviours that
 //!   front other origins.
 //! - [`rfc9111`]: the RFC 9111 / RFC 9110 rules the edge once broke.
+//! - [`adapters`]: what each adapter translates itself and both must translate
+//!   alike (host, method, an empty write's framing, the origin body's limit).
 
+mod adapters;
 mod caching;
 mod origins;
 mod rfc9111;
 
+use adapters::*;
 use caching::*;
 use origins::*;
 use rfc9111::*;
@@ -119,4 +123,22 @@ pub static SCENARIOS: &[(&str, Scenario)] = &[
     ("a_behaviour_fronts_another_origin", |l| {
         Box::pin(a_behaviour_fronts_another_origin(l))
     }),
+    (
+        "an_origin_body_over_the_limit_is_a_502_and_never_read_whole",
+        |l| {
+            Box::pin(an_origin_body_over_the_limit_is_a_502_and_never_read_whole(
+                l,
+            ))
+        },
+    ),
+    ("unknown_methods_are_refused_never_taken_for_get", |l| {
+        Box::pin(unknown_methods_are_refused_never_taken_for_get(l))
+    }),
+    ("a_body_less_write_is_sent_with_content_length_zero", |l| {
+        Box::pin(a_body_less_write_is_sent_with_content_length_zero(l))
+    }),
+    (
+        "the_client_host_keys_the_cache_and_names_its_locations",
+        |l| Box::pin(the_client_host_keys_the_cache_and_names_its_locations(l)),
+    ),
 ];
