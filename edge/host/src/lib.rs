@@ -359,16 +359,7 @@ fn edge_config(variables: &[(String, String)]) -> anyhow::Result<edge_core::Edge
 /// (`volatile-lru`, the stack's, which the origin shares): superseded
 /// generations' records would fill it.
 fn redis_expiry_secs(config: &edge_core::EdgeConfig) -> u64 {
-    let longest = config
-        .behaviours
-        .iter()
-        .filter_map(|behaviour| behaviour.ttl)
-        .map(|ttl| ttl.max_secs)
-        .fold(config.max_ttl_secs, u64::max);
-    edge_core::generation_retention_secs(&edge_core::EdgeConfig {
-        max_ttl_secs: longest,
-        ..edge_core::EdgeConfig::default()
-    })
+    edge_core::generation_retention_secs(config)
 }
 
 /// Hands a request to an instance; when the instance cap is reached the request

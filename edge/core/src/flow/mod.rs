@@ -495,7 +495,16 @@ async fn bypass<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead) -> EdgeRespo
         return respond::rejection(head, &Rejection::not_cached());
     }
     let behaviour = edge.behaviour(&head.path_and_query);
-    match fetch_read(edge, io, head, &forward_headers(head, behaviour)).await {
+    passed_on(
+        head,
+        fetch_read(edge, io, head, &forward_headers(head, behaviour)).await,
+    )
+}
+
+/// An origin's answer to a request the cache does not answer (a bypassed
+/// read, a write), or the edge's refusal when none came.
+fn passed_on(head: &RequestHead, result: Result<Answered, Rejection>) -> EdgeResponse {
+    match result {
         Ok(answered) => respond::passed_on(
             head,
             answered.response.status,

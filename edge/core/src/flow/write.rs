@@ -4,12 +4,11 @@
 
 use bytes::Bytes;
 
-use super::{Edge, EdgeIo, EdgeResponse, RecordStore, fetch::fetch, respond};
+use super::{Edge, EdgeIo, EdgeResponse, RecordStore, fetch::fetch, passed_on};
 use crate::headers::Headers;
 use crate::invalidate::{Invalidation, invalidation};
 use crate::key::{generation_key, generation_retention_secs, next_generation, song_generation_key};
 use crate::request::{RequestHead, forward_headers};
-use crate::serve::CacheStatus;
 
 /// A write goes to the origin group (failing over only where that is safe);
 /// after a success (or an attempt that may have carried it out), the generation of everything it changed moves (see
@@ -64,16 +63,7 @@ pub(super) async fn write<I: EdgeIo>(
             store.set_generation(&key, next, keep_secs).await;
         }
     }
-    match fetched.result {
-        Ok(answered) => respond::passed_on(
-            head,
-            answered.response.status,
-            &answered.response.headers,
-            CacheStatus::Bypass,
-            answered.response.body,
-        ),
-        Err(refused) => respond::rejection(head, &refused),
-    }
+    passed_on(head, fetched.result)
 }
 
 /// The generation keys an invalidation moves: each song it names (all its
