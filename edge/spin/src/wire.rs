@@ -221,7 +221,7 @@ pub fn origin_request(
 /// the Worker's `fetch` sends): without it the host frames a write that has no
 /// body with `Transfer-Encoding: chunked`, which some origins refuse.
 fn declares_length(method: &str, body: &[u8]) -> bool {
-    !body.is_empty() || !matches!(method, "GET" | "HEAD")
+    !body.is_empty() || !edge_core::request::is_read(method)
 }
 
 thread_local! {

@@ -11,9 +11,9 @@ use crate::key::{generation_key, generation_retention_secs, next_generation, son
 use crate::request::{RequestHead, forward_headers};
 
 /// A write goes to the origin group (failing over only where that is safe);
-/// after a success (or an attempt that may have carried it out), the generation of everything it changed moves (see
-/// [`changed_generations`]), which makes every stored variant of it
-/// unreachable, in every instance: the keys a reader builds carry the
+/// after a success (or an attempt that may have carried it out), the
+/// generation of everything it changed moves (see [`changed_generations`]),
+/// which makes every stored variant of it unreachable, in every instance: the keys a reader builds carry the
 /// generation, whatever the reader's forwarded header values. What a read in
 /// flight during the write stores goes under the old generation and is never
 /// found either.
