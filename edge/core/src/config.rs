@@ -262,9 +262,9 @@ pub fn check_variable_names<'a>(
 }
 
 /// Why an origin's answer was given up when its body is longer than
-/// `max_origin_body_bytes`: the words both adapters give their failed attempt,
-/// which the client then reads in the 502's error.
-pub fn origin_body_too_large(limit: u64) -> String {
+/// `max_origin_body_bytes` ([`crate::flow::AttemptError::TooLarge`]): the words
+/// the client reads in the 502's error.
+pub(crate) fn origin_body_too_large(limit: u64) -> String {
     format!("its response body is longer than the edge's max_origin_body_bytes ({limit} bytes)")
 }
 

@@ -37,7 +37,9 @@
 //!    [`EdgeResponse`] as it is.
 //! 3. In [`EdgeIo::attempt`], report whether a failed attempt was sent at all
 //!    ([`AttemptError::NotSent`] or [`AttemptError::Broken`]): it decides
-//!    whether a POST may go to the next origin.
+//!    whether a POST may go to the next origin. An answer whose body passes
+//!    `config.max_origin_body_bytes` is left unread and reported with its
+//!    status ([`AttemptError::TooLarge`]): the origin is up, and answered.
 //!
 //! Cache-poisoning defence: cacheable requests reach the origin with an allow-list of
 //! headers only ([`forward_headers`]), and stored variants are selected by the

@@ -44,8 +44,9 @@ impl RequestHead {
 pub enum ProxyKind {
     /// GET or HEAD without `Authorization`: looked up in and stored to the cache.
     Cacheable,
-    /// GET or HEAD that the cache must not answer (`Authorization`, `no-store`):
-    /// forwarded with retries, never stored, answered with `X-Cache: BYPASS`.
+    /// GET or HEAD that the cache must not answer (`Authorization`, `no-store`,
+    /// a precondition in [`ORIGIN_PRECONDITIONS`]): forwarded with retries,
+    /// never stored, answered with `X-Cache: BYPASS`.
     Bypass,
     /// POST, PUT, PATCH, DELETE, and OPTIONS (safe, but not a read): forwarded
     /// with the body and every end-to-end header; on success an unsafe method
@@ -254,7 +255,13 @@ fn proxy_kind(head: &RequestHead, config: &EdgeConfig) -> ProxyKind {
         return ProxyKind::Unsafe;
     }
     let cc = crate::cache_control::CacheControl::from_headers(&head.headers);
-    if !config.cache || head.headers.contains("authorization") || cc.no_store {
+    if !config.cache
+        || head.headers.contains("authorization")
+        || cc.no_store
+        || ORIGIN_PRECONDITIONS
+            .iter()
+            .any(|name| head.headers.contains(name))
+    {
         ProxyKind::Bypass
     } else {
         ProxyKind::Cacheable
@@ -315,6 +322,13 @@ fn is_dot_segment(segment: &str) -> bool {
     rest.is_empty() && (1..=2).contains(&dots)
 }
 
+/// Preconditions that only an origin evaluates (RFC 9110 sections 13.1.1 and
+/// 13.1.4), which a cache must not (RFC 9111 section 4.3.2): a read carrying
+/// one is passed to the origin with it, never answered from the cache, whatever
+/// the behaviour forwards. (`If-None-Match` and `If-Modified-Since` are the
+/// cache's own to answer; see [`crate::conditional`].)
+pub const ORIGIN_PRECONDITIONS: &[&str] = &["if-match", "if-unmodified-since"];
+
 /// Request headers that rewrite what the origin thinks the request is; never forwarded.
 pub const OVERRIDE_HEADERS: &[&str] = &[
     "host",
@@ -347,7 +361,8 @@ pub fn forward_headers(head: &RequestHead, behaviour: &Behaviour) -> Headers {
     client.remove_hop_by_hop();
     for (name, value) in client.iter() {
         let allowed = if read {
-            behaviour.headers.iter().any(|h| h == name)
+            // A precondition makes the read bypass the cache: never stored.
+            behaviour.headers.iter().any(|h| h == name) || ORIGIN_PRECONDITIONS.contains(&name)
         } else {
             !OVERRIDE_HEADERS.contains(&name)
         };

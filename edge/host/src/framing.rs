@@ -75,7 +75,12 @@ pub(crate) fn authority_from_host<B>(request: &mut hyper::Request<B>) -> Result<
             String::from_utf8_lossy(host.as_bytes())
         )
     };
-    let authority = http::uri::Authority::try_from(host.as_bytes())
+    // An empty port is allowed and means none (RFC 3986 section 3.2.3).
+    let without_empty_port = host
+        .as_bytes()
+        .strip_suffix(b":")
+        .unwrap_or(host.as_bytes());
+    let authority = http::uri::Authority::try_from(without_empty_port)
         .ok()
         // `Authority` takes user information, and leaves a port unchecked.
         .filter(|authority| {
@@ -207,6 +212,8 @@ mod tests {
         );
         check("/api", &["127.0.0.1"], Ok("http://127.0.0.1/api"));
         check("/api", &["[::1]:8000"], Ok("http://[::1]:8000/api"));
+        check("/api", &["a.example:"], Ok("http://a.example/api"));
+        check("/api", &["[::1]:"], Ok("http://[::1]/api"));
         // Without a host, as before: the guest keys under `edge`.
         check("/api", &[], Ok("/api"));
         check("/api", &[""], Ok("/api"));
@@ -224,6 +231,8 @@ mod tests {
         );
         check("/api", &["user@a.example"], Err("is not a host[:port]"));
         check("/api", &["a.example:port"], Err("is not a host[:port]"));
+        check("/api", &["a.example::"], Err("is not a host[:port]"));
+        check("/api", &[":"], Err("is not a host[:port]"));
         check("/api", &["a.example:70000"], Err("is not a host[:port]"));
         check("/api", &["a.example/x"], Err("is not a host[:port]"));
         check("/api", &["a b"], Err("is not a host[:port]"));

@@ -86,7 +86,7 @@ impl EdgeIo for SpinIo {
             let response = client::send(outbound).await.map_err(attempt_error)?;
             let (status, headers, body) = wire::origin_response(response, deadline, most)
                 .await
-                .map_err(|error| match error {
+                .map_err(|(status, error)| match error {
                     wire::BodyError::Broken(code) => match attempt_error(code) {
                         AttemptError::Broken(detail) => {
                             AttemptError::Broken(format!("response body: {detail}"))
@@ -94,11 +94,7 @@ impl EdgeIo for SpinIo {
                         other => other,
                     },
                     wire::BodyError::Late => AttemptError::TimedOut,
-                    // The request reached the origin, which answered: a
-                    // failed attempt that a write does not repeat elsewhere.
-                    wire::BodyError::TooLarge => {
-                        AttemptError::Broken(edge_core::config::origin_body_too_large(most))
-                    }
+                    wire::BodyError::TooLarge => AttemptError::TooLarge { status },
                 })?;
             Ok(OriginResponse {
                 status,

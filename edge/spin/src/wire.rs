@@ -258,12 +258,13 @@ fn request_options(limit_ns: u64) -> (RequestOptions, bool) {
 
 /// An origin's response: status, headers, and its whole body, which must have come
 /// whole by `deadline` (monotonic nanoseconds) when one is given, and be at most
-/// `limit` bytes long (`max_origin_body_bytes`).
+/// `limit` bytes long (`max_origin_body_bytes`). A failed body comes with the
+/// status the origin answered.
 pub async fn origin_response(
     response: Response,
     deadline: Option<u64>,
     limit: u64,
-) -> Result<(u16, Headers, Bytes), BodyError> {
+) -> Result<(u16, Headers, Bytes), (u16, BodyError)> {
     let status = response.get_status_code();
     let headers = headers(&response.get_headers());
     let declared = headers
@@ -271,7 +272,9 @@ pub async fn origin_response(
         .and_then(|length| length.parse().ok());
     let (_handled, handled_reader) = wit_future::new(|| Ok(()));
     let (contents, end) = Response::consume_body(response, handled_reader);
-    let body = read_body(contents, end, limit, deadline, declared).await?;
+    let body = read_body(contents, end, limit, deadline, declared)
+        .await
+        .map_err(|error| (status, error))?;
     Ok((status, headers, body))
 }
 

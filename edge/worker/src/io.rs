@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use edge_core::{AttemptError, EdgeIo, Encoded, OriginRequest, OriginResponse, flow::Background};
-use futures::StreamExt as _;
 use futures::future::{Either, select};
 use worker::{
     AbortController, Context, Delay, Fetch, Method, Request, RequestInit, RequestRedirect,
 };
 
+use crate::body::{self, BodyError};
 use crate::convert::{core_headers, worker_headers};
 use crate::store::CacheKv;
 
@@ -36,13 +36,21 @@ impl WorkerIo {
 enum Failed {
     /// `fetch` or the body's stream failed.
     Fetch(worker::Error),
-    /// The body is longer than `max_origin_body_bytes`.
-    TooLarge,
+    /// The body of an answer with this status is longer than `max_origin_body_bytes`.
+    TooLarge(u16),
 }
 
 impl From<worker::Error> for Failed {
     fn from(error: worker::Error) -> Self {
         Self::Fetch(error)
+    }
+}
+
+/// A failed body, of an answer with `status`.
+fn answer_failed(status: u16) -> impl FnOnce(BodyError) -> Failed {
+    move |error| match error {
+        BodyError::Failed(error) => Failed::Fetch(error),
+        BodyError::TooLong => Failed::TooLarge(status),
     }
 }
 
@@ -67,7 +75,12 @@ impl EdgeIo for WorkerIo {
             let mut response = Fetch::Request(outbound).send_with_signal(&signal).await?;
             let status = response.status_code();
             let headers = core_headers(response.headers());
-            let body = read_body(&mut response, &headers, most).await?;
+            let declared = headers
+                .get("content-length")
+                .and_then(|length| length.trim().parse::<u64>().ok());
+            let body = body::response(&mut response, declared, most)
+                .await
+                .map_err(answer_failed(status))?;
             Ok::<_, Failed>(OriginResponse {
                 status,
                 headers,
@@ -84,13 +97,10 @@ impl EdgeIo for WorkerIo {
                 worker::console_warn!("origin {}: {error}", request.url);
                 Err(AttemptError::Broken(error.to_string()))
             }
-            // The origin answered (the request was sent); the rest of its body
-            // is left unread.
-            Either::Left((Err(Failed::TooLarge), _)) => {
+            // The rest of the body is left unread.
+            Either::Left((Err(Failed::TooLarge(status)), _)) => {
                 controller.abort();
-                Err(AttemptError::Broken(
-                    edge_core::config::origin_body_too_large(most),
-                ))
+                Err(AttemptError::TooLarge { status })
             }
             Either::Right(((), _)) => {
                 controller.abort();
@@ -118,38 +128,6 @@ impl EdgeIo for WorkerIo {
     async fn sleep_ms(&self, ms: u64) {
         Delay::from(Duration::from_millis(ms)).await;
     }
-}
-
-/// An origin's body, refused as soon as it is known to be longer than `most`
-/// bytes: at once when its `Content-Length` says so, otherwise when the parts
-/// read so far pass it. It is never read whole first (`Response::bytes` would).
-async fn read_body(
-    response: &mut worker::Response,
-    headers: &edge_core::Headers,
-    most: u64,
-) -> Result<Vec<u8>, Failed> {
-    let declared = headers
-        .get("content-length")
-        .and_then(|length| length.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > most) {
-        return Err(Failed::TooLarge);
-    }
-    if !matches!(response.body(), worker::ResponseBody::Stream(_)) {
-        let body = response.bytes().await?;
-        if body.len() as u64 > most {
-            return Err(Failed::TooLarge);
-        }
-        return Ok(body);
-    }
-    let mut parts = response.stream()?;
-    let mut body = Vec::new();
-    while let Some(part) = parts.next().await {
-        body.extend_from_slice(&part?);
-        if body.len() as u64 > most {
-            return Err(Failed::TooLarge);
-        }
-    }
-    Ok(body)
 }
 
 fn build_request(request: &OriginRequest<'_>) -> worker::Result<Request> {

@@ -3,6 +3,7 @@
 //! [`edge_core::handle`] runs the caching flow. Nothing here decides policy.
 //!
 //! # Layout
+//! - [`body`]: the client's and the origins' bodies, read within their limits.
 //! - [`convert`]: `worker` request/response/header types to and from edge-core's.
 //! - [`store`]: the Cache API as edge-core's byte key-value store.
 //! - [`io`]: [`edge_core::EdgeIo`] over the Workers runtime: one origin attempt
@@ -13,6 +14,7 @@
 //! single-threaded and reused for many requests, but never shared between data
 //! centres, so health is learned separately in each.
 
+pub mod body;
 pub mod convert;
 pub mod io;
 pub mod store;
@@ -20,6 +22,7 @@ pub mod store;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use body::BodyError;
 use edge_core::{ConfigError, Edge, EdgeConfig, Rejection};
 use worker::{Context, Env, Request, Response, event};
 
@@ -60,11 +63,15 @@ async fn fetch(mut request: Request, env: Env, ctx: Context) -> worker::Result<R
         edge.config.max_origin_body_bytes,
     ));
     let limit = edge.config.max_body_bytes;
+    let declared = head
+        .headers
+        .get("content-length")
+        .and_then(|length| length.trim().parse::<u64>().ok());
     let body = async move {
-        match request.bytes().await {
-            Ok(body) if body.len() as u64 <= limit => Ok(body.into()),
-            Ok(_) => Err(Rejection::body_too_large(limit)),
-            Err(error) => Err(Rejection::bad_body(&error.to_string())),
+        match body::request(&mut request, declared, limit).await {
+            Ok(body) => Ok(body.into()),
+            Err(BodyError::TooLong) => Err(Rejection::body_too_large(limit)),
+            Err(BodyError::Failed(error)) => Err(Rejection::bad_body(&error.to_string())),
         }
     };
     convert::response(edge_core::handle(&edge, &io, head, body).await)

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use crate::config::{EdgeConfig, origin_body_too_large};
 use crate::flow::Edge;
 use crate::flow::io::{AttemptError, EdgeIo, OriginRequest, OriginResponse};
 use crate::headers::Headers;
@@ -81,7 +82,7 @@ pub async fn fetch<I: EdgeIo>(
         };
         let result = io.attempt(&request, limit_ms).await;
         let response_time_ms = io.now_ms();
-        let (outcome, why) = outcome_of(&result, &origins[index]);
+        let (outcome, why) = outcome_of(&result, &origins[index], config);
         if let Some(why) = why {
             detail = why;
         }
@@ -138,6 +139,7 @@ pub async fn fetch<I: EdgeIo>(
 fn outcome_of(
     result: &Result<OriginResponse, AttemptError>,
     origin: &str,
+    config: &EdgeConfig,
 ) -> (AttemptOutcome, Option<String>) {
     match result {
         Ok(response) => (AttemptOutcome::Status(response.status), None),
@@ -148,5 +150,12 @@ fn outcome_of(
             (AttemptOutcome::Broken, Some(format!("{origin}: {why}")))
         }
         Err(AttemptError::TimedOut) => (AttemptOutcome::Timeout, None),
+        Err(AttemptError::TooLarge { status }) => (
+            AttemptOutcome::Status(*status),
+            Some(format!(
+                "{origin}: {}",
+                origin_body_too_large(config.max_origin_body_bytes)
+            )),
+        ),
     }
 }

@@ -144,4 +144,10 @@ pub enum AttemptError {
     Broken(String),
     /// No complete response within the attempt's time limit.
     TimedOut,
+    /// The origin answered with `status`, but with a body longer than
+    /// `max_origin_body_bytes`, left unread. The origin is up and has acted on
+    /// the request: another would answer the same, so this is not held against
+    /// its health nor retried elsewhere (unless `status` itself is a 502-504);
+    /// the client gets a 502.
+    TooLarge { status: u16 },
 }

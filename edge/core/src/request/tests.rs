@@ -68,6 +68,20 @@ fn requests_are_classified() {
         &[("cache-control", "no-cache")],
         Ok(Route::Proxy(Cacheable)),
     );
+    for precondition in ["if-match", "if-unmodified-since"] {
+        check(
+            "GET",
+            "/api/songs/1",
+            &[(precondition, "\"v1\"")],
+            Ok(Route::Proxy(Bypass)),
+        );
+    }
+    check(
+        "GET",
+        "/api/songs/1",
+        &[("if-none-match", "\"v1\"")],
+        Ok(Route::Proxy(Cacheable)),
+    );
     check(
         "POST",
         "/api/songs/1/comments",
@@ -213,6 +227,12 @@ fn forwarded_headers_follow_the_allow_list_for_reads() {
         "GET",
         &[("authorization", "Bearer t")],
         &[("authorization", "Bearer t")],
+    );
+    // Not in the allow-list, but the origin's to evaluate (the read bypasses).
+    check(
+        "GET",
+        &[("if-match", "\"a\""), ("if-unmodified-since", "x")],
+        &[("if-match", "\"a\""), ("if-unmodified-since", "x")],
     );
     check("GET", &[("connection", "accept"), ("accept", "a")], &[]);
     check(

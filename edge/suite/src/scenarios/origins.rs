@@ -277,6 +277,19 @@ pub(super) async fn bad_requests_are_refused_before_the_origin(l: L) {
         // The refused body ends the connection, and the answer says so.
         assert_eq!(too_big.header("connection"), Some("close"));
     }
+    // Without a length to refuse it by, a chunked body is counted as it comes.
+    let chunked = format!(
+        "POST /api/songs/1/comments HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n\
+         3c\r\n{}\r\n29\r\n{}\r\n0\r\n\r\n",
+        "x".repeat(60),
+        "x".repeat(41)
+    );
+    let (status, body) = edge
+        .send_raw(chunked.as_bytes(), false)
+        .await
+        .unwrap_or_else(|| panic!("a chunked body: no answer\n{}", edge.log()));
+    assert_eq!(status, 413, "a chunked body: {body}");
+    assert!(body.contains(r#""code":"body_too_large""#), "{body}");
     let big_header = "y".repeat(3000);
     let headers = edge
         .send(

@@ -240,6 +240,38 @@ fn failover_passes_the_last_origin_answer_on_when_time_runs_out() {
     assert_eq!(rig.seen().len(), 2);
 }
 
+/// An answer whose body passes `max_origin_body_bytes` is a 502, but the origin
+/// is up and answered: another would answer the same, so the read is not sent
+/// there, and the origin stays first in the order however often it happens.
+/// Only a 502-504 status fails over, as it would with a short body.
+#[test]
+fn an_answer_too_long_to_read_is_a_502_neither_retried_nor_held_against_its_origin() {
+    let rig = Rig::new(2, |seen, _| {
+        if seen.url.starts_with("http://o0") {
+            err(AttemptError::TooLarge { status: 200 })
+        } else {
+            ok(200, &[("cache-control", "max-age=5")], "ok")
+        }
+    });
+    for _ in 0..5 {
+        let answer = rig.get("/api/songs/1");
+        assert_eq!((answer.status, x_cache(&answer)), (502, "BYPASS"));
+        let body = String::from_utf8_lossy(&answer.body).into_owned();
+        assert!(body.contains("max_origin_body_bytes"), "{body}");
+    }
+    let seen = rig.seen();
+    assert_eq!(seen.len(), 5);
+    assert!(seen.iter().all(|seen| seen.url.starts_with("http://o0")));
+    let busy = Rig::new(2, |seen, _| {
+        if seen.url.starts_with("http://o0") {
+            err(AttemptError::TooLarge { status: 503 })
+        } else {
+            ok(200, &[("cache-control", "max-age=5")], "ok")
+        }
+    });
+    assert_eq!(summary(&busy.get("/api/songs/1")), (200, "MISS", "ok"));
+}
+
 #[test]
 fn failover_tries_each_origin_and_the_edge_answers_only_when_none_did() {
     let timeouts = Rig::new(3, |_, _| ok(200, &[], "slow").taking(5_000));
@@ -359,6 +391,38 @@ fn clients_holding_the_current_representation_get_304() {
         rig.seen()[0].headers.get("if-none-match").is_none(),
         "not forwarded"
     );
+}
+
+/// `If-Match` and `If-Unmodified-Since` are the origin's to evaluate (RFC 9111
+/// section 4.3.2): a read carrying one goes there with it, though the cache
+/// holds the target, and its answer (a 412 here) is passed on, not stored.
+#[test]
+fn preconditions_only_an_origin_evaluates_are_sent_to_it() {
+    let rig = Rig::new(1, |seen, _| {
+        if seen.headers.get("if-match").is_some()
+            || seen.headers.get("if-unmodified-since").is_some()
+        {
+            ok(412, &[], "precondition failed")
+        } else {
+            ok(
+                200,
+                &[("cache-control", "max-age=60"), ("etag", "\"v2\"")],
+                "v2",
+            )
+        }
+    });
+    assert_eq!(summary(&rig.get("/api/songs/1")), (200, "MISS", "v2"));
+    for (name, value) in [
+        ("if-match", "\"v1\""),
+        ("if-unmodified-since", "Sun, 06 Dec 2026 00:00:00 GMT"),
+    ] {
+        let answer = rig.send("GET", "/api/songs/1", &[(name, value)], "");
+        assert_eq!(summary(&answer), (412, "BYPASS", "precondition failed"));
+        let sent = rig.seen().pop().expect("sent to the origin");
+        assert_eq!(sent.headers.get(name), Some(value));
+    }
+    assert_eq!(summary(&rig.get("/api/songs/1")), (200, "HIT", "v2"));
+    assert_eq!(rig.seen().len(), 3);
 }
 
 #[test]

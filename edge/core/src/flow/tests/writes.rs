@@ -43,8 +43,9 @@ fn a_write_fails_over_only_when_it_was_never_sent() {
 
 /// A write an origin may have carried out invalidates, whatever the client
 /// is told: a timed-out PATCH (504), a DELETE retried after its first attempt
-/// broke and answered 404 by the second origin (the first deleted it). A
-/// write refused before it was sent invalidates nothing.
+/// broke and answered 404 by the second origin (the first deleted it), a PATCH
+/// answered with a body too long to read (502). A write refused before it was
+/// sent invalidates nothing.
 #[test]
 fn a_write_that_may_have_been_carried_out_invalidates_its_target() {
     fn rig(first: Script) -> Rig {
@@ -60,6 +61,14 @@ fn a_write_that_may_have_been_carried_out_invalidates_its_target() {
             "DELETE",
             err(AttemptError::Broken("reset".into())),
             404,
+            "MISS",
+        ),
+        // Carried out, but its answer was too long to read: a 502 that
+        // invalidates.
+        (
+            "PATCH",
+            err(AttemptError::TooLarge { status: 200 }),
+            502,
             "MISS",
         ),
         ("PATCH", ok(403, &[], "not yours"), 403, "HIT"),
