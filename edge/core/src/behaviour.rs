@@ -95,9 +95,11 @@ pub struct Behaviour {
 /// Headers today's API behaviour forwards on reads.
 const API_HEADERS: &[&str] = &["accept", "accept-language", "authorization", "content-type"];
 
-/// Request headers the edge handles itself on reads (conditionals, ranges):
-/// never configurable as forwarded, like those that rewrite the request
-/// ([`crate::request::OVERRIDE_HEADERS`]).
+/// Request headers the edge handles itself on reads (conditionals: it answers
+/// some and passes the others on where it bypasses the cache, see
+/// [`crate::request::PRECONDITIONS`]; ranges): never configurable as forwarded,
+/// which would only add them to the cache key, like those that rewrite the
+/// request ([`crate::request::OVERRIDE_HEADERS`]).
 const EDGE_HANDLED: &[&str] = &[
     "if-none-match",
     "if-modified-since",

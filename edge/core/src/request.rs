@@ -322,12 +322,24 @@ fn is_dot_segment(segment: &str) -> bool {
     rest.is_empty() && (1..=2).contains(&dots)
 }
 
-/// Preconditions that only an origin evaluates (RFC 9110 sections 13.1.1 and
-/// 13.1.4), which a cache must not (RFC 9111 section 4.3.2): a read carrying
-/// one is passed to the origin with it, never answered from the cache, whatever
-/// the behaviour forwards. (`If-None-Match` and `If-Modified-Since` are the
-/// cache's own to answer; see [`crate::conditional`].)
+/// Preconditions that only an origin evaluates (RFC 9111 section 4.3.2; a
+/// cache MAY ignore them, RFC 9110 sections 13.1.1 and 13.1.4): a read carrying
+/// one bypasses the cache, so that the origin evaluates it. (`If-None-Match`
+/// and `If-Modified-Since` are the cache's own to answer; see
+/// [`crate::conditional`].)
 pub const ORIGIN_PRECONDITIONS: &[&str] = &["if-match", "if-unmodified-since"];
+
+/// The preconditions a read that bypasses the cache takes to the origin,
+/// whatever the behaviour forwards: its answer is never stored, the origin
+/// evaluates them together in their order (RFC 9110 section 13.2.2), and an
+/// edge that does not act as a cache for the request must forward them
+/// (section 13.2.1).
+pub const PRECONDITIONS: &[&str] = &[
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+];
 
 /// Request headers that rewrite what the origin thinks the request is; never forwarded.
 pub const OVERRIDE_HEADERS: &[&str] = &[
@@ -361,8 +373,7 @@ pub fn forward_headers(head: &RequestHead, behaviour: &Behaviour) -> Headers {
     client.remove_hop_by_hop();
     for (name, value) in client.iter() {
         let allowed = if read {
-            // A precondition makes the read bypass the cache: never stored.
-            behaviour.headers.iter().any(|h| h == name) || ORIGIN_PRECONDITIONS.contains(&name)
+            behaviour.headers.iter().any(|h| h == name)
         } else {
             !OVERRIDE_HEADERS.contains(&name)
         };

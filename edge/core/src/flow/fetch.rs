@@ -36,8 +36,9 @@ pub struct Fetched {
 /// When the attempts end without a usable answer, the last answer an origin
 /// gave (a 502-504) is passed on if there is one, also when the time ran out
 /// after it: it is what the origin said, often with `Retry-After`, and a 504
-/// would claim that no origin answered. Only when no origin answered at all
-/// does the edge answer itself: 504 after a timeout, else 502.
+/// would claim that no origin answered. If that last answer was too long to
+/// read, the edge says so in a 502. Only when no origin answered at all does
+/// the edge answer itself: 504 after a timeout, else 502.
 pub async fn fetch<I: EdgeIo>(
     edge: &Edge,
     io: &I,
@@ -59,7 +60,7 @@ pub async fn fetch<I: EdgeIo>(
     let mut reached = 0;
     let started = io.now_ms();
     let order = health.borrow().attempt_order(started);
-    let mut last_answer = None;
+    let mut last_answer = LastAnswer::None;
     let mut last_failure = AttemptOutcome::NotSent;
     let mut detail = "no origin configured".to_owned();
     // The clock is read after each attempt and before each but the first, which
@@ -113,7 +114,13 @@ pub async fn fetch<I: EdgeIo>(
                         others_may_have_acted: reached > 1,
                     };
                 }
-                last_answer = Some(answered);
+                last_answer = LastAnswer::Usable(answered);
+            }
+            Err(AttemptError::TooLarge { .. }) => {
+                last_answer = LastAnswer::TooLarge(detail.clone());
+                if !retry {
+                    break;
+                }
             }
             Err(_) => {
                 last_failure = outcome;
@@ -124,14 +131,26 @@ pub async fn fetch<I: EdgeIo>(
         }
     }
     let (result, answering) = match (last_answer, last_failure) {
-        (Some(answered), _) => (Ok(answered), 1),
-        (None, AttemptOutcome::Timeout) => (Err(Rejection::gateway_timeout()), 0),
-        (None, _) => (Err(Rejection::bad_gateway(&detail)), 0),
+        (LastAnswer::Usable(answered), _) => (Ok(answered), 1),
+        // An origin answered, unreadably: whatever came after, not a 504.
+        (LastAnswer::TooLarge(why), _) => (Err(Rejection::bad_gateway(&why)), 0),
+        (LastAnswer::None, AttemptOutcome::Timeout) => (Err(Rejection::gateway_timeout()), 0),
+        (LastAnswer::None, _) => (Err(Rejection::bad_gateway(&detail)), 0),
     };
     Fetched {
         result,
         others_may_have_acted: reached > answering,
     }
+}
+
+/// The latest answer an origin gave, which the client gets when the attempts
+/// end without a final one.
+enum LastAnswer {
+    None,
+    /// A 502-504, passed on as it is.
+    Usable(Answered),
+    /// One too long to read ([`AttemptError::TooLarge`]): a 502 saying so.
+    TooLarge(String),
 }
 
 /// What an attempt came to, for the origin's health and the retry rule, and for

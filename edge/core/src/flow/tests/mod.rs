@@ -270,6 +270,31 @@ fn an_answer_too_long_to_read_is_a_502_neither_retried_nor_held_against_its_orig
         }
     });
     assert_eq!(summary(&busy.get("/api/songs/1")), (200, "MISS", "ok"));
+    // The latest answer is what the client hears of: not an earlier 503, and
+    // not a 504 for a later attempt's time running out.
+    for (first, second) in [
+        (
+            ok(503, &[], "busy"),
+            err(AttemptError::TooLarge { status: 200 }),
+        ),
+        (
+            err(AttemptError::TooLarge { status: 503 }),
+            ok(200, &[], "slow").taking(5_000),
+        ),
+    ] {
+        let rig = Rig::new(2, move |seen, _| {
+            if seen.url.starts_with("http://o0") {
+                first.clone()
+            } else {
+                second.clone()
+            }
+        });
+        let answer = rig.get("/api/songs/1");
+        let body = String::from_utf8_lossy(&answer.body).into_owned();
+        assert_eq!(answer.status, 502, "{body}");
+        assert!(body.contains("max_origin_body_bytes"), "{body}");
+        assert_eq!(rig.seen().len(), 2);
+    }
 }
 
 #[test]
@@ -423,6 +448,30 @@ fn preconditions_only_an_origin_evaluates_are_sent_to_it() {
     }
     assert_eq!(summary(&rig.get("/api/songs/1")), (200, "HIT", "v2"));
     assert_eq!(rig.seen().len(), 3);
+    // The origin evaluates them all, in their order (RFC 9110 section 13.2.2).
+    let both = [("if-match", "\"v2\""), ("if-none-match", "\"v2\"")];
+    rig.send("GET", "/api/songs/1", &both, "");
+    let sent = rig.seen().pop().expect("sent to the origin");
+    assert_eq!(sent.headers.get("if-none-match"), Some("\"v2\""));
+}
+
+/// An edge that does not cache a read (here `cache=off`) forwards the client's
+/// conditionals (RFC 9110 section 13.2.1): the origin's 304 reaches the client.
+#[test]
+fn a_read_that_bypasses_the_cache_takes_its_conditionals_to_the_origin() {
+    let config = EdgeConfig {
+        origins: vec!["http://o0".into()],
+        cache: false,
+        ..EdgeConfig::default()
+    };
+    let rig = Rig::with_config(config, |seen, _| match seen.headers.get("if-none-match") {
+        Some("\"v1\"") => ok(304, &[("etag", "\"v1\"")], ""),
+        _ => ok(200, &[("etag", "\"v1\"")], "v1"),
+    });
+    let answer = rig.send("GET", "/api/songs/1", &[("if-none-match", "\"v1\"")], "");
+    assert_eq!(summary(&answer), (304, "BYPASS", ""));
+    let answer = rig.send("GET", "/api/songs/1", &[("if-none-match", "\"v0\"")], "");
+    assert_eq!(summary(&answer), (200, "BYPASS", "v1"));
 }
 
 #[test]
