@@ -367,13 +367,24 @@ pub const OVERRIDE_HEADERS: &[&str] = &[
 /// override routing or method. The edge adds `Via`. Conditional headers for
 /// revalidation are added by the caller.
 pub fn forward_headers(head: &RequestHead, behaviour: &Behaviour) -> Headers {
+    forward(head, behaviour, &[])
+}
+
+/// What a read that the cache does not answer sends: [`forward_headers`] and
+/// the client's [`PRECONDITIONS`] (its answer is never stored).
+pub fn bypass_headers(head: &RequestHead, behaviour: &Behaviour) -> Headers {
+    forward(head, behaviour, PRECONDITIONS)
+}
+
+/// [`forward_headers`], and on a read also the fields named in `also`.
+fn forward(head: &RequestHead, behaviour: &Behaviour, also: &[&str]) -> Headers {
     let mut forwarded = Headers::new();
     let read = is_read(&head.method);
     let mut client = head.headers.clone();
     client.remove_hop_by_hop();
     for (name, value) in client.iter() {
         let allowed = if read {
-            behaviour.headers.iter().any(|h| h == name)
+            behaviour.headers.iter().any(|h| h == name) || also.contains(&name)
         } else {
             !OVERRIDE_HEADERS.contains(&name)
         };

@@ -63,12 +63,8 @@ async fn fetch(mut request: Request, env: Env, ctx: Context) -> worker::Result<R
         edge.config.max_origin_body_bytes,
     ));
     let limit = edge.config.max_body_bytes;
-    let declared = head
-        .headers
-        .get("content-length")
-        .and_then(|length| length.trim().parse::<u64>().ok());
     let body = async move {
-        match body::request(&mut request, declared, limit).await {
+        match body::request(&mut request, limit).await {
             Ok(body) => Ok(body.into()),
             Err(BodyError::TooLong) => Err(Rejection::body_too_large(limit)),
             Err(BodyError::Failed(error)) => Err(Rejection::bad_body(&error.to_string())),

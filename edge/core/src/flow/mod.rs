@@ -33,7 +33,7 @@ use crate::headers::Headers;
 use crate::key::{CacheKey, generation_key, next_generation};
 use crate::origin::OriginHealth;
 use crate::request::{
-    PRECONDITIONS, ProxyKind, Rejection, RequestHead, Route, classify, forward_headers,
+    ProxyKind, Rejection, RequestHead, Route, bypass_headers, classify, forward_headers,
     origin_method,
 };
 use crate::serve::{
@@ -490,22 +490,17 @@ async fn fetch_read<I: EdgeIo>(
 }
 
 /// GET or HEAD that the cache must not answer: forwarded with the client's
-/// preconditions (see [`PRECONDITIONS`]), never stored.
+/// preconditions ([`bypass_headers`]), never stored.
 async fn bypass<I: EdgeIo>(edge: &Edge, io: &I, head: &RequestHead) -> EdgeResponse {
     if CacheControl::from_headers(&head.headers).only_if_cached {
         // No stored response may answer it, and only-if-cached keeps it from the origin.
         return respond::rejection(head, &Rejection::not_cached());
     }
     let behaviour = edge.behaviour(&head.path_and_query);
-    let mut headers = forward_headers(head, behaviour);
-    let mut client = head.headers.clone();
-    client.remove_hop_by_hop();
-    for &name in PRECONDITIONS {
-        for value in client.get_all(name) {
-            headers.append(name, value);
-        }
-    }
-    passed_on(head, fetch_read(edge, io, head, &headers).await)
+    passed_on(
+        head,
+        fetch_read(edge, io, head, &bypass_headers(head, behaviour)).await,
+    )
 }
 
 /// An origin's answer to a request the cache does not answer (a bypassed
