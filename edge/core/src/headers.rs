@@ -56,6 +56,13 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The `Content-Length` field's first value as a number (spaces around it
+    /// ignored), or the value itself when it is not one.
+    pub fn content_length(&self) -> Option<Result<u64, &str>> {
+        self.get("content-length")
+            .map(|value| value.trim().parse().map_err(|_| value))
+    }
+
     /// Every value of this name, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0
@@ -244,5 +251,22 @@ mod tests {
     fn wire_size_counts_separators() {
         assert_eq!(h(&[("ab", "cd")]).wire_size(), 8);
         assert_eq!(h(&[]).wire_size(), 0);
+    }
+
+    #[test]
+    fn content_length_is_a_number_or_the_value_that_is_not() {
+        assert_eq!(
+            h(&[("Content-Length", " 12 ")]).content_length(),
+            Some(Ok(12))
+        );
+        assert_eq!(
+            h(&[("content-length", "1e3")]).content_length(),
+            Some(Err("1e3"))
+        );
+        assert_eq!(
+            h(&[("content-length", "-1")]).content_length(),
+            Some(Err("-1"))
+        );
+        assert_eq!(h(&[("content-type", "a")]).content_length(), None);
     }
 }

@@ -204,9 +204,9 @@ pub fn classify(head: &RequestHead, config: &EdgeConfig) -> Route {
     if let Some(problem) = path_problem(&head.path_and_query) {
         return Route::Reject(Rejection::new(400, "bad_path", problem));
     }
-    if let Some(value) = head.headers.get("content-length") {
-        match value.trim().parse::<u64>() {
-            Err(_) => {
+    if let Some(length) = head.headers.content_length() {
+        match length {
+            Err(value) => {
                 return Route::Reject(Rejection::new(
                     400,
                     "bad_content_length",

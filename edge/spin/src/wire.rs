@@ -267,9 +267,7 @@ pub async fn origin_response(
 ) -> Result<(u16, Headers, Bytes), (u16, BodyError)> {
     let status = response.get_status_code();
     let headers = headers(&response.get_headers());
-    let declared = headers
-        .get("content-length")
-        .and_then(|length| length.parse().ok());
+    let declared = headers.content_length().and_then(Result::ok);
     let (_handled, handled_reader) = wit_future::new(|| Ok(()));
     let (contents, end) = Response::consume_body(response, handled_reader);
     let body = read_body(contents, end, limit, deadline, declared)

@@ -75,9 +75,7 @@ impl EdgeIo for WorkerIo {
             let mut response = Fetch::Request(outbound).send_with_signal(&signal).await?;
             let status = response.status_code();
             let headers = core_headers(response.headers());
-            let declared = headers
-                .get("content-length")
-                .and_then(|length| length.trim().parse::<u64>().ok());
+            let declared = headers.content_length().and_then(Result::ok);
             let body = body::response(&mut response, declared, most)
                 .await
                 .map_err(answer_failed(status))?;

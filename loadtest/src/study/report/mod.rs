@@ -401,10 +401,7 @@ fn sections(study: &StudyResults) -> Vec<Section> {
         },
         Section {
             heading: "Cache tiers".into(),
-            paragraphs: vec![
-                "The edge cache and Redis, each on and off, on the same pool at the same rate."
-                    .into(),
-            ],
+            paragraphs: vec![cdn::tiers_intro(study)],
             tables: vec![tier_table(study)],
             charts: Vec::new(),
         },

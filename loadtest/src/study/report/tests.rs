@@ -546,15 +546,15 @@ fn the_edge_against_the_pool_says_only_what_the_brackets_allow() {
     };
     let more = cdn_line(4500.0, Some(6000.0));
     assert!(
-        more.contains("The edge carried more than the pool alone: at least 1.5× (its lower bound over the pool's upper one)."),
+        more.contains("The edge carried more than the pool alone: at least 1.50× (its lower bound over the pool's upper one)."),
         "{more}"
     );
     // At the pool's upper bound exactly: the edge met a rate the pool missed.
     let at_bound = cdn_line(3000.0, Some(4000.0));
-    assert!(at_bound.contains("at least 1.0×"), "{at_bound}");
-    // "At least" rounds down: 4380 / 3000 = 1.46.
-    let rounded = cdn_line(4380.0, Some(5000.0));
-    assert!(rounded.contains("at least 1.4×"), "{rounded}");
+    assert!(at_bound.contains("at least 1.00×"), "{at_bound}");
+    // "At least" rounds down: 3205 / 3000 = 1.068.
+    let rounded = cdn_line(3205.0, Some(5000.0));
+    assert!(rounded.contains("at least 1.06×"), "{rounded}");
     let less = cdn_line(1000.0, Some(2000.0));
     assert!(
         less.contains("The edge carried less than the pool alone."),
@@ -588,4 +588,68 @@ fn the_edge_against_the_pool_says_only_what_the_brackets_allow() {
         nothing.contains("The edge carried less than the pool alone."),
         "{nothing}"
     );
+}
+
+/// A tier run at 400/s with the given requests at the origins (over 2 s) and CPU.
+fn tier(edge_cache: bool, redis: bool, origin_rate: f64, origins: f64, database: f64) -> TierRun {
+    let mut summary = summary(400.0, 9.0, 0);
+    summary.origin_requests = Some((origin_rate * summary.duration_s) as u64);
+    let cpu = summary.cpu.as_mut().expect("the fixture's summary has CPU");
+    cpu.instances = origins;
+    cpu.postgres = database;
+    TierRun {
+        edge_cache,
+        redis,
+        rate: 400.0,
+        summary,
+    }
+}
+
+#[test]
+fn the_cdn_sections_say_what_the_edge_cache_changed_at_the_origins() {
+    let mut study = study();
+    // As in a full study: behind Redis, a quarter fewer requests but the same CPU;
+    // without Redis, the CPU falls with the requests.
+    study.tiers = vec![
+        tier(true, true, 300.0, 0.092, 0.056),
+        tier(false, true, 400.0, 0.094, 0.056),
+        tier(true, false, 300.0, 0.084, 0.074),
+        tier(false, false, 400.0, 0.110, 0.102),
+    ];
+    let md = markdown(&study);
+    assert!(
+        md.contains(
+            "At 400/s, the edge cache changed the requests that reached the origins by -25% \
+             (400/s to 300/s), the origins' CPU by -2% (0.094 to 0.092 cores) and the \
+             database's by 0% (0.056 to 0.056)."
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "With Redis off, the edge cache changed the requests that reached the origins by \
+             -25% (400/s to 300/s), the origins' CPU by -24% (0.110 to 0.084 cores) and the \
+             database's by -27% (0.102 to 0.074)."
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("it saved the origins requests more than CPU"),
+        "{md}"
+    );
+
+    // When the CPU falls with the requests behind Redis too, nothing is explained away.
+    study.tiers[0] = tier(true, true, 300.0, 0.070, 0.042);
+    let md = markdown(&study);
+    assert!(
+        md.contains("the origins' CPU by -26% (0.094 to 0.070 cores)"),
+        "{md}"
+    );
+    assert!(!md.contains("more than CPU"), "{md}");
+
+    // Without the runs with Redis off, the tiers say only what ran.
+    study.tiers.truncate(2);
+    let md = markdown(&study);
+    assert!(md.contains("the origins' CPU by -26%"), "{md}");
+    assert!(!md.contains("With Redis off"), "{md}");
 }
