@@ -173,12 +173,17 @@ async fn run_fault(session: &mut Session, fault: Fault, rate: f64) -> anyhow::Re
     let repair_at = duration * 2 / 3;
     let victims = fault.victims(FAULT_POOL);
     let label = format!("fault-{}", fault.name());
-    let inject = async |stack: &mut stack::Stack| -> anyhow::Result<()> {
+    // Returns when, in seconds into the run, the repair began: for the database's
+    // restart, which is its own repair, when the restart returned.
+    let inject = async |stack: &mut stack::Stack| -> anyhow::Result<f64> {
         let began = tokio::time::Instant::now();
         tokio::time::sleep_until(began + fault_at).await;
         match fault {
             Fault::StopRedis => stack.stop_redis().await?,
-            Fault::RestartDatabase => stack.restart_database().await?,
+            Fault::RestartDatabase => {
+                stack.restart_database().await?;
+                return Ok(began.elapsed().as_secs_f64());
+            }
             _ => {
                 for &victim in &victims {
                     stack.kill_instance(victim)?;
@@ -188,12 +193,11 @@ async fn run_fault(session: &mut Session, fault: Fault, rate: f64) -> anyhow::Re
         tokio::time::sleep_until(began + repair_at).await;
         match fault {
             Fault::StopRedis => stack.start_redis().await?,
-            Fault::RestartDatabase => {}
             _ => stack.restart_instances(&victims).await?,
         }
-        Ok(())
+        Ok(repair_at.as_secs_f64())
     };
-    let (results, mut summary) = session
+    let (results, mut summary, repair_at_s) = session
         .measure_during(
             &label,
             &url,
@@ -221,7 +225,7 @@ async fn run_fault(session: &mut Session, fault: Fault, rate: f64) -> anyhow::Re
         .to_owned(),
         rate,
         fault_at_s: fault_second,
-        repair_at_s: repair_at.as_secs_f64(),
+        repair_at_s,
         summary,
         reads: ClassSummary::of_endpoints(&results, |name| !is_write(name))?,
         writes: ClassSummary::of_endpoints(&results, is_write)?,

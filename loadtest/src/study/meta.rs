@@ -13,8 +13,9 @@ pub struct Meta {
     pub cores: usize,
     pub memory_gib: f64,
     pub cpu_model: String,
-    /// The 1-minute load average when the study started and when it ended:
-    /// other work on the machine shows up in every figure.
+    /// The 1-minute load average before the calibration (so before the study's
+    /// own load) and when the study ended: other work on the machine shows up in
+    /// every figure.
     #[serde(default)]
     pub load_average_start: Option<f64>,
     #[serde(default)]
@@ -34,6 +35,10 @@ pub struct Meta {
     /// The origin instances' CPU quota and how it was chosen.
     #[serde(default)]
     pub quota: Option<QuotaChoice>,
+    /// How long the generator waits for a response before counting a timeout: a
+    /// percentile at or above it is the timeout, not a latency.
+    #[serde(default)]
+    pub client_timeout_ms: Option<f64>,
     pub configuration: Vec<(String, String)>,
 }
 
@@ -68,6 +73,7 @@ impl Meta {
         profile: &ProfileSettings,
         calibration: Option<Result<CalibrationFigure, String>>,
         quota: QuotaChoice,
+        load_average_start: Option<f64>,
     ) -> Self {
         let git_revision = git_revision();
         let memory_kib = memory_kib();
@@ -81,7 +87,7 @@ impl Meta {
                 .unwrap_or(1),
             memory_gib: memory_kib / 1024.0 / 1024.0,
             cpu_model,
-            load_average_start: load_average(),
+            load_average_start,
             load_average_end: None,
             profile: profile_name(args),
             slo_ms: args.slo_ms,
@@ -89,6 +95,7 @@ impl Meta {
             backend: config.backend,
             calibration,
             quota: Some(quota),
+            client_timeout_ms: None,
             configuration,
         }
     }
@@ -212,13 +219,21 @@ fn healthy_start(profile: &ProfileSettings) -> String {
 
 /// How long the fixed-rate, fault and tier runs last.
 fn run_durations(profile: &ProfileSettings) -> String {
+    let fixed = if profile.full_original_counts {
+        let seconds: Vec<String> = super::profile::ORIGINAL_SUMMARY
+            .iter()
+            .map(|row| format!("{}", row.requests as f64 / super::profile::ORIGINAL_RATE))
+            .collect();
+        format!(
+            "the original's request counts at {}/s: {}",
+            super::profile::ORIGINAL_RATE,
+            seconds.join(", ")
+        )
+    } else {
+        profile.fixed_duration.as_secs_f64().to_string()
+    };
     format!(
-        "{} s, {} s (fault at 1/3, repair at 2/3), {} s",
-        if profile.full_original_counts {
-            "the original's request counts at 400/s:".to_owned()
-        } else {
-            profile.fixed_duration.as_secs_f64().to_string()
-        },
+        "{fixed} s, {} s (fault at 1/3, repair at 2/3), {} s",
         profile.fault_duration.as_secs_f64(),
         profile.tier_duration.as_secs_f64()
     )

@@ -130,6 +130,8 @@ impl Session {
         );
 
         let config = stack_config(args, &out, &seed_scale, &quota)?;
+        // Before the calibration's own load (both cores for its seconds) and the stack's start.
+        let load_average_start = super::meta::load_average();
         let calibration = calibrate(args, &profile, started).await;
         let (driver, prober) = driver(&seed_scale, &config.jwt_secret, out.join("runs"))?;
 
@@ -144,7 +146,15 @@ impl Session {
         let stack = Stack::up(config.clone())
             .await
             .context("bringing up the local stack")?;
-        let meta = Meta::collect(args, &config, &profile, calibration, quota.clone());
+        let mut meta = Meta::collect(
+            args,
+            &config,
+            &profile,
+            calibration,
+            quota.clone(),
+            load_average_start,
+        );
+        meta.client_timeout_ms = Some(driver.scenario.timeout.as_secs_f64() * 1e3);
         let mut session = Self {
             args: args.clone(),
             profile,
@@ -265,20 +275,22 @@ impl Session {
         schedule: Schedule,
         quiet: bool,
     ) -> anyhow::Result<(RunResults, RunSummary)> {
-        self.measure_during(label, url, schedule, quiet, async |_| Ok(()))
-            .await
+        let (results, summary, ()) = self
+            .measure_during(label, url, schedule, quiet, async |_| Ok(()))
+            .await?;
+        Ok((results, summary))
     }
 
     /// [`measure`](Self::measure) with `action` run against the stack while the load runs
-    /// (a fault and its repair).
-    pub async fn measure_during(
+    /// (a fault and its repair), and what the action returned.
+    pub async fn measure_during<T>(
         &mut self,
         label: &str,
         url: &str,
         schedule: Schedule,
         quiet: bool,
-        action: impl AsyncFnOnce(&mut Stack) -> anyhow::Result<()>,
-    ) -> anyhow::Result<(RunResults, RunSummary)> {
+        action: impl AsyncFnOnce(&mut Stack) -> anyhow::Result<T>,
+    ) -> anyhow::Result<(RunResults, RunSummary, T)> {
         let start = self.settle(url).await?;
         let client = observe::stack_client();
         let instances = self.stack.instance_urls();
@@ -286,7 +298,7 @@ impl Session {
         let cpu_before = observe::cpu_snapshot(&mut self.stack);
         let options = self.driver.options(label, url, schedule, quiet).await?;
         let load = tokio::spawn(crate::runner::run(options));
-        action(&mut self.stack).await?;
+        let acted = action(&mut self.stack).await?;
         let results = load.await.context("the load task")?;
         let cpu_after = observe::cpu_snapshot(&mut self.stack);
         let counts_after = observe::origin_counts(&client, &instances).await;
@@ -295,7 +307,7 @@ impl Session {
         summary.start = Some(start);
         summary.cpu = Some(cpu_before.until(&cpu_after, self.quota.per_instance));
         summary.origin_requests = Some(observe::requests_between(&counts_before, &counts_after));
-        Ok((results, summary))
+        Ok((results, summary, acted))
     }
 
     /// True when a read or write endpoint name is one of the mix's writes.

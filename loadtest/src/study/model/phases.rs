@@ -75,6 +75,8 @@ pub struct FaultRun {
     pub through: String,
     pub rate: f64,
     pub fault_at_s: f64,
+    /// When the repair began, in seconds into the run; for a restart of the
+    /// database, which repairs itself, when the restart returned.
     pub repair_at_s: f64,
     pub summary: RunSummary,
     pub reads: ClassSummary,

@@ -5,6 +5,7 @@
 pub mod cdn;
 pub mod charts;
 pub mod database;
+mod scaling;
 pub mod tables;
 #[cfg(test)]
 mod tests;
@@ -12,8 +13,9 @@ mod tests;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::model::{CpuUse, StudyResults};
+use super::model::StudyResults;
 use charts::{capacity_chart, cpu_chart, fault_charts, latency_chart, percentile_chart};
+use scaling::scaling_verdict;
 use tables::{
     capacity_table, config_table, cpu_table, fault_table, performance_summary, phase_table,
     tier_table,
@@ -97,7 +99,7 @@ fn header_lines(study: &StudyResults) -> Vec<String> {
             meta.cores, meta.cpu_model, meta.memory_gib
         ),
         format!(
-            "Machine load (1-minute load average) at the start: {}, at the end: {} (work from other processes on this machine is noise in every figure below)",
+            "Machine load (1-minute load average) before the calibration: {}, at the end (the study's own load in it): {} (work from other processes on this machine is noise in every figure below; the CPU table's \"other processes\" measures it per step)",
             meta.load_average_start
                 .map_or("unknown".into(), |load| format!("{load:.2}")),
             meta.load_average_end
@@ -179,36 +181,6 @@ fn health_line(study: &StudyResults) -> String {
     }
 }
 
-/// How far the pool scaled, against the shape to reach, and what stopped it if it fell short.
-fn scaling_verdict(study: &StudyResults) -> String {
-    let Some((largest, factor)) = study.scaling_factor() else {
-        return "The pool sizes' capacities cannot be compared (no capacity at one instance)."
-            .into();
-    };
-    let target = if study.meta.profile == "full" {
-        8.0
-    } else {
-        6.0
-    };
-    let mut text = format!(
-        "{largest} instances carried {factor:.1}× the capacity of one (the shape to reach on a 2-core machine: at least 8× in the full profile, 6× in the quick one)."
-    );
-    if factor < target {
-        let why = study
-            .scaling
-            .last()
-            .and_then(|result| result.knee(study.meta.slo_ms))
-            .and_then(|knee| knee.cpu.as_ref())
-            .map_or("no CPU figures at its knee".into(), CpuUse::bottleneck);
-        let _ = write!(
-            text,
-            " Short of {target:.0}×: at the knee of {largest} instances, {why}."
-        );
-    }
-    text.push_str(&superlinear_note(study));
-    text
-}
-
 /// A configuration whose pool cannot carry the original's rate under this study's quota
 /// fails at it: say so where its row is, so that no reader takes the quota's limit for
 /// a failure the original avoided (the original gave each service a machine).
@@ -248,49 +220,6 @@ fn overload_note(study: &StudyResults) -> String {
     )
 }
 
-/// A capacity above the linear line from one instance is an artefact, not an instance that
-/// works harder in a larger pool: say what causes it, so no reader takes it as a result.
-fn superlinear_note(study: &StudyResults) -> String {
-    let Some(first) = study.scaling.first() else {
-        return String::new();
-    };
-    let per_instance = first.capacity_rps / first.instances.max(1) as f64;
-    if per_instance <= 0.0 {
-        return String::new();
-    }
-    let above: Vec<String> = study
-        .scaling
-        .iter()
-        .skip(1)
-        .map(|result| {
-            (
-                result.instances,
-                result.capacity_rps / (per_instance * result.instances as f64),
-            )
-        })
-        .filter(|(_, efficiency)| *efficiency > 1.1)
-        .map(|(instances, efficiency)| format!("{instances} instances: {:.0}%", efficiency * 100.0))
-        .collect();
-    if above.is_empty() {
-        return String::new();
-    }
-    let margin = first
-        .resolution(study.meta.slo_ms)
-        .map_or(String::new(), |resolution| {
-            format!(
-                " (one instance's may be up to {:.0}% higher)",
-                resolution * 100.0
-            )
-        });
-    format!(
-        " Efficiency above 100 % ({}) does not mean an instance carries more in a larger pool: \
-         each capacity is a lower bound known only within its own margin{margin}, and an instance \
-         held to a thin CPU quota waits out throttling in every CFS period, a wait that sets one \
-         instance's p99 but is spread over many in a pool. Compare pool sizes with those margins.",
-        above.join(", ")
-    )
-}
-
 fn capacity_intro(study: &StudyResults) -> String {
     let step = study
         .meta
@@ -317,7 +246,8 @@ fn fault_intro(study: &StudyResults) -> String {
         .map_or("the edge", |fault| fault.through.as_str());
     format!(
         "Load through {through}, on {} instances, each run from the whole pool (anything a fault left down is repaired first) \
-         and a healthy, idle stack; fault at 1/3 of each run and repair at 2/3. \
+         and a healthy, idle stack; fault at 1/3 of each run and repair at 2/3 \
+         (a restart of the database is its own repair: its charts mark when it returned). \
          Reads (song, comments, feed) and writes (post, patch, delete) are counted apart: \
          the design promises different things for each. \
          \"Clean after\" counts seconds from the fault until every later second had no error of that side \

@@ -51,7 +51,7 @@ pub fn performance_summary(study: &StudyResults) -> Table {
             ours.requests.to_string(),
             percent(ours.error_rate),
             ms(ours.p50_ms),
-            ms(ours.p99_ms),
+            latency_or_timeout(ours.p99_ms, study.meta.client_timeout_ms),
             ms(ours.mean_ms),
             rate(ours.throughput),
             started(ours),
@@ -61,6 +61,15 @@ pub fn performance_summary(study: &StudyResults) -> Table {
         ]);
     }
     table
+}
+
+/// A percentile, or, at or above the client's timeout, that it is the timeout: a
+/// request that timed out is counted at the time it was given up on.
+fn latency_or_timeout(value_ms: f64, timeout_ms: Option<f64>) -> String {
+    match timeout_ms {
+        Some(timeout) if value_ms >= timeout => format!("≥ {} (the client's timeout)", ms(timeout)),
+        _ => ms(value_ms),
+    }
 }
 
 /// The capacity the study measured for a pool of `instances`, when the original's rate is

@@ -1,0 +1,198 @@
+//! The capacity section's verdict: how far the pool scaled (with the factor the
+//! searches' brackets allow), what stopped it, and what a capacity above the linear
+//! line or one met within its noise means.
+
+use std::fmt::Write as _;
+
+use super::{ms, rate};
+use crate::study::model::{CpuUse, ScalingResult, StudyResults};
+
+/// How far the pool scaled, against the shape to reach, and what stopped it if it fell short.
+pub(super) fn scaling_verdict(study: &StudyResults) -> String {
+    let Some((largest, factor)) = study.scaling_factor() else {
+        return "The pool sizes' capacities cannot be compared (no capacity at one instance)."
+            .into();
+    };
+    let target = if study.meta.profile == "full" {
+        8.0
+    } else {
+        6.0
+    };
+    let mut text = format!(
+        "{largest} instances carried {factor:.1}× the capacity of one{}. The shape to reach on a 2-core machine: at least 8× in the full profile, 6× in the quick one.",
+        factor_bracket(study)
+    );
+    if factor < target {
+        let why = study
+            .scaling
+            .last()
+            .and_then(|result| result.knee(study.meta.slo_ms))
+            .and_then(|knee| knee.cpu.as_ref())
+            .map_or("no CPU figures at its knee".into(), CpuUse::bottleneck);
+        let _ = write!(
+            text,
+            " Short of {target:.0}×: at the knee of {largest} instances, {why}."
+        );
+    }
+    text.push_str(&superlinear_note(study));
+    text.push_str(&marginal_note(study));
+    text
+}
+
+/// The scaling factor as the two searches' brackets allow it: from the largest pool's
+/// capacity over the rate one instance missed, to the rate the largest pool missed over
+/// one instance's capacity.
+fn factor_bracket(study: &StudyResults) -> String {
+    let slo_ms = study.meta.slo_ms;
+    let (Some(first), Some(last)) = (study.scaling.first(), study.scaling.last()) else {
+        return String::new();
+    };
+    let (Some(first_missed), Some(last_missed)) = (first.knee(slo_ms), last.knee(slo_ms)) else {
+        return String::new();
+    };
+    if first.capacity_rps <= 0.0 || first_missed.offered_rate <= 0.0 {
+        return String::new();
+    }
+    // Outward to the tenth: a bracket must not narrow in the rounding.
+    format!(
+        " (the searches' brackets allow {:.1}× to {:.1}×, in one run)",
+        (last.capacity_rps / first_missed.offered_rate * 10.0).floor() / 10.0,
+        (last_missed.offered_rate / first.capacity_rps * 10.0).ceil() / 10.0
+    )
+}
+
+/// A capacity above the linear line from one instance: say whether the search's brackets
+/// allow it, and give each pool's CPU per request at capacity, the figure that differs
+/// when every pool ran at its quota, so no reader takes the line's excess as a result.
+fn superlinear_note(study: &StudyResults) -> String {
+    let slo_ms = study.meta.slo_ms;
+    let Some(first) = study.scaling.first() else {
+        return String::new();
+    };
+    let instances = |result: &ScalingResult| result.instances.max(1) as f64;
+    let per_instance = first.capacity_rps / instances(first);
+    if per_instance <= 0.0 {
+        return String::new();
+    }
+    let above: Vec<&ScalingResult> = study
+        .scaling
+        .iter()
+        .skip(1)
+        .filter(|result| result.capacity_rps / (per_instance * instances(result)) > 1.1)
+        .collect();
+    if above.is_empty() {
+        return String::new();
+    }
+    let efficiencies: Vec<String> = above
+        .iter()
+        .map(|result| {
+            format!(
+                "{} instances: {:.0}%",
+                result.instances,
+                result.capacity_rps / (per_instance * instances(result)) * 100.0
+            )
+        })
+        .collect();
+    // One instance's capacity lies below the rate it missed; n times that bound is the
+    // most n instances could carry at one instance's rate.
+    let margins = match first.knee(slo_ms) {
+        Some(knee) => {
+            let upper = knee.offered_rate / instances(first);
+            if above
+                .iter()
+                .all(|result| upper * instances(result) >= result.capacity_rps)
+            {
+                format!(
+                    "is within the search's margins: one instance's capacity lies below {}, \
+                     and that many times it reaches each of these pools' capacities",
+                    rate(upper)
+                )
+            } else {
+                format!(
+                    "is more than the search's margins allow: one instance's capacity lies \
+                     below {}, and that many times it falls short of {}",
+                    rate(upper),
+                    above
+                        .iter()
+                        .filter(|result| upper * instances(result) < result.capacity_rps)
+                        .map(|result| format!(
+                            "{} instances' {}",
+                            result.instances,
+                            rate(result.capacity_rps)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                )
+            }
+        }
+        None => "has no margin to rest on (no step of one instance missed)".into(),
+    };
+    let cpu_per_request: Vec<String> = study
+        .scaling
+        .iter()
+        .filter_map(|result| {
+            let step = result.at_capacity(slo_ms)?;
+            let cpu = step.cpu.as_ref()?;
+            (step.offered_rate > 0.0).then(|| {
+                format!(
+                    "{}: {:.0} µs",
+                    result.instances,
+                    cpu.instances / step.offered_rate * 1e6
+                )
+            })
+        })
+        .collect();
+    let cpu = if cpu_per_request.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " The origins' CPU per request at each pool's capacity (instances: CPU) was {}; \
+             where every pool ran at its quota, a lower figure is what let a pool carry more \
+             per instance, and this study does not measure why it was lower.",
+            cpu_per_request.join(", ")
+        )
+    };
+    format!(
+        " Efficiency above 100 % ({}) {margins}.{cpu}",
+        efficiencies.join(", ")
+    )
+}
+
+/// "1 instance's", "5 instances'".
+fn possessive(instances: usize) -> String {
+    if instances == 1 {
+        "1 instance's".into()
+    } else {
+        format!("{instances} instances'")
+    }
+}
+
+/// Capacities whose step met the objective by less than twice its p99's noise (the
+/// standard error of its per-second p99s): a second run may place them a step lower.
+fn marginal_note(study: &StudyResults) -> String {
+    let slo_ms = study.meta.slo_ms;
+    let marginal: Vec<String> = study
+        .scaling
+        .iter()
+        .filter_map(|result| {
+            let step = result.at_capacity(slo_ms)?;
+            let noise = step.p99_noise_ms?;
+            (slo_ms - step.p99_ms < 2.0 * noise).then(|| {
+                format!(
+                    "{} (p99 {}, noise ±{})",
+                    possessive(result.instances),
+                    ms(step.p99_ms),
+                    ms(noise)
+                )
+            })
+        })
+        .collect();
+    if marginal.is_empty() {
+        return String::new();
+    }
+    format!(
+        " Marginal: {} capacity met the objective by less than twice its p99's noise (the \
+         standard error of the step's per-second p99s); a second run may place it a step lower.",
+        marginal.join(", ")
+    )
+}
