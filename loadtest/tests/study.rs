@@ -198,6 +198,19 @@ fn quick_study_writes_a_complete_report() {
             >= edge_off["summary"]["requests"].as_u64().unwrap(),
         "{edge_off}"
     );
+    // The origins' own Redis counters: with Redis on they found keys; with it stopped
+    // they never asked.
+    let lookups = &edge_off["summary"]["origin_cache"];
+    assert!(lookups["hits"].as_u64().unwrap() > 0, "{edge_off}");
+    let redis_off = tiers
+        .iter()
+        .find(|tier| tier["edge_cache"] == false && tier["redis"] == false)
+        .unwrap();
+    assert_eq!(
+        redis_off["summary"]["origin_cache"]["hits"].as_u64(),
+        Some(0),
+        "{redis_off}"
+    );
     // The database tier: both backends in the query table and in the capacity, in one run.
     let tier = &results["database_tier"];
     assert_eq!(tier["problems"].as_array().unwrap().len(), 0, "{tier}");

@@ -125,6 +125,12 @@ pub async fn search_steps(
             )
             .await?;
         let passed = summary.meets(session.objective_ms());
+        let redis = summary
+            .origin_cache
+            .and_then(|lookups| lookups.hit_ratio())
+            .map_or(String::new(), |ratio| {
+                format!(", origins' Redis hits {:.0}%", ratio * 100.0)
+            });
         let cpu = summary.cpu.as_ref().map_or(String::new(), |cpu| {
             format!(
                 ", CPU: pool {:.2}, nginx {:.2}, edge {:.2}, generator {:.2}, the rest {:.2}",
@@ -136,7 +142,7 @@ pub async fn search_steps(
             )
         });
         session.step(&format!(
-            "  {rate:>8.0}/s -> p99 {:>8.2} ms, errors {:.3}%, dropped {:.2}%: {}{cpu}",
+            "  {rate:>8.0}/s -> p99 {:>8.2} ms, errors {:.3}%, dropped {:.2}%: {}{cpu}{redis}",
             summary.p99_ms,
             summary.error_rate * 100.0,
             summary.dropped_rate * 100.0,

@@ -141,7 +141,7 @@ async fn instances_nginx_skips(client: &HttpClient, stack: &Stack) -> Option<Str
         .zip(&after)
         .enumerate()
         .filter(|(_, (before, after))| match (before, after) {
-            (Some(before), Some(after)) => after <= before,
+            (Some(before), Some(after)) => after.requests <= before.requests,
             _ => true,
         })
         .map(|(position, _)| (position + 1).to_string())

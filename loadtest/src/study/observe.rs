@@ -1,13 +1,13 @@
 //! What the stack did during a run, seen from outside it: the CPU each part used (process
-//! groups in /proc, see `stack::cpu`) and the requests the origin instances answered
-//! (their own counters at `/metrics`).
+//! groups in /proc, see `stack::cpu`), and the requests the origin instances answered
+//! and their Redis lookups (their own counters at `/metrics`).
 
 use std::time::{Duration, Instant};
 
 use stack::Stack;
 use stack::probe::HttpClient;
 
-use super::model::CpuUse;
+use super::model::{CacheLookups, CpuUse};
 
 /// The process groups of the stack's parts at one moment.
 #[derive(Debug, Clone, Default)]
@@ -135,16 +135,51 @@ impl CpuSnapshot {
     }
 }
 
-/// Requests the origin instances have answered so far on the API (their
-/// `origin_http_requests_total` for `/api` routes), one figure per instance; `None` for
-/// an instance that did not answer.
-pub async fn origin_counts(client: &HttpClient, instance_urls: &[String]) -> Vec<Option<u64>> {
+/// One instance's own counters at `/metrics`: its `/api` requests and its Redis lookups.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OriginCounts {
+    pub requests: u64,
+    pub cache: CacheLookups,
+}
+
+impl OriginCounts {
+    /// Reads one instance's Prometheus text.
+    pub fn parse(metrics: &str) -> Self {
+        let mut counts = Self::default();
+        for line in metrics.lines() {
+            let Some(value) = line
+                .rsplit_once(' ')
+                .and_then(|(_, value)| value.trim().parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if line.starts_with("origin_http_requests_total{") && line.contains("route=\"/api") {
+                counts.requests += value;
+            } else if line.starts_with("origin_cache_lookups_total{") {
+                if line.contains("outcome=\"hit\"") {
+                    counts.cache.hits += value;
+                } else if line.contains("outcome=\"miss\"") {
+                    counts.cache.misses += value;
+                } else if line.contains("outcome=\"bypass\"") {
+                    counts.cache.bypasses += value;
+                }
+            }
+        }
+        counts
+    }
+}
+
+/// Each instance's counters, `None` for one that did not answer.
+pub async fn origin_counts(
+    client: &HttpClient,
+    instance_urls: &[String],
+) -> Vec<Option<OriginCounts>> {
     let mut counts = Vec::with_capacity(instance_urls.len());
     for url in instance_urls {
         let count = match client.get(&format!("{url}/metrics")).await {
-            Ok(response) if response.status == 200 => {
-                Some(api_requests(&String::from_utf8_lossy(&response.body)))
-            }
+            Ok(response) if response.status == 200 => Some(OriginCounts::parse(
+                &String::from_utf8_lossy(&response.body),
+            )),
             _ => None,
         };
         counts.push(count);
@@ -152,24 +187,22 @@ pub async fn origin_counts(client: &HttpClient, instance_urls: &[String]) -> Vec
     counts
 }
 
-/// Sums the `/api` request counters of one instance's Prometheus text.
-pub fn api_requests(metrics: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|line| {
-            line.starts_with("origin_http_requests_total{") && line.contains("route=\"/api")
-        })
-        .filter_map(|line| line.rsplit_once(' ')?.1.trim().parse::<u64>().ok())
-        .sum()
-}
-
 /// The total of `later - earlier` over instances present in both.
-pub fn requests_between(earlier: &[Option<u64>], later: &[Option<u64>]) -> u64 {
-    earlier
-        .iter()
-        .zip(later)
-        .filter_map(|(before, after)| Some(after.as_ref()?.saturating_sub(*before.as_ref()?)))
-        .sum()
+pub fn counts_between(
+    earlier: &[Option<OriginCounts>],
+    later: &[Option<OriginCounts>],
+) -> OriginCounts {
+    let mut total = OriginCounts::default();
+    for (before, after) in earlier.iter().zip(later) {
+        let (Some(before), Some(after)) = (before, after) else {
+            continue;
+        };
+        total.requests += after.requests.saturating_sub(before.requests);
+        total.cache.hits += after.cache.hits.saturating_sub(before.cache.hits);
+        total.cache.misses += after.cache.misses.saturating_sub(before.cache.misses);
+        total.cache.bypasses += after.cache.bypasses.saturating_sub(before.cache.bypasses);
+    }
+    total
 }
 
 /// A client for the stack's own endpoints (metrics, readiness).
@@ -211,14 +244,49 @@ mod tests {
             origin_http_requests_total{route=\"/api/songs/{song_id}/comments\",method=\"POST\",status=\"201\"} 7\n\
             origin_http_requests_total{route=\"/readyz\",method=\"GET\",status=\"200\"} 50\n\
             origin_http_request_duration_seconds_count{route=\"/api/songs/{song_id}\",method=\"GET\",status=\"200\"} 120\n";
-        assert_eq!(api_requests(metrics), 127);
-        assert_eq!(api_requests(""), 0);
+        assert_eq!(OriginCounts::parse(metrics).requests, 127);
+        assert_eq!(OriginCounts::parse(""), OriginCounts::default());
     }
 
     #[test]
-    fn requests_between_skips_instances_that_did_not_answer() {
-        let before = [Some(10), Some(5), None];
-        let after = [Some(25), None, Some(7)];
-        assert_eq!(requests_between(&before, &after), 15);
+    fn counts_between_skips_instances_that_did_not_answer() {
+        let counts = |requests, hits, misses| {
+            Some(OriginCounts {
+                requests,
+                cache: CacheLookups {
+                    hits,
+                    misses,
+                    bypasses: 0,
+                },
+            })
+        };
+        let before = [counts(10, 4, 1), counts(5, 0, 0), None];
+        let after = [counts(25, 14, 3), None, counts(7, 2, 0)];
+        let total = counts_between(&before, &after);
+        assert_eq!(total.requests, 15);
+        assert_eq!((total.cache.hits, total.cache.misses), (10, 2));
+    }
+
+    #[test]
+    fn an_instance_s_metrics_give_its_api_requests_and_redis_lookups() {
+        let text = "# HELP origin_http_requests_total Requests.\n\
+            origin_http_requests_total{route=\"/api/songs/{song_id}\",method=\"GET\",status=\"200\"} 12\n\
+            origin_http_requests_total{route=\"/api/songs/{song_id}/comments\",method=\"POST\",status=\"201\"} 3\n\
+            origin_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 40\n\
+            origin_cache_lookups_total{kind=\"song\",outcome=\"hit\"} 9\n\
+            origin_cache_lookups_total{kind=\"page\",outcome=\"hit\"} 1\n\
+            origin_cache_lookups_total{kind=\"song\",outcome=\"miss\"} 2\n\
+            origin_cache_lookups_total{kind=\"feed\",outcome=\"bypass\"} 5\n";
+        let counts = OriginCounts::parse(text);
+        assert_eq!(counts.requests, 15);
+        assert_eq!(
+            counts.cache,
+            CacheLookups {
+                hits: 10,
+                misses: 2,
+                bypasses: 5
+            }
+        );
+        assert_eq!(counts.cache.hit_ratio(), Some(10.0 / 17.0));
     }
 }

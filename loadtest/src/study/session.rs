@@ -306,7 +306,9 @@ impl Session {
         let mut summary = RunSummary::of(&results);
         summary.start = Some(start);
         summary.cpu = Some(cpu_before.until(&cpu_after, self.quota.per_instance));
-        summary.origin_requests = Some(observe::requests_between(&counts_before, &counts_after));
+        let origins = observe::counts_between(&counts_before, &counts_after);
+        summary.origin_requests = Some(origins.requests);
+        summary.origin_cache = Some(origins.cache);
         Ok((results, summary, acted))
     }
 

@@ -45,6 +45,27 @@ pub struct RunSummary {
     /// Requests the origin instances answered during the run (their own counters).
     #[serde(default)]
     pub origin_requests: Option<u64>,
+    /// The origin instances' Redis lookups during the run (their own counters): how
+    /// much of the run's work the database did depends on it.
+    #[serde(default)]
+    pub origin_cache: Option<CacheLookups>,
+}
+
+/// Cache lookups of the origins' Redis: found, not found (the database answered and
+/// the answer was stored), and not asked (Redis away or skipped after a failure).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheLookups {
+    pub hits: u64,
+    pub misses: u64,
+    pub bypasses: u64,
+}
+
+impl CacheLookups {
+    /// Hits over every lookup; `None` without lookups.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let all = self.hits + self.misses + self.bypasses;
+        (all > 0).then(|| self.hits as f64 / all as f64)
+    }
 }
 
 impl RunSummary {
@@ -72,6 +93,7 @@ impl RunSummary {
             cpu: None,
             cache: results.cache,
             origin_requests: None,
+            origin_cache: None,
         }
     }
 

@@ -125,6 +125,7 @@ fn error_noise_never_reads_zero_as_exact() {
         cpu: None,
         cache: CacheCounts::default(),
         origin_requests: Some(400),
+        origin_cache: None,
     };
     assert!((summary.error_rate_noise() - 3.0 / 800.0).abs() < 1e-12);
     summary.errors = 8;

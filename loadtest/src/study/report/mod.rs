@@ -230,7 +230,9 @@ fn capacity_intro(study: &StudyResults) -> String {
     format!(
         "Highest arrival rate with p99 < {} ms, errors < 0.1 % and no dropped arrivals, straight to nginx (no edge cache in the way), every step from a healthy, idle stack.{step} \
          \"Known within\": the true capacity lies below the first rate that missed the objective. \
-         \"At the knee\": which part ran out of CPU at that first rate over.",
+         \"At the knee\": which part ran out of CPU at that first rate over. \
+         \"Origins' Redis hits\": the share of the origins' Redis lookups that found their key \
+         in that step (the others went to the database); it sets how much work a request costs.",
         study.meta.slo_ms
     )
 }

@@ -95,6 +95,7 @@ pub fn capacity_table(study: &StudyResults) -> Table {
         "p99 at capacity",
         "Steps",
         "At the knee",
+        "Origins' Redis hits at capacity",
     ]);
     let base = study
         .scaling
@@ -123,9 +124,18 @@ pub fn capacity_table(study: &StudyResults) -> Table {
                 result.steps.len().to_string()
             },
             cells.knee,
+            redis_hits(result.at_capacity(slo)),
         ]);
     }
     table
+}
+
+/// The share of the origins' Redis lookups that found their key during a run: how much
+/// of its work reached the database.
+fn redis_hits(run: Option<&RunSummary>) -> String {
+    run.and_then(|run| run.origin_cache)
+        .and_then(|lookups| lookups.hit_ratio())
+        .map_or("—".into(), |ratio| format!("{:.1}%", ratio * 100.0))
 }
 
 /// The cells every capacity row has, whichever table it is in: the capacity, how closely
@@ -196,6 +206,7 @@ pub fn tier_table(study: &StudyResults) -> Table {
         "Edge hit ratio",
         "Reached the origins",
         "Origin pool CPU",
+        "Origins' Redis hits",
         "Start",
     ]);
     for tier in &study.tiers {
@@ -220,6 +231,7 @@ pub fn tier_table(study: &StudyResults) -> Table {
             s.cpu
                 .as_ref()
                 .map_or("—".into(), |cpu| cores(cpu.instances)),
+            redis_hits(Some(s)),
             started(s),
         ]);
     }

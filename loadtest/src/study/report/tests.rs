@@ -5,8 +5,8 @@ use super::*;
 use crate::recorder::{CacheCounts, ErrorClass, ErrorCounts, Second};
 use crate::study::meta::{CalibrationFigure, Meta, QuotaChoice};
 use crate::study::model::{
-    ClassSummary, CpuUse, FaultRun, FixedRun, HealthCheck, PhaseTime, RunSummary, ScalingResult,
-    TierRun, WriteCheck,
+    CacheLookups, ClassSummary, CpuUse, FaultRun, FixedRun, HealthCheck, PhaseTime, RunSummary,
+    ScalingResult, TierRun, WriteCheck,
 };
 use crate::study::profile::ORIGINAL_SUMMARY;
 
@@ -32,6 +32,12 @@ fn summary(rate: f64, p99_ms: f64, errors: u64) -> RunSummary {
         cpu: Some(cpu(rate)),
         cache: CacheCounts::default(),
         origin_requests: Some((rate * 2.0) as u64),
+        // Three quarters of the origins' Redis lookups found.
+        origin_cache: Some(CacheLookups {
+            hits: (rate * 1.5) as u64,
+            misses: (rate * 0.5) as u64,
+            bypasses: 0,
+        }),
     }
 }
 
@@ -701,4 +707,21 @@ fn a_percentile_at_the_client_s_timeout_is_said_to_be_the_timeout() {
     // Below the timeout a percentile is a latency.
     study.fixed[0].ours = summary(400.0, 1999.0, 0);
     assert!(!markdown(&study).contains("the client's timeout"));
+}
+
+#[test]
+fn the_origins_redis_hits_are_given_at_each_capacity_and_tier() {
+    let md = markdown(&study());
+    assert!(md.contains("| Origins' Redis hits at capacity |"), "{md}");
+    // The fixture's origins found three quarters of their keys in every run.
+    let capacity_rows = md
+        .lines()
+        .filter(|line| line.ends_with("| 75.0% |"))
+        .count();
+    assert_eq!(capacity_rows, 3, "{md}");
+    assert!(md.contains("| 75.0% | healthy |"), "{md}");
+    // A run whose origins were not asked says so.
+    let mut study = study();
+    study.tiers[0].summary.origin_cache = None;
+    assert!(markdown(&study).contains("| — | healthy |"));
 }
