@@ -193,6 +193,7 @@ async fn run_fault(session: &mut Session, fault: Fault, rate: f64) -> anyhow::Re
         tokio::time::sleep_until(began + repair_at).await;
         match fault {
             Fault::StopRedis => stack.start_redis().await?,
+            Fault::RestartDatabase => unreachable!("the restart returned above"),
             _ => stack.restart_instances(&victims).await?,
         }
         Ok(repair_at.as_secs_f64())

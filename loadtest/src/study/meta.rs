@@ -225,15 +225,16 @@ fn run_durations(profile: &ProfileSettings) -> String {
             .map(|row| format!("{}", row.requests as f64 / super::profile::ORIGINAL_RATE))
             .collect();
         format!(
-            "the original's request counts at {}/s: {}",
+            "the original's request counts at {}/s ({} s)",
             super::profile::ORIGINAL_RATE,
             seconds.join(", ")
         )
     } else {
-        profile.fixed_duration.as_secs_f64().to_string()
+        format!("{} s", profile.fixed_duration.as_secs_f64())
     };
     format!(
-        "{fixed} s, {} s (fault at 1/3, repair at 2/3), {} s",
+        "fixed: {fixed}; faults: {} s each (fault at 1/3, repair at 2/3; a restart of the \
+         database repairs itself); tiers: {} s each",
         profile.fault_duration.as_secs_f64(),
         profile.tier_duration.as_secs_f64()
     )

@@ -27,7 +27,7 @@ pub fn intro(study: &StudyResults) -> String {
             study.meta.profile == "quick"
         )),
         Saving::of(study, true).map_or(String::new(), |saving| format!(
-            " At {}, the edge cache changed {}.",
+            " At {}, putting the edge (its cache on) in front changed {}.",
             rate(saving.rate),
             saving.changes()
         )),
@@ -68,7 +68,7 @@ impl Saving {
             origin_cpu: pair(|cpu| cpu.instances),
             database_cpu: pair(|cpu| cpu.postgres),
             edge_cpu: cpu_on.edge,
-            stack_cpu: pair(|cpu| cpu.busy() - cpu.other),
+            stack_cpu: pair(|cpu| cpu.busy() - cpu.other - cpu.generator),
         })
     }
 
@@ -89,8 +89,8 @@ impl Saving {
             "the requests that reached the origins by {} ({} to {}), the origins' CPU by {} \
              ({cpu_off:.3} to {cpu_on:.3} cores; {} to {} µs per request they got) and the \
              database's by {} ({db_off:.3} to {db_on:.3}); the edge itself used {:.3} cores, on \
-             the same machine, and the stack's parts together {stack_off:.2} to {stack_on:.2} \
-             (one run each)",
+             the same machine, and the stack's parts together (not the load generator) \
+             {stack_off:.2} to {stack_on:.2} (one run each)",
             change(self.origin_rate),
             rate(rate_off),
             rate(rate_on),
@@ -123,7 +123,7 @@ pub fn tiers_intro(study: &StudyResults) -> String {
     let text = "The edge cache and Redis, each on and off, on the same pool at the same rate.";
     match Saving::of(study, false) {
         Some(without) => format!(
-            "{text} With Redis off, the edge cache changed {}.",
+            "{text} With Redis off, putting the edge (its cache on) in front changed {}.",
             without.changes()
         ),
         None => text.into(),
@@ -174,7 +174,8 @@ fn edge_against_pool(
 /// `ratio` with two decimals, rounded down: with one, an edge 7% above the pool's
 /// bracket read "at least 1.0×", as if it carried no more.
 fn hundredths_down(ratio: f64) -> String {
-    format!("{:.2}", (ratio * 100.0).floor() / 100.0)
+    // Past the float error of a quotient that is exactly a hundredth (1150/1000).
+    format!("{:.2}", (ratio * 100.0 + 1e-9).floor() / 100.0)
 }
 
 /// Edge on against edge off on the same pool: capacity, and at the tiers' rate what

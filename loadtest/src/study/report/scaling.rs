@@ -18,11 +18,19 @@ pub(super) fn scaling_verdict(study: &StudyResults) -> String {
     } else {
         6.0
     };
+    let bracket = factor_bracket(study);
     let mut text = format!(
         "{largest} instances carried {factor:.1}× the capacity of one{}. The shape to reach on a 2-core machine: at least 8× in the full profile, 6× in the quick one.",
-        factor_bracket(study)
+        bracket.map_or(String::new(), |(low, high)| format!(
+            " (the searches' brackets allow {low:.1}× to {high:.1}×, in one run)"
+        ))
     );
-    if factor < target {
+    if bracket.is_some_and(|(low, high)| low < target && target <= high) {
+        let _ = write!(
+            text,
+            " Not told apart from {target:.0}×: its brackets allow both sides of it."
+        );
+    } else if factor < target {
         let why = study
             .scaling
             .last()
@@ -42,28 +50,25 @@ pub(super) fn scaling_verdict(study: &StudyResults) -> String {
 /// The scaling factor as the two searches' brackets allow it: from the largest pool's
 /// capacity over the rate one instance missed, to the rate the largest pool missed over
 /// one instance's capacity.
-fn factor_bracket(study: &StudyResults) -> String {
+fn factor_bracket(study: &StudyResults) -> Option<(f64, f64)> {
     let slo_ms = study.meta.slo_ms;
-    let (Some(first), Some(last)) = (study.scaling.first(), study.scaling.last()) else {
-        return String::new();
-    };
-    let (Some(first_missed), Some(last_missed)) = (first.knee(slo_ms), last.knee(slo_ms)) else {
-        return String::new();
-    };
+    let (first, last) = (study.scaling.first()?, study.scaling.last()?);
+    let (first_missed, last_missed) = (first.knee(slo_ms)?, last.knee(slo_ms)?);
     if first.capacity_rps <= 0.0 || first_missed.offered_rate <= 0.0 {
-        return String::new();
+        return None;
     }
-    // Outward to the tenth: a bracket must not narrow in the rounding.
-    format!(
-        " (the searches' brackets allow {:.1}× to {:.1}×, in one run)",
-        (last.capacity_rps / first_missed.offered_rate * 10.0).floor() / 10.0,
-        (last_missed.offered_rate / first.capacity_rps * 10.0).ceil() / 10.0
-    )
+    // Outward to the tenth (a bracket must not narrow in the rounding), past the
+    // float error of a quotient that is exactly a tenth.
+    Some((
+        (last.capacity_rps / first_missed.offered_rate * 10.0 + 1e-9).floor() / 10.0,
+        (last_missed.offered_rate / first.capacity_rps * 10.0 - 1e-9).ceil() / 10.0,
+    ))
 }
 
 /// A capacity above the linear line from one instance: say whether the search's brackets
-/// allow it, and give each pool's CPU per request at capacity, the figure that differs
-/// when every pool ran at its quota, so no reader takes the line's excess as a result.
+/// allow it, and give each pool's CPU per request at capacity (a pool at its quota
+/// carries more per instance where that is lower), so no reader takes the line's excess
+/// as a result.
 fn superlinear_note(study: &StudyResults) -> String {
     let slo_ms = study.meta.slo_ms;
     let Some(first) = study.scaling.first() else {
@@ -146,9 +151,8 @@ fn superlinear_note(study: &StudyResults) -> String {
         String::new()
     } else {
         format!(
-            " The origins' CPU per request at each pool's capacity (instances: CPU) was {}; \
-             where every pool ran at its quota, a lower figure is what let a pool carry more \
-             per instance, and this study does not measure why it was lower.",
+            " The origins' CPU per request at each pool's capacity (instances: CPU): {}; \
+             this study does not measure why it differs between pools.",
             cpu_per_request.join(", ")
         )
     };
