@@ -2,7 +2,7 @@
 //! straight to nginx, each with the search's bracket, and the two paths at one rate.
 
 use super::tables::CapacityCells;
-use super::{Table, cores, ms, percent, rate};
+use super::{Table, cores, micros_per_request, ms, percent, rate};
 use crate::study::CDN_POOL;
 use crate::study::model::{CpuUse, ScalingResult, StudyResults};
 use crate::study::profile::Profile;
@@ -79,11 +79,7 @@ impl Saving {
         let (db_off, db_on) = self.database_cpu;
         let (stack_off, stack_on) = self.stack_cpu;
         let per_request = |cpu: f64, rate: f64| {
-            if rate > 0.0 {
-                format!("{:.0}", cpu / rate * 1e6)
-            } else {
-                "—".into()
-            }
+            micros_per_request(cpu, rate).map_or("—".into(), |micros| format!("{micros:.0}"))
         };
         format!(
             "the requests that reached the origins by {} ({} to {}), the origins' CPU by {} \

@@ -85,6 +85,11 @@ pub(crate) fn rate(value: f64) -> String {
     format!("{value:.0}/s")
 }
 
+/// Microseconds of CPU per request: `cores` spent at `rate` requests per second.
+pub(crate) fn micros_per_request(cores: f64, rate: f64) -> Option<f64> {
+    (rate > 0.0).then(|| cores / rate * 1e6)
+}
+
 pub(crate) fn cores(value: f64) -> String {
     format!("{value:.2}")
 }

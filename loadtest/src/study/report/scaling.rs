@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ms, rate};
+use super::{micros_per_request, ms, rate};
 use crate::study::model::{CpuUse, ScalingResult, StudyResults};
 
 /// How far the pool scaled, against the shape to reach, and what stopped it if it fell short.
@@ -79,23 +79,23 @@ fn superlinear_note(study: &StudyResults) -> String {
     if per_instance <= 0.0 {
         return String::new();
     }
-    let above: Vec<&ScalingResult> = study
+    let above: Vec<(&ScalingResult, f64)> = study
         .scaling
         .iter()
         .skip(1)
-        .filter(|result| result.capacity_rps / (per_instance * instances(result)) > 1.1)
+        .map(|result| {
+            let efficiency = result.capacity_rps / (per_instance * instances(result));
+            (result, efficiency)
+        })
+        .filter(|(_, efficiency)| *efficiency > 1.1)
         .collect();
     if above.is_empty() {
         return String::new();
     }
     let efficiencies: Vec<String> = above
         .iter()
-        .map(|result| {
-            format!(
-                "{} instances: {:.0}%",
-                result.instances,
-                result.capacity_rps / (per_instance * instances(result)) * 100.0
-            )
+        .map(|(result, efficiency)| {
+            format!("{} instances: {:.0}%", result.instances, efficiency * 100.0)
         })
         .collect();
     // One instance's capacity lies below the rate it missed; n times that bound is the
@@ -103,10 +103,18 @@ fn superlinear_note(study: &StudyResults) -> String {
     let margins = match first.knee(slo_ms) {
         Some(knee) => {
             let upper = knee.offered_rate / instances(first);
-            if above
+            let short: Vec<String> = above
                 .iter()
-                .all(|result| upper * instances(result) >= result.capacity_rps)
-            {
+                .filter(|(result, _)| upper * instances(result) < result.capacity_rps)
+                .map(|(result, _)| {
+                    format!(
+                        "{} {}",
+                        possessive(result.instances),
+                        rate(result.capacity_rps)
+                    )
+                })
+                .collect();
+            if short.is_empty() {
                 format!(
                     "is within the search's margins: one instance's capacity lies below {}, \
                      and that many times it reaches each of these pools' capacities",
@@ -117,16 +125,7 @@ fn superlinear_note(study: &StudyResults) -> String {
                     "is more than the search's margins allow: one instance's capacity lies \
                      below {}, and that many times it falls short of {}",
                     rate(upper),
-                    above
-                        .iter()
-                        .filter(|result| upper * instances(result) < result.capacity_rps)
-                        .map(|result| format!(
-                            "{} instances' {}",
-                            result.instances,
-                            rate(result.capacity_rps)
-                        ))
-                        .collect::<Vec<_>>()
-                        .join(" and ")
+                    short.join(" and ")
                 )
             }
         }
@@ -137,14 +136,8 @@ fn superlinear_note(study: &StudyResults) -> String {
         .iter()
         .filter_map(|result| {
             let step = result.at_capacity(slo_ms)?;
-            let cpu = step.cpu.as_ref()?;
-            (step.offered_rate > 0.0).then(|| {
-                format!(
-                    "{}: {:.0} µs",
-                    result.instances,
-                    cpu.instances / step.offered_rate * 1e6
-                )
-            })
+            let micros = micros_per_request(step.cpu.as_ref()?.instances, step.offered_rate)?;
+            Some(format!("{}: {micros:.0} µs", result.instances))
         })
         .collect();
     let cpu = if cpu_per_request.is_empty() {
