@@ -17,8 +17,10 @@ pub enum BinaryError {
     },
     #[error("cannot run cargo")]
     Cargo(#[source] std::io::Error),
-    #[error("`cargo build -p {0}` failed; see its output above")]
+    #[error("`{0}` failed; see its output above")]
     BuildFailed(String),
+    #[error("`{command}` succeeded but left no {path}")]
+    NotBuilt { command: String, path: String },
 }
 
 /// One of the executables the stack runs.
@@ -105,39 +107,61 @@ pub fn find(binary: Binary) -> Result<PathBuf, BinaryError> {
         })
 }
 
-/// Runs `cargo build` for the binaries (release or debug), so tests and the bench always
-/// run code built from the current source; cargo makes this a no-op when nothing changed.
+/// Builds the binaries from the current source, so that tests and the bench never run a
+/// stale executable; cargo makes this a no-op when nothing changed.
+///
+/// A debug build (the tests') is `cargo test --no-run` over the workspace's default
+/// members: the very build a test run makes, features and all, so under `cargo test` it
+/// finds everything done. `cargo build -p origin-cli -p edge-host` would resolve features
+/// for those two packages alone and build some 150 crates (libc, tokio, wasmtime, rustls
+/// and all above them) a second time beside the test run's: minutes of CI, and gigabytes
+/// of `target/` on a machine that may not have them. A release build (the bench's) builds
+/// the packages asked for.
 pub fn build(binaries: &[Binary], release: bool) -> Result<Vec<PathBuf>, BinaryError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command.arg("build").current_dir(workspace_root());
-    if release {
-        command.arg("--release");
-    }
-    for binary in binaries {
-        command.arg("-p").arg(binary.package());
-    }
-    let packages = binaries
+    command.current_dir(workspace_root());
+    let description = if release {
+        command.args(["build", "--release"]);
+        for binary in binaries {
+            command.arg("-p").arg(binary.package());
+        }
+        let packages = binaries
+            .iter()
+            .map(|binary| format!("-p {}", binary.package()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        format!("cargo build --release {packages}")
+    } else {
+        command.args(["test", "--no-run", "--quiet"]);
+        "cargo test --no-run".to_owned()
+    };
+    let names = binaries
         .iter()
-        .map(|binary| binary.package())
+        .map(|binary| binary.file_name())
         .collect::<Vec<_>>()
-        .join(" -p ");
-    eprintln!(
-        "[stack] building {packages} ({})",
-        if release { "release" } else { "debug" }
-    );
+        .join(" and ");
+    eprintln!("[stack] building {names} with `{description}`");
     let status = command.status().map_err(BinaryError::Cargo)?;
     if !status.success() {
-        return Err(BinaryError::BuildFailed(packages));
+        return Err(BinaryError::BuildFailed(description));
     }
     let profile = if release { "release" } else { "debug" };
-    Ok(binaries
+    binaries
         .iter()
         .map(|binary| {
-            workspace_root()
+            let path = workspace_root()
                 .join("target")
                 .join(profile)
-                .join(binary.file_name())
+                .join(binary.file_name());
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(BinaryError::NotBuilt {
+                    command: description.clone(),
+                    path: path.display().to_string(),
+                })
+            }
         })
-        .collect())
+        .collect()
 }
