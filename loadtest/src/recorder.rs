@@ -261,13 +261,18 @@ impl Default for EndpointRecorder {
 }
 
 /// What a cache in front said about a response, from its `X-Cache` header
-/// (the edge's HIT, STALE, MISS, REVALIDATED, BYPASS, as CloudFront's
-/// `Hit from cloudfront` and the like).
+/// (the edge's HIT, STALE, MISS, REVALIDATED, BYPASS; nginx's
+/// `$upstream_cache_status`; CloudFront's `Hit from cloudfront` and the like).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
-    /// Served from the cache, fresh or stale: the origin was not asked.
+    /// Served fresh from the cache: the origin was not asked.
     Hit,
-    /// The origin was asked: a miss, a revalidation, or a pass-through.
+    /// Served from the cache after its freshness ran out (stale-while-revalidate,
+    /// stale-if-error, nginx's UPDATING): the client did not wait for the origin,
+    /// which may have been asked in the background.
+    Stale,
+    /// The client waited for the origin: a miss, a revalidation (CloudFront's
+    /// `RefreshHit` is one: the origin answered 304), or a pass-through.
     Miss,
 }
 
@@ -277,8 +282,11 @@ impl CacheStatus {
         let text = std::str::from_utf8(value).ok()?.trim().to_ascii_lowercase();
         let word = text.split_whitespace().next()?;
         match word {
-            "hit" | "stale" | "refreshhit" => Some(Self::Hit),
-            "miss" | "revalidated" | "bypass" | "expired" | "pass" => Some(Self::Miss),
+            "hit" => Some(Self::Hit),
+            "stale" | "updating" => Some(Self::Stale),
+            "miss" | "revalidated" | "refreshhit" | "bypass" | "expired" | "pass" => {
+                Some(Self::Miss)
+            }
             _ => None,
         }
     }
@@ -287,7 +295,11 @@ impl CacheStatus {
 /// Responses by what the cache in front said: the client's view of a CDN's hit ratio.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheCounts {
+    /// Fresh hits; before the stale ones were counted apart, these included them.
     pub hits: u64,
+    /// Stale answers (absent from files written before they were counted apart).
+    #[serde(default)]
+    pub stale: u64,
     pub misses: u64,
     /// Responses without an `X-Cache` the generator understood (no cache in front).
     pub unmarked: u64,
@@ -297,6 +309,7 @@ impl CacheCounts {
     pub fn count(&mut self, status: Option<CacheStatus>) {
         match status {
             Some(CacheStatus::Hit) => self.hits += 1,
+            Some(CacheStatus::Stale) => self.stale += 1,
             Some(CacheStatus::Miss) => self.misses += 1,
             None => self.unmarked += 1,
         }
@@ -304,14 +317,39 @@ impl CacheCounts {
 
     pub fn add(&mut self, other: &CacheCounts) {
         self.hits += other.hits;
+        self.stale += other.stale;
         self.misses += other.misses;
         self.unmarked += other.unmarked;
     }
 
-    /// Hits among the responses a cache marked; `None` when none was marked.
+    fn marked(&self) -> u64 {
+        self.hits + self.stale + self.misses
+    }
+
+    /// Answers from the cache, fresh or stale, among the responses a cache marked;
+    /// `None` when none was marked.
     pub fn hit_ratio(&self) -> Option<f64> {
-        let marked = self.hits + self.misses;
-        (marked > 0).then(|| self.hits as f64 / marked as f64)
+        let marked = self.marked();
+        (marked > 0).then(|| (self.hits + self.stale) as f64 / marked as f64)
+    }
+
+    /// Stale answers among the responses a cache marked: part of the hit ratio, and
+    /// each may have sent a revalidation to the origin.
+    pub fn stale_ratio(&self) -> Option<f64> {
+        let marked = self.marked();
+        (marked > 0).then(|| self.stale as f64 / marked as f64)
+    }
+
+    /// "37.0%", or "37.0% (12.5% stale)" when some answers were stale; "—" when no
+    /// response was marked.
+    pub fn describe_hits(&self) -> String {
+        match (self.hit_ratio(), self.stale_ratio()) {
+            (Some(hits), Some(stale)) if self.stale > 0 => {
+                format!("{:.1}% ({:.1}% stale)", hits * 100.0, stale * 100.0)
+            }
+            (Some(hits), _) => format!("{:.1}%", hits * 100.0),
+            (None, _) => "—".into(),
+        }
     }
 }
 
@@ -537,21 +575,24 @@ mod tests {
     }
 
     #[test]
-    fn x_cache_values_read_as_hits_and_misses() {
-        for hit in [&b"HIT"[..], b"STALE", b"Hit from cloudfront", b" hit "] {
+    fn x_cache_values_read_as_hits_stale_answers_and_misses() {
+        for hit in [&b"HIT"[..], b"Hit from cloudfront", b" hit "] {
             assert_eq!(CacheStatus::parse(hit), Some(CacheStatus::Hit), "{hit:?}");
         }
+        for stale in [&b"STALE"[..], b"UPDATING"] {
+            let parsed = CacheStatus::parse(stale);
+            assert_eq!(parsed, Some(CacheStatus::Stale), "{stale:?}");
+        }
+        // The client waited for the origin in each: CloudFront's RefreshHit is a 304 from it.
         for miss in [
             &b"MISS"[..],
             b"REVALIDATED",
+            b"RefreshHit from cloudfront",
             b"BYPASS",
             b"Miss from cloudfront",
         ] {
-            assert_eq!(
-                CacheStatus::parse(miss),
-                Some(CacheStatus::Miss),
-                "{miss:?}"
-            );
+            let parsed = CacheStatus::parse(miss);
+            assert_eq!(parsed, Some(CacheStatus::Miss), "{miss:?}");
         }
         assert_eq!(CacheStatus::parse(b"whatever"), None);
         assert_eq!(CacheStatus::parse(b""), None);
@@ -559,13 +600,30 @@ mod tests {
         for status in [
             Some(CacheStatus::Hit),
             Some(CacheStatus::Hit),
+            Some(CacheStatus::Stale),
             Some(CacheStatus::Miss),
             None,
         ] {
             counts.count(status);
         }
-        assert_eq!((counts.hits, counts.misses, counts.unmarked), (2, 1, 1));
-        assert!((counts.hit_ratio().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(
+            (counts.hits, counts.stale, counts.misses, counts.unmarked),
+            (2, 1, 1, 1)
+        );
+        assert!((counts.hit_ratio().unwrap() - 3.0 / 4.0).abs() < 1e-12);
+        assert!((counts.stale_ratio().unwrap() - 1.0 / 4.0).abs() < 1e-12);
+        assert_eq!(counts.describe_hits(), "75.0% (25.0% stale)");
+        counts.stale = 0;
+        assert_eq!(counts.describe_hits(), "66.7%");
         assert_eq!(CacheCounts::default().hit_ratio(), None);
+        assert_eq!(CacheCounts::default().describe_hits(), "—");
+    }
+
+    #[test]
+    fn counts_written_before_stale_answers_were_counted_apart_still_read() {
+        let old: CacheCounts =
+            serde_json::from_str(r#"{"hits": 3, "misses": 1, "unmarked": 0}"#).unwrap();
+        assert_eq!((old.hits, old.stale), (3, 0));
+        assert_eq!(old.describe_hits(), "75.0%");
     }
 }

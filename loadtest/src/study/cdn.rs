@@ -67,10 +67,7 @@ pub async fn run(session: &mut Session, results: &mut StudyResults) -> anyhow::R
             session.step(&format!(
                 "  p99 {:.2} ms; edge hit ratio {}; {:.0} requests/s reached the origins; origin pool CPU {}",
                 summary.p99_ms,
-                summary
-                    .cache
-                    .hit_ratio()
-                    .map_or("—".into(), |ratio| format!("{:.1}%", ratio * 100.0)),
+                summary.cache.describe_hits(),
                 summary.origin_rate().unwrap_or(0.0),
                 summary
                     .cpu

@@ -15,7 +15,8 @@ pub fn intro(study: &StudyResults) -> String {
     let nginx = study.capacity_of(CDN_POOL);
     format!(
         "On {} instances, within the objective: the edge (cache on) carried {}, the same pool straight to nginx {}. {}\
-         At one rate both carry, the edge's hit ratio (its X-Cache: HIT or STALE, of every request including writes), \
+         At one rate both carry, the edge's hit ratio (its X-Cache: HIT or STALE, of every request including writes; \
+         a STALE answer may also have sent a revalidation to the origins, so its share is given apart), \
          the requests that reached the origins (their own counters) and the CPU the origin pool spent.{}",
         edge.instances,
         bracketed(edge, slo_ms),
@@ -210,9 +211,7 @@ pub fn table(study: &StudyResults) -> Table {
                 .map_or("—".into(), |cells| cells.capacity.clone()),
             capacity.map_or("—".into(), |cells| cells.known_within),
             rate(tier.rate),
-            s.cache
-                .hit_ratio()
-                .map_or("—".into(), |ratio| format!("{:.1}%", ratio * 100.0)),
+            s.cache.describe_hits(),
             s.origin_rate().map_or("—".into(), |origin| {
                 format!(
                     "{} ({:.0}%)",

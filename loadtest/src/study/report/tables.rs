@@ -224,9 +224,7 @@ pub fn tier_table(study: &StudyResults) -> Table {
             percent(s.error_rate),
             ms(s.p50_ms),
             ms(s.p99_ms),
-            s.cache
-                .hit_ratio()
-                .map_or("—".into(), |ratio| format!("{:.1}%", ratio * 100.0)),
+            s.cache.describe_hits(),
             s.origin_rate().map_or("—".into(), rate),
             s.cpu
                 .as_ref()

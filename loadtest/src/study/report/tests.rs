@@ -161,7 +161,8 @@ fn study() -> StudyResults {
                 rate: 500.0,
                 summary: RunSummary {
                     cache: CacheCounts {
-                        hits: 900,
+                        hits: 800,
+                        stale: 100,
                         misses: 100,
                         unmarked: 0,
                     },
@@ -286,7 +287,7 @@ fn markdown_has_the_original_shape_and_our_figures() {
     // The CDN: the edge's hits, the origins' share of the offered rate, beside nginx alone.
     assert!(
         md.contains(
-            "| through the edge (cache on) | 1300/s | +100% | 500/s | 90.0% | 100/s (20%) | 0.03 | 0.60 ms | 3.00 ms | 0.000% |"
+            "| through the edge (cache on) | 1300/s | +100% | 500/s | 90.0% (10.0% stale) | 100/s (20%) | 0.03 | 0.60 ms | 3.00 ms | 0.000% |"
         ),
         "{md}"
     );
