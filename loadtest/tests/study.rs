@@ -225,6 +225,12 @@ fn quick_study_writes_a_complete_report() {
             );
         }
     }
+    // Each database served the quick profile's warm-up before its first cell.
+    assert_eq!(
+        tier["query_settings"]["backend_warmup_seconds"].as_f64(),
+        Some(1.5),
+        "{tier}"
+    );
     let capacity = tier["capacity"].as_array().unwrap();
     assert_eq!(capacity.len(), 2, "{tier}");
     assert_eq!(capacity[1]["backend"], "Cassandra", "{tier}");
@@ -331,11 +337,11 @@ fn report_renders_the_database_tier_from_results_json() {
         "{section}"
     );
     assert!(
-        section.contains("| single song read | storage | 1 | 0.210 ms | 0.840 ms | 4762/s | 0.870 ms | 3.480 ms | 1149/s | original figure for single song read |"),
+        section.contains("| single song read | storage | 1 | 0.21 ms | 0.84 ms | 4762/s | 0.87 ms | 3.48 ms | 1149/s | original figure for single song read |"),
         "{section}"
     );
     assert!(
-        section.contains("| comments query | HTTP, no Redis | 16 | 1.500 ms |"),
+        section.contains("| comments query | HTTP, no Redis | 16 | 1.50 ms |"),
         "{section}"
     );
     assert!(
@@ -349,6 +355,12 @@ fn report_renders_the_database_tier_from_results_json() {
         "{section}"
     );
     assert!(section.contains("10000 songs"), "{section}");
+    // Written before the databases were warmed up: the report says its first cells may
+    // include the warming.
+    assert!(
+        section.contains("No database was warmed before its first cell"),
+        "{section}"
+    );
     assert!(section.contains("came up in 42 s"), "{section}");
     assert!(section.contains("**lost: 0**"), "{section}");
     let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();

@@ -186,6 +186,8 @@ async fn query_table(
         .arg(profile.db_query_seconds.to_string())
         .arg("--warmup-seconds")
         .arg(profile.db_query_warmup.to_string())
+        .arg("--backend-warmup-seconds")
+        .arg(profile.db_backend_warmup.to_string())
         .arg("--json")
         .arg(&json)
         .env_remove("SCYLLA_URI")
@@ -203,7 +205,9 @@ async fn query_table(
     // Two backends, three reads, storage and HTTP, each client count; far above any run.
     let cells = 2 * 3 * 2 * profile.db_query_clients.len();
     let bound = Duration::from_secs_f64(
-        60.0 + 4.0 * cells as f64 * (profile.db_query_seconds + profile.db_query_warmup),
+        60.0 + 4.0
+            * (cells as f64 * (profile.db_query_seconds + profile.db_query_warmup)
+                + 2.0 * profile.db_backend_warmup),
     );
     session.step(&format!(
         "query table: origin bench-queries, {} clients, {} s per cell (+{} s warm-up); log in {}",
@@ -240,6 +244,9 @@ struct BenchSettings {
     distribution: String,
     seconds: f64,
     warmup_seconds: f64,
+    /// Absent from an origin built before it.
+    #[serde(default)]
+    backend_warmup_seconds: f64,
     limit: u32,
 }
 
@@ -289,6 +296,7 @@ impl BenchJson {
             distribution: self.settings.distribution,
             seconds: self.settings.seconds,
             warmup_seconds: self.settings.warmup_seconds,
+            backend_warmup_seconds: self.settings.backend_warmup_seconds,
             limit: self.settings.limit,
         };
         (cells, settings)
@@ -387,7 +395,7 @@ mod tests {
     const BENCH_JSON: &str = r#"{
       "settings": {"songs": 10000, "songs_from": "the largest song id in PostgreSQL",
                    "distribution": "uniform", "concurrency": [1, 16], "seconds": 0.75,
-                   "warmup_seconds": 0.25, "limit": 50, "cores": 2},
+                   "warmup_seconds": 0.25, "backend_warmup_seconds": 1.5, "limit": 50, "cores": 2},
       "cells": [
         {"backend": "PostgreSQL", "query": "single song read", "through": "storage", "clients": 1,
          "original": "Cassandra single read: 2–11 ms",
@@ -422,6 +430,13 @@ mod tests {
         assert_eq!(settings.songs, 10000);
         assert_eq!(settings.distribution, "uniform");
         assert_eq!((settings.seconds, settings.warmup_seconds), (0.75, 0.25));
+        assert_eq!(settings.backend_warmup_seconds, 1.5);
+        // An origin built before the backend warm-up: none, and the report says so.
+        let older = BENCH_JSON.replace(r#""backend_warmup_seconds": 1.5, "#, "");
+        let (_, settings) = serde_json::from_str::<BenchJson>(&older)
+            .unwrap()
+            .into_tier();
+        assert_eq!(settings.backend_warmup_seconds, 0.0);
     }
 
     #[test]

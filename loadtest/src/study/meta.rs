@@ -186,10 +186,11 @@ fn configuration(
         ("fixed-rate, fault and tier runs".into(), run_durations(profile)),
         ("edge capacity search".into(), edge_search(config.edge, profile)),
         ("database tier".into(), format!(
-            "origin bench-queries on PostgreSQL and one Cassandra node, {:?} closed-loop clients, {} s per cell after {} s of warm-up; capacity of {} instances on each (the study stack's from the capacity search)",
+            "origin bench-queries on PostgreSQL and one Cassandra node, {:?} closed-loop clients, {} s per cell after {} s of warm-up, each database warmed by {} s of the three reads before its first cell; capacity of {} instances on each (the study stack's from the capacity search)",
             profile.db_query_clients,
             profile.db_query_seconds,
             profile.db_query_warmup,
+            profile.db_backend_warmup,
             super::database::DATABASE_POOL,
         )),
         ("load generator".into(), "loadtest (open model, latency from the intended start), on the same machine".into()),

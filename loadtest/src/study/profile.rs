@@ -43,10 +43,12 @@ pub struct ProfileSettings {
     /// The longest wait for a healthy, idle stack before a measured run.
     pub settle_within: Duration,
     /// The database tier's query table (`origin bench-queries`): closed-loop client
-    /// counts, and the measured and warm-up seconds of each cell.
+    /// counts, the measured and warm-up seconds of each cell, and the unmeasured
+    /// seconds each backend serves before its first cell.
     pub db_query_clients: &'static [usize],
     pub db_query_seconds: f64,
     pub db_query_warmup: f64,
+    pub db_backend_warmup: f64,
 }
 
 impl Profile {
@@ -76,6 +78,7 @@ impl Profile {
                 db_query_clients: &[1, 16],
                 db_query_seconds: 0.75,
                 db_query_warmup: 0.25,
+                db_backend_warmup: 1.5,
                 trade: "quick profile, 3½ to 4 minutes on two cores (the database tier about 1¼ of them, more on a machine's first run, which seeds the Cassandra node): capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), the edge's capacity search in the same 3 s steps as the pool it is compared with, 2 s fixed-rate and tier runs, and query-table cells of 0.75 s",
             },
             Profile::Full => ProfileSettings {
@@ -96,6 +99,7 @@ impl Profile {
                 db_query_clients: &[1, 16],
                 db_query_seconds: 5.0,
                 db_query_warmup: 1.0,
+                db_backend_warmup: 15.0,
                 trade: "full profile: capacity steps of 15 s, five bisections, the original's request counts",
             },
         }

@@ -31,6 +31,8 @@ fn args(database_url: &str, redis_url: Option<String>, json: std::path::PathBuf)
         "0.3",
         "--warmup-seconds",
         "0.1",
+        "--backend-warmup-seconds",
+        "0.3",
         "--concurrency",
         "1,4",
     ])

@@ -56,6 +56,10 @@ pub struct QuerySettings {
     pub distribution: String,
     pub seconds: f64,
     pub warmup_seconds: f64,
+    /// Unmeasured load each backend served before its first cell (0 in results
+    /// written before there was any).
+    #[serde(default)]
+    pub backend_warmup_seconds: f64,
     pub limit: u32,
 }
 

@@ -2,7 +2,7 @@
 //! side by side beside the original's figures, and one pool size's capacity on each.
 
 use super::tables::CapacityCells;
-use super::{Table, cores, rate};
+use super::{Table, cores, ms, rate};
 use crate::study::model::{DatabaseTier, StudyResults};
 
 /// The section's paragraphs: how it was measured, and what was not.
@@ -15,10 +15,11 @@ pub fn paragraphs(study: &StudyResults) -> Vec<String> {
         Some(settings) => lines.push(format!(
             "The original's query table, measured by `origin bench-queries` on PostgreSQL and on one Apache Cassandra node \
              loaded with the same data set ({} songs, ids drawn {}), in this run: through the storage layer (the `Storage` trait, no HTTP) \
-             and through the HTTP API of an in-process origin without Redis. Each cell: closed-loop clients, each sending its next request \
+             and through the HTTP API of an in-process origin without Redis. {}Each cell: closed-loop clients, each sending its next request \
              when the last one answered, {} s of warm-up then {} s measured; page size {}. Client, server and database share this machine's cores.",
             settings.songs,
             settings.distribution,
+            backend_warmup(settings.backend_warmup_seconds),
             settings.warmup_seconds,
             settings.seconds,
             settings.limit
@@ -53,6 +54,20 @@ pub fn paragraphs(study: &StudyResults) -> Vec<String> {
         lines.push(format!("**Not measured**: {problem}."));
     }
     lines
+}
+
+/// What each database served before its first cell, unmeasured.
+fn backend_warmup(seconds: f64) -> String {
+    if seconds > 0.0 {
+        format!(
+            "Before its first cell each database served {seconds} s of the three reads, unmeasured, so that no cell pays for a cold one \
+             (a JVM compiles its read path as it serves, and caches fill). "
+        )
+    } else {
+        "No database was warmed before its first cell: the first cells measured on each may include its warming \
+         (in an earlier run Cassandra's storage-layer cells, measured first, read slower than the HTTP cells after them that include the same reads). "
+            .into()
+    }
 }
 
 /// The backends of the query table, in the order measured.
@@ -108,8 +123,8 @@ pub fn query_table(tier: &DatabaseTier) -> Table {
                         String::new()
                     };
                     row.extend([
-                        format!("{:.3} ms", cell.p50_ms),
-                        format!("{:.3} ms", cell.p99_ms),
+                        ms(cell.p50_ms),
+                        ms(cell.p99_ms),
                         format!("{}{errors}", rate(cell.throughput_per_s)),
                     ]);
                 }

@@ -54,6 +54,13 @@ pub struct BenchArgs {
     /// Unmeasured warm-up before each cell, in seconds.
     #[arg(long, default_value_t = 1.0)]
     pub warmup_seconds: f64,
+    /// Unmeasured load before each backend's first cell, in seconds: the three reads
+    /// in turn, through the storage layer, from the largest client count. A database
+    /// warms as it serves (a JVM compiles its read path, caches fill); without this
+    /// the first cells measured pay for it, and read slower than the HTTP cells after
+    /// them that include the same reads.
+    #[arg(long, default_value_t = 15.0)]
+    pub backend_warmup_seconds: f64,
     /// Clients per cell, each with one request in flight; a list measures
     /// every cell at each count (the original's table: one client, then 16).
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
@@ -193,6 +200,7 @@ pub struct Settings {
     pub concurrency: Vec<usize>,
     pub seconds: f64,
     pub warmup_seconds: f64,
+    pub backend_warmup_seconds: f64,
     pub limit: u32,
     pub cores: usize,
 }
@@ -238,6 +246,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
             concurrency: args.concurrency.clone(),
             seconds: args.seconds,
             warmup_seconds: args.warmup_seconds,
+            backend_warmup_seconds: args.backend_warmup_seconds,
             limit: args.limit,
             cores: std::thread::available_parallelism().map_or(1, usize::from),
         },
@@ -249,8 +258,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
 /// Refuses durations, client counts and page sizes the bench cannot use.
 fn check_args(args: &BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.seconds > 0.0 && args.warmup_seconds >= 0.0,
-        "--seconds must be > 0 and --warmup-seconds >= 0"
+        args.seconds > 0.0 && args.warmup_seconds >= 0.0 && args.backend_warmup_seconds >= 0.0,
+        "--seconds must be > 0, and --warmup-seconds and --backend-warmup-seconds >= 0"
     );
     anyhow::ensure!(
         !args.concurrency.is_empty() && args.concurrency.iter().all(|&n| n >= 1),
@@ -334,6 +343,7 @@ async fn measure_all(
 ) -> anyhow::Result<Vec<Cell>> {
     let mut cells = Vec::new();
     for storage in backends {
+        warm_up(args, draw, &storage).await;
         for via in Via::ALL {
             for &clients in &args.concurrency {
                 let plan = Plan {
@@ -349,6 +359,32 @@ async fn measure_all(
         }
     }
     Ok(cells)
+}
+
+/// `--backend-warmup-seconds` of the three reads in turn, unmeasured, from the largest
+/// client count.
+async fn warm_up(args: &BenchArgs, draw: &Sampler, storage: &Arc<dyn Storage>) {
+    if args.backend_warmup_seconds <= 0.0 {
+        return;
+    }
+    let clients = args.concurrency.iter().copied().max().unwrap_or(1);
+    eprintln!(
+        "warming {} up: the three reads through the storage layer from {clients} clients, {:.1} s unmeasured",
+        storage.product(),
+        args.backend_warmup_seconds
+    );
+    let each = Duration::from_secs_f64(args.backend_warmup_seconds / Read::ALL.len() as f64);
+    for read in Read::ALL {
+        let plan = Plan {
+            draw: draw.clone(),
+            concurrency: clients,
+            warmup: each,
+            measure: Duration::ZERO,
+            limit: args.limit,
+            seed: args.seed,
+        };
+        measure_storage(&plan, Arc::clone(storage), read).await;
+    }
 }
 
 /// The three reads of one backend through `via` at one client count. The cached
