@@ -267,9 +267,10 @@ impl Default for EndpointRecorder {
 pub enum CacheStatus {
     /// Served fresh from the cache: the origin was not asked.
     Hit,
-    /// Served from the cache after its freshness ran out (stale-while-revalidate,
-    /// stale-if-error, nginx's UPDATING): the client did not wait for the origin,
-    /// which may have been asked in the background.
+    /// Served from the cache after its freshness ran out: with stale-while-revalidate
+    /// (or nginx's UPDATING) the client did not wait for the origin, which may have
+    /// been asked in the background; with stale-if-error the origin was asked and
+    /// failed.
     Stale,
     /// The client waited for the origin: a miss, a revalidation (CloudFront's
     /// `RefreshHit` is one: the origin answered 304), or a pass-through.
@@ -293,62 +294,80 @@ impl CacheStatus {
 }
 
 /// Responses by what the cache in front said: the client's view of a CDN's hit ratio.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheCounts {
-    /// Fresh hits; before the stale ones were counted apart, these included them.
+    /// Fresh hits; in files written before stale answers were counted apart, these
+    /// include them.
     pub hits: u64,
-    /// Stale answers (absent from files written before they were counted apart).
+    /// Stale answers; `None` in files written before they were counted apart.
     #[serde(default)]
-    pub stale: u64,
+    pub stale: Option<u64>,
     pub misses: u64,
     /// Responses without an `X-Cache` the generator understood (no cache in front).
     pub unmarked: u64,
+}
+
+impl Default for CacheCounts {
+    fn default() -> Self {
+        Self {
+            hits: 0,
+            stale: Some(0),
+            misses: 0,
+            unmarked: 0,
+        }
+    }
 }
 
 impl CacheCounts {
     pub fn count(&mut self, status: Option<CacheStatus>) {
         match status {
             Some(CacheStatus::Hit) => self.hits += 1,
-            Some(CacheStatus::Stale) => self.stale += 1,
+            Some(CacheStatus::Stale) => *self.stale.get_or_insert(0) += 1,
             Some(CacheStatus::Miss) => self.misses += 1,
             None => self.unmarked += 1,
         }
     }
 
+    /// Adds `other`'s counts; the stale ones stay unknown if either side's were.
     pub fn add(&mut self, other: &CacheCounts) {
         self.hits += other.hits;
-        self.stale += other.stale;
+        self.stale = self.stale.zip(other.stale).map(|(a, b)| a + b);
         self.misses += other.misses;
         self.unmarked += other.unmarked;
     }
 
     fn marked(&self) -> u64 {
-        self.hits + self.stale + self.misses
+        self.hits + self.stale.unwrap_or(0) + self.misses
     }
 
     /// Answers from the cache, fresh or stale, among the responses a cache marked;
     /// `None` when none was marked.
     pub fn hit_ratio(&self) -> Option<f64> {
         let marked = self.marked();
-        (marked > 0).then(|| (self.hits + self.stale) as f64 / marked as f64)
+        (marked > 0).then(|| (self.hits + self.stale.unwrap_or(0)) as f64 / marked as f64)
     }
 
     /// Stale answers among the responses a cache marked: part of the hit ratio, and
-    /// each may have sent a revalidation to the origin.
+    /// each may have sent a revalidation to the origin. `None` when none was marked or
+    /// the stale ones were not counted apart.
     pub fn stale_ratio(&self) -> Option<f64> {
         let marked = self.marked();
-        (marked > 0).then(|| self.stale as f64 / marked as f64)
+        let stale = self.stale?;
+        (marked > 0).then(|| stale as f64 / marked as f64)
     }
 
-    /// "37.0%", or "37.0% (12.5% stale)" when some answers were stale; "—" when no
-    /// response was marked.
+    /// "37.0%", "37.0% (12.5% stale)" when some answers were stale, "37.0% (stale not
+    /// counted apart)" from an older file; "—" when no response was marked.
     pub fn describe_hits(&self) -> String {
-        match (self.hit_ratio(), self.stale_ratio()) {
-            (Some(hits), Some(stale)) if self.stale > 0 => {
-                format!("{:.1}% ({:.1}% stale)", hits * 100.0, stale * 100.0)
+        let Some(hits) = self.hit_ratio() else {
+            return "—".into();
+        };
+        match (self.stale, self.stale_ratio()) {
+            (None, _) => format!("{:.1}% (stale not counted apart)", hits * 100.0),
+            (Some(stale), Some(ratio)) if stale > 0 => {
+                format!("{:.1}% ({:.1}% stale)", hits * 100.0, ratio * 100.0)
             }
-            (Some(hits), _) => format!("{:.1}%", hits * 100.0),
-            (None, _) => "—".into(),
+            _ => format!("{:.1}%", hits * 100.0),
         }
     }
 }
@@ -608,12 +627,12 @@ mod tests {
         }
         assert_eq!(
             (counts.hits, counts.stale, counts.misses, counts.unmarked),
-            (2, 1, 1, 1)
+            (2, Some(1), 1, 1)
         );
         assert!((counts.hit_ratio().unwrap() - 3.0 / 4.0).abs() < 1e-12);
         assert!((counts.stale_ratio().unwrap() - 1.0 / 4.0).abs() < 1e-12);
         assert_eq!(counts.describe_hits(), "75.0% (25.0% stale)");
-        counts.stale = 0;
+        counts.stale = Some(0);
         assert_eq!(counts.describe_hits(), "66.7%");
         assert_eq!(CacheCounts::default().hit_ratio(), None);
         assert_eq!(CacheCounts::default().describe_hits(), "—");
@@ -623,7 +642,14 @@ mod tests {
     fn counts_written_before_stale_answers_were_counted_apart_still_read() {
         let old: CacheCounts =
             serde_json::from_str(r#"{"hits": 3, "misses": 1, "unmarked": 0}"#).unwrap();
-        assert_eq!((old.hits, old.stale), (3, 0));
-        assert_eq!(old.describe_hits(), "75.0%");
+        assert_eq!((old.hits, old.stale), (3, None));
+        assert_eq!(old.describe_hits(), "75.0% (stale not counted apart)");
+        // Merged with a newer run's, the stale answers stay unknown.
+        let mut merged = old;
+        merged.add(&CacheCounts::default());
+        assert_eq!(merged.stale, None);
+        let mut new = CacheCounts::default();
+        new.add(&CacheCounts::default());
+        assert_eq!(new.stale, Some(0));
     }
 }

@@ -184,7 +184,8 @@ pub struct RunResults {
     /// so that merged runs get exact per-second percentiles.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline_histograms: Vec<String>,
-    /// Responses by what the cache in front said (`X-Cache`): hits, misses, unmarked.
+    /// Responses by what the cache in front said (`X-Cache`): fresh hits, stale
+    /// answers, misses, unmarked.
     #[serde(default)]
     pub cache: CacheCounts,
     pub writes: Vec<AckedWrite>,

@@ -111,12 +111,16 @@ pub fn find(binary: Binary) -> Result<PathBuf, BinaryError> {
 /// stale executable; cargo makes this a no-op when nothing changed.
 ///
 /// A debug build (the tests') is `cargo test --no-run` over the workspace's default
-/// members: the very build a test run makes, features and all, so under `cargo test` it
-/// finds everything done. `cargo build -p origin-cli -p edge-host` would resolve features
-/// for those two packages alone and build some 150 crates (libc, tokio, wasmtime, rustls
-/// and all above them) a second time beside the test run's: minutes of CI, and gigabytes
-/// of `target/` on a machine that may not have them. A release build (the bench's) builds
-/// the packages asked for.
+/// members: the very build that `cargo test` at the workspace root makes (CI's), features
+/// and all, so under it this finds everything done. `cargo build -p origin-cli -p
+/// edge-host` would resolve features for those two packages alone and build some 150
+/// crates (libc, tokio, wasmtime, rustls and all above them) a second time beside the test
+/// run's: minutes of CI, and gigabytes of `target/` on a machine that may not have them.
+/// Under `cargo test -p NAME` this is that second build, once, shared with any later
+/// run at the root. It leaves `target/debug/origin` and `target/debug/edge-host` because
+/// their packages have integration tests (cargo builds a package's binaries for its own
+/// integration tests); without them, [`BinaryError::NotBuilt`] says so. A release build
+/// (the bench's) builds the packages asked for.
 pub fn build(binaries: &[Binary], release: bool) -> Result<Vec<PathBuf>, BinaryError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);

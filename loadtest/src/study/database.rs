@@ -210,7 +210,8 @@ async fn query_table(
                 + 2.0 * profile.db_backend_warmup),
     );
     session.step(&format!(
-        "query table: origin bench-queries, {} clients, {} s per cell (+{} s warm-up); log in {}",
+        "query table: origin bench-queries, each database warmed for {} s, then {} clients, {} s per cell (+{} s warm-up); log in {}",
+        profile.db_backend_warmup,
         clients.join(" and "),
         profile.db_query_seconds,
         profile.db_query_warmup,
@@ -244,8 +245,6 @@ struct BenchSettings {
     distribution: String,
     seconds: f64,
     warmup_seconds: f64,
-    /// Absent from an origin built before it.
-    #[serde(default)]
     backend_warmup_seconds: f64,
     limit: u32,
 }
@@ -431,12 +430,6 @@ mod tests {
         assert_eq!(settings.distribution, "uniform");
         assert_eq!((settings.seconds, settings.warmup_seconds), (0.75, 0.25));
         assert_eq!(settings.backend_warmup_seconds, 1.5);
-        // An origin built before the backend warm-up: none, and the report says so.
-        let older = BENCH_JSON.replace(r#""backend_warmup_seconds": 1.5, "#, "");
-        let (_, settings) = serde_json::from_str::<BenchJson>(&older)
-            .unwrap()
-            .into_tier();
-        assert_eq!(settings.backend_warmup_seconds, 0.0);
     }
 
     #[test]

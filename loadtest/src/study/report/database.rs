@@ -60,8 +60,8 @@ pub fn paragraphs(study: &StudyResults) -> Vec<String> {
 fn backend_warmup(seconds: f64) -> String {
     if seconds > 0.0 {
         format!(
-            "Before its first cell each database served {seconds} s of the three reads, unmeasured, so that no cell pays for a cold one \
-             (a JVM compiles its read path as it serves, and caches fill). "
+            "Before its first cell each database served {seconds} s of the three reads, unmeasured, to keep the first cells \
+             from paying for a cold one (a JVM compiles its read path as it serves, and caches fill). "
         )
     } else {
         "No database was warmed before its first cell: the first cells measured on each may include its warming \

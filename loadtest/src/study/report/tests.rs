@@ -162,7 +162,7 @@ fn study() -> StudyResults {
                 summary: RunSummary {
                     cache: CacheCounts {
                         hits: 800,
-                        stale: 100,
+                        stale: Some(100),
                         misses: 100,
                         unmarked: 0,
                     },

@@ -29,11 +29,19 @@ impl BenchReport {
             Draw::Uniform => "uniformly",
             Draw::Zipf => "by the data set's Zipf popularity law",
         };
+        let warmed = if s.backend_warmup_seconds > 0.0 {
+            format!(
+                "Before its first cell each backend serves {:.1} s of the three reads, unmeasured, \
+                 to keep the first cells from paying for a cold database. ",
+                s.backend_warmup_seconds
+            )
+        } else {
+            "No backend was warmed before its first cell (--backend-warmup-seconds 0). ".to_owned()
+        };
         format!(
             "## Query benchmark\n\n\
              {} songs loaded (from {}); song ids drawn {distribution} from 1..={}. \
-             Before its first cell each backend serves {:.1} s of the three reads, unmeasured, so that no cell \
-             pays for a cold database. Each cell runs {} closed-loop clients, {:.1} s warm-up then {:.1} s measured; page size {}. \
+             {warmed}Each cell runs {} closed-loop clients, {:.1} s warm-up then {:.1} s measured; page size {}. \
              Latency is from sending a request to having the whole answer; client and server \
              share one process on {} cores. HTTP rows go through an in-process origin on 127.0.0.1.\n\n\
              | backend | query | through | clients | p50 (ms) | p99 (ms) | throughput (req/s) | requests | errors | Redis hits | original (Node/Express capstone, 10M songs) |\n\
@@ -41,7 +49,6 @@ impl BenchReport {
             s.songs,
             s.songs_from,
             s.songs,
-            s.backend_warmup_seconds,
             s.concurrency
                 .iter()
                 .map(usize::to_string)
