@@ -362,12 +362,13 @@ impl CacheCounts {
         let Some(hits) = self.hit_ratio() else {
             return "—".into();
         };
-        match (self.stale, self.stale_ratio()) {
-            (None, _) => format!("{:.1}% (stale not counted apart)", hits * 100.0),
-            (Some(stale), Some(ratio)) if stale > 0 => {
-                format!("{:.1}% ({:.1}% stale)", hits * 100.0, ratio * 100.0)
+        // Some responses were marked, so the stale ratio is unknown only when the count is.
+        match self.stale_ratio() {
+            None => format!("{:.1}% (stale not counted apart)", hits * 100.0),
+            Some(stale) if stale > 0.0 => {
+                format!("{:.1}% ({:.1}% stale)", hits * 100.0, stale * 100.0)
             }
-            _ => format!("{:.1}%", hits * 100.0),
+            Some(_) => format!("{:.1}%", hits * 100.0),
         }
     }
 }

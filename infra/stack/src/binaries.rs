@@ -125,21 +125,14 @@ pub fn build(binaries: &[Binary], release: bool) -> Result<Vec<PathBuf>, BinaryE
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command.current_dir(workspace_root());
-    let description = if release {
-        command.args(["build", "--release"]);
-        for binary in binaries {
-            command.arg("-p").arg(binary.package());
-        }
-        let packages = binaries
-            .iter()
-            .map(|binary| format!("-p {}", binary.package()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        format!("cargo build --release {packages}")
+    let args: Vec<&str> = if release {
+        let packages = binaries.iter().flat_map(|binary| ["-p", binary.package()]);
+        ["build", "--release"].into_iter().chain(packages).collect()
     } else {
-        command.args(["test", "--no-run", "--quiet"]);
-        "cargo test --no-run".to_owned()
+        vec!["test", "--no-run", "--quiet"]
     };
+    command.args(&args);
+    let description = format!("cargo {}", args.join(" "));
     let names = binaries
         .iter()
         .map(|binary| binary.file_name())
