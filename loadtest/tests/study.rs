@@ -228,7 +228,7 @@ fn quick_study_writes_a_complete_report() {
     // Each database served the quick profile's warm-up before its first cell.
     assert_eq!(
         tier["query_settings"]["backend_warmup_seconds"].as_f64(),
-        Some(1.5),
+        Some(6.0),
         "{tier}"
     );
     let capacity = tier["capacity"].as_array().unwrap();

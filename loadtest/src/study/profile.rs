@@ -78,7 +78,7 @@ impl Profile {
                 db_query_clients: &[1, 16],
                 db_query_seconds: 0.75,
                 db_query_warmup: 0.25,
-                db_backend_warmup: 1.5,
+                db_backend_warmup: 6.0,
                 trade: "quick profile, 3½ to 4 minutes on two cores (the database tier about 1¼ of them, more on a machine's first run, which seeds the Cassandra node): capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), the edge's capacity search in the same 3 s steps as the pool it is compared with, 2 s fixed-rate and tier runs, and query-table cells of 0.75 s",
             },
             Profile::Full => ProfileSettings {

@@ -3,7 +3,7 @@
 
 use super::tables::CapacityCells;
 use super::{Table, cores, ms, rate};
-use crate::study::model::{DatabaseTier, StudyResults};
+use crate::study::model::{DatabaseTier, QueryCell, StudyResults};
 
 /// The section's paragraphs: how it was measured, and what was not.
 pub fn paragraphs(study: &StudyResults) -> Vec<String> {
@@ -50,10 +50,64 @@ pub fn paragraphs(study: &StudyResults) -> Vec<String> {
             writes.acknowledged, writes.deleted_by_the_run, writes.checked, writes.lost
         ));
     }
+    lines.extend(slower_underneath(tier));
     for problem in &tier.problems {
         lines.push(format!("**Not measured**: {problem}."));
     }
     lines
+}
+
+/// How much less a storage-layer cell may serve than the HTTP cell above it before the
+/// report calls it a contradiction. Quick cells (0.75 s) on a shared two-core machine
+/// differ by up to a quarter without cause: a warmed Cassandra's storage cells served
+/// 0.76 and 0.84 of their HTTP cells' rates in two runs here, a cold one's first cell
+/// 0.46 and 0.67.
+const SLOWER_UNDERNEATH: f64 = 0.7;
+
+/// `origin bench-queries`' names for the ways through (`Via::label` in origin-cli).
+const THROUGH_STORAGE: &str = "storage";
+const THROUGH_HTTP: &str = "HTTP, no Redis";
+
+/// A warning for each storage-layer cell that served less than [`SLOWER_UNDERNEATH`] of
+/// the rate of the HTTP cell (no Redis) of the same backend, query and client count. The HTTP path makes the same storage
+/// call and more (routing, JSON, an HTTP exchange), so with closed-loop clients it
+/// cannot serve more in a steady state: when it does, the storage-layer cell measured
+/// something else, a database still warming up (those cells run first) or a busy
+/// moment of the machine.
+fn slower_underneath(tier: &DatabaseTier) -> Vec<String> {
+    let over_http = |storage: &QueryCell| {
+        tier.queries.iter().find(|cell| {
+            cell.through == THROUGH_HTTP
+                && cell.backend == storage.backend
+                && cell.query == storage.query
+                && cell.clients == storage.clients
+        })
+    };
+    tier.queries
+        .iter()
+        .filter(|cell| cell.through == THROUGH_STORAGE)
+        .filter_map(|storage| Some((storage, over_http(storage)?)))
+        .filter(|(storage, http)| {
+            storage.throughput_per_s < SLOWER_UNDERNEATH * http.throughput_per_s
+        })
+        .map(|(storage, http)| {
+            format!(
+                "**Check failed**: {}'s {} through the storage layer from {} client{} served {} (p99 {}), \
+                 well below its rate through HTTP without Redis ({}, p99 {}), which makes the same storage call and more. \
+                 So this cell did not measure a steady state: {} was still warming up (the storage-layer cells run first) \
+                 or the machine was busy during it. Read it as an upper bound on the read's cost, not as its cost.",
+                storage.backend,
+                storage.query,
+                storage.clients,
+                if storage.clients == 1 { "" } else { "s" },
+                rate(storage.throughput_per_s),
+                ms(storage.p99_ms),
+                rate(http.throughput_per_s),
+                ms(http.p99_ms),
+                storage.backend,
+            )
+        })
+        .collect()
 }
 
 /// What each database served before its first cell, unmeasured.
@@ -176,4 +230,65 @@ pub fn capacity_table(study: &StudyResults) -> Table {
         ]);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(backend: &str, through: &str, clients: usize, throughput: f64) -> QueryCell {
+        QueryCell {
+            backend: backend.into(),
+            query: "single song read".into(),
+            through: through.into(),
+            clients,
+            original: String::new(),
+            p50_ms: clients as f64 * 1000.0 / throughput,
+            p99_ms: 2.0 * clients as f64 * 1000.0 / throughput,
+            throughput_per_s: throughput,
+            requests: throughput as u64,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn a_storage_cell_slower_than_the_http_cell_above_it_is_called_out() {
+        let tier = DatabaseTier {
+            queries: vec![
+                cell("PostgreSQL", "storage", 1, 4_000.0),
+                cell("PostgreSQL", "HTTP, no Redis", 1, 3_000.0),
+                // Within the noise between two cells, not a contradiction.
+                cell("Cassandra", "storage", 16, 7_600.0),
+                cell("Cassandra", "HTTP, no Redis", 16, 10_000.0),
+                // The artefact of a cold JVM: slower underneath than through HTTP.
+                cell("Cassandra", "storage", 1, 1_337.0),
+                cell("Cassandra", "HTTP, no Redis", 1, 2_258.0),
+                cell("Cassandra", "HTTP + Redis", 1, 9_000.0),
+            ],
+            ..DatabaseTier::default()
+        };
+        let warnings = slower_underneath(&tier);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(
+                "**Check failed**: Cassandra's single song read through the storage layer from 1 client served 1337/s (p99 1.50 ms), \
+                 well below its rate through HTTP without Redis (2258/s, p99 0.89 ms)"
+            ),
+            "{}",
+            warnings[0]
+        );
+    }
+
+    #[test]
+    fn cells_without_an_http_counterpart_are_not_compared() {
+        let tier = DatabaseTier {
+            queries: vec![
+                cell("Cassandra", "storage", 1, 100.0),
+                cell("Cassandra", "HTTP, no Redis", 16, 10_000.0),
+                cell("PostgreSQL", "HTTP, no Redis", 1, 10_000.0),
+            ],
+            ..DatabaseTier::default()
+        };
+        assert!(slower_underneath(&tier).is_empty());
+    }
 }

@@ -151,6 +151,8 @@ enum Via {
 impl Via {
     const ALL: [Via; 3] = [Via::Storage, Via::Http, Via::HttpRedis];
 
+    /// The `through` of each cell in the JSON; the study's report matches the first two
+    /// (`loadtest`'s `report::database`), so a new name there is a change here.
     fn label(self) -> &'static str {
         match self {
             Via::Storage => "storage",
