@@ -54,9 +54,10 @@ pub struct ProfileSettings {
 impl Profile {
     pub fn settings(self) -> ProfileSettings {
         match self {
-            // 2¼-2½ minutes on two cores, plus about 1¼ for the database tier (measured
-            // with the tiny data set: the Cassandra stack up in 21 s, the query table
-            // 24 s, the Cassandra capacity search 26 s): steps of 3 s (twice the old 1.5 s)
+            // 2¼-3¼ minutes on two cores, plus about 1¼ for the database tier (on the
+            // slower of two machines, 7 December: the Cassandra stack up in 10 s, the
+            // query table 36 s with 12 s of it warming the two databases, the Cassandra
+            // capacity search 18 s; 271 s in all): steps of 3 s (twice the old 1.5 s)
             // paid for with the original's own pool sizes only (no 5), a
             // gentler growth with one bisection after the first size, and 2 s
             // fixed-rate and tier runs.
@@ -79,7 +80,7 @@ impl Profile {
                 db_query_seconds: 0.75,
                 db_query_warmup: 0.25,
                 db_backend_warmup: 6.0,
-                trade: "quick profile, 3½ to 4 minutes on two cores (the database tier about 1¼ of them, more on a machine's first run, which seeds the Cassandra node): capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), the edge's capacity search in the same 3 s steps as the pool it is compared with, 2 s fixed-rate and tier runs, and query-table cells of 0.75 s",
+                trade: "quick profile, 3½ to 4½ minutes on two cores (the database tier about 1¼ of them, more on a machine's first run, which seeds the Cassandra node): capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), the edge's capacity search in the same 3 s steps as the pool it is compared with, 2 s fixed-rate and tier runs, and query-table cells of 0.75 s",
             },
             Profile::Full => ProfileSettings {
                 sizes: &[1, 2, 3, 5, 10],

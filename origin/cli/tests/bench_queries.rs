@@ -145,6 +145,29 @@ async fn bench_prints_every_row_for_both_backends_at_each_client_count() {
         assert!(cell["measured"]["p50_ms"].as_f64().unwrap() > 0.0, "{cell}");
         assert!(cell["measured"]["throughput_per_s"].as_f64().unwrap() > 0.0);
     }
+    // Written in the table's order, whatever the order measured.
+    let order: Vec<(&str, &str, u64, &str)> = cells
+        .iter()
+        .map(|cell| {
+            (
+                cell["backend"].as_str().unwrap(),
+                cell["through"].as_str().unwrap(),
+                cell["clients"].as_u64().unwrap(),
+                cell["query"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let mut table_order = Vec::new();
+    for backend in ["PostgreSQL", "Cassandra"] {
+        for path in PATHS {
+            for clients in [1, 4] {
+                for query in QUERIES {
+                    table_order.push((backend, path, clients, query));
+                }
+            }
+        }
+    }
+    assert_eq!(order, table_order);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

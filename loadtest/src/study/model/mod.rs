@@ -14,7 +14,7 @@ mod stats;
 
 pub use database::{BackendCapacity, DATABASE_TIER, DatabaseTier, QueryCell, QuerySettings};
 pub use phases::{FaultRun, FixedRun, PhaseTime, ScalingResult, TierRun, WriteCheck};
-pub use run::{CacheLookups, ClassSummary, CpuUse, HealthCheck, RunSummary};
+pub use run::{CacheLookups, ClassSummary, CpuUse, HealthCheck, MAX_ERROR_RATE, RunSummary};
 pub use stats::{
     error_rate_noise, recovery_seconds, recovery_seconds_by, standard_error, whole_seconds,
 };

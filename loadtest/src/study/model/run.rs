@@ -8,6 +8,10 @@ use super::stats::{error_rate_noise, standard_error, whole_seconds};
 use crate::recorder::{CacheCounts, ErrorCounts, Second};
 use crate::results::{EndpointResults, RunResults};
 
+/// The objective's bound on errors (a share of the requests sent) and on dropped
+/// arrivals (a share of the arrivals offered): 0.1 %.
+pub const MAX_ERROR_RATE: f64 = 0.001;
+
 /// The figures of one run that the report shows, with how the run started and what the
 /// stack spent on it. Fields added after the first reports default when read back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,12 +101,13 @@ impl RunSummary {
         }
     }
 
-    /// Within the objective: p99 under the SLO, errors and drops under 0.1 %.
+    /// Within the objective: p99 under the SLO, errors and drops under
+    /// [`MAX_ERROR_RATE`].
     pub fn meets(&self, slo_ms: f64) -> bool {
         self.requests > 0
             && self.p99_ms < slo_ms
-            && self.error_rate < 0.001
-            && self.dropped_rate < 0.001
+            && self.error_rate < MAX_ERROR_RATE
+            && self.dropped_rate < MAX_ERROR_RATE
     }
 
     /// True unless the run is known to have started on an unhealthy stack.

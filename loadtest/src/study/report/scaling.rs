@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::{micros_per_request, ms, rate};
-use crate::study::model::{CpuUse, ScalingResult, StudyResults};
+use super::{micros_per_request, ms, percent, rate};
+use crate::study::model::{CpuUse, MAX_ERROR_RATE, ScalingResult, StudyResults};
 
 /// How far the pool scaled, against the shape to reach, and what stopped it if it fell short.
 pub(super) fn scaling_verdict(study: &StudyResults) -> String {
@@ -164,8 +164,11 @@ fn possessive(instances: usize) -> String {
     }
 }
 
-/// Capacities whose step met the objective by less than twice its p99's noise (the
-/// standard error of its per-second p99s): a second run may place them a step lower.
+/// Capacities whose step met the objective by less than twice the noise of its p99 (the
+/// standard error of its per-second p99s) or of its error rate (binomial, for a step
+/// that had errors): a second run may place them a step lower. Dropped arrivals are
+/// left out: the study's generator drops one only when all its 1,024 requests in
+/// flight are waiting, far past the p99 objective.
 fn marginal_note(study: &StudyResults) -> String {
     let slo_ms = study.meta.slo_ms;
     let marginal: Vec<String> = study
@@ -173,23 +176,30 @@ fn marginal_note(study: &StudyResults) -> String {
         .iter()
         .filter_map(|result| {
             let step = result.at_capacity(slo_ms)?;
-            let noise = step.p99_noise_ms?;
-            (slo_ms - step.p99_ms < 2.0 * noise).then(|| {
-                format!(
-                    "{} (p99 {}, noise ±{})",
-                    possessive(result.instances),
-                    ms(step.p99_ms),
-                    ms(noise)
-                )
-            })
+            let mut close = Vec::new();
+            if let Some(noise) = step.p99_noise_ms
+                && slo_ms - step.p99_ms < 2.0 * noise
+            {
+                close.push(format!("p99 {}, noise ±{}", ms(step.p99_ms), ms(noise)));
+            }
+            let noise = step.error_rate_noise();
+            if step.errors > 0 && MAX_ERROR_RATE - step.error_rate < 2.0 * noise {
+                close.push(format!(
+                    "errors {}, noise ±{}",
+                    percent(step.error_rate),
+                    percent(noise)
+                ));
+            }
+            (!close.is_empty())
+                .then(|| format!("{} ({})", possessive(result.instances), close.join("; ")))
         })
         .collect();
     if marginal.is_empty() {
         return String::new();
     }
     format!(
-        " Marginal: {} capacity met the objective by less than twice its p99's noise (the \
-         standard error of the step's per-second p99s); a second run may place it a step lower.",
+        " Marginal: {} capacity met the objective by less than twice the noise of its p99 (the \
+         standard error of the step's per-second p99s) or of its error rate; a second run may place it a step lower.",
         marginal.join(", ")
     )
 }

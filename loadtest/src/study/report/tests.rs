@@ -560,10 +560,29 @@ fn a_capacity_that_met_the_objective_within_its_noise_is_marginal() {
     assert!(
         md.contains(
             "Marginal: 2 instances' (p99 95.00 ms, noise ±9.50 ms) capacity met the objective by \
-             less than twice its p99's noise"
+             less than twice the noise of its p99"
         ),
         "{md}"
     );
+}
+
+#[test]
+fn a_capacity_that_met_the_error_bound_within_its_noise_is_marginal() {
+    let mut study = study();
+    // 2 errors in 3000 requests: 0.067 % ± 0.047 %, within twice its noise of 0.1 %.
+    study.scaling[1].steps[1] = summary(1500.0, 60.0, 2);
+    // 1 error in 4000: 0.025 % ± 0.025 %, clear of the bound by more than twice that.
+    study.scaling[2].steps[1] = summary(2000.0, 60.0, 1);
+    let md = markdown(&study);
+    assert!(
+        md.contains(
+            "Marginal: 2 instances' (errors 0.067%, noise ±0.047%) capacity met the objective by \
+             less than twice the noise of its p99 (the standard error of the step's per-second \
+             p99s) or of its error rate;"
+        ),
+        "{md}"
+    );
+    assert!(!md.contains("3 instances' (errors"), "{md}");
 }
 
 #[test]

@@ -45,7 +45,7 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub scylla: ScyllaArgs,
     /// Redis for the "HTTP + Redis" rows. The bench runs FLUSHDB on it before
-    /// each backend's cached rows, so give it a Redis (or database) of its own.
+    /// each of those cells, so give it a Redis (or database) of its own.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
     /// Measured time per cell, in seconds.
@@ -57,8 +57,8 @@ pub struct BenchArgs {
     /// Unmeasured load before each backend's first cell, in seconds: the three reads
     /// in turn, through the storage layer, from the largest client count. A database
     /// warms as it serves (a JVM compiles its read path, caches fill); without this
-    /// the first cells measured pay for it, and read slower than the HTTP cells after
-    /// them that include the same reads.
+    /// the first cells measured pay for it, and read slower than the HTTP cells
+    /// measured after them that include the same reads.
     #[arg(long, default_value_t = 15.0)]
     pub backend_warmup_seconds: f64,
     /// Clients per cell, each with one request in flight; a list measures
@@ -152,7 +152,7 @@ impl Via {
     const ALL: [Via; 3] = [Via::Storage, Via::Http, Via::HttpRedis];
 
     /// The `through` of each cell in the JSON; the study's report matches the first two
-    /// (`loadtest`'s `report::database`), so a new name there is a change here.
+    /// (`loadtest`'s `report::database`), so renaming one here needs the same change there.
     fn label(self) -> &'static str {
         match self {
             Via::Storage => "storage",
@@ -337,7 +337,11 @@ async fn open_backends(
     Ok((backends, skipped))
 }
 
-/// Every cell, in table order: backend, then way through, then client count.
+/// Every cell, returned in table order (backend, way through, client count, read) but
+/// measured with the ways through innermost: each read's storage-layer cell runs just
+/// before its HTTP cells, so what a database still warming or a busy moment costs falls
+/// on neighbours that are compared (the study's report checks the storage layer against
+/// HTTP), not on all of one way through.
 async fn measure_all(
     args: &BenchArgs,
     draw: &Sampler,
@@ -346,19 +350,28 @@ async fn measure_all(
     let mut cells = Vec::new();
     for storage in backends {
         warm_up(args, draw, &storage).await;
-        for via in Via::ALL {
-            for &clients in &args.concurrency {
-                let plan = Plan {
-                    draw: draw.clone(),
-                    concurrency: clients,
-                    warmup: Duration::from_secs_f64(args.warmup_seconds),
-                    measure: Duration::from_secs_f64(args.seconds),
-                    limit: args.limit,
-                    seed: args.seed,
-                };
-                cells.extend(measure_group(args, &plan, &storage, via).await?);
+        let mut measured = Vec::new();
+        for (at_clients, &clients) in args.concurrency.iter().enumerate() {
+            for (at_read, read) in Read::ALL.into_iter().enumerate() {
+                for (at_via, via) in Via::ALL.into_iter().enumerate() {
+                    let plan = Plan {
+                        draw: draw.clone(),
+                        concurrency: clients,
+                        warmup: Duration::from_secs_f64(args.warmup_seconds),
+                        measure: Duration::from_secs_f64(args.seconds),
+                        limit: args.limit,
+                        // Each way through draws its own songs: the same draws would
+                        // send the HTTP cells to rows the storage cell just brought
+                        // into the database's caches.
+                        seed: args.seed ^ (at_via as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    };
+                    let cell = measure_cell(args, &plan, &storage, read, via).await?;
+                    measured.push(((at_via, at_clients, at_read), cell));
+                }
             }
         }
+        measured.sort_by_key(|(order, _)| *order);
+        cells.extend(measured.into_iter().map(|(_, cell)| cell));
     }
     Ok(cells)
 }
@@ -389,23 +402,26 @@ async fn warm_up(args: &BenchArgs, draw: &Sampler, storage: &Arc<dyn Storage>) {
     }
 }
 
-/// The three reads of one backend through `via` at one client count. The cached
-/// rows start from an empty Redis, so each group fills its own cache.
-async fn measure_group(
+/// One read of one backend through `via` at one client count. A cached cell starts
+/// from an empty Redis, so it fills its own cache.
+async fn measure_cell(
     args: &BenchArgs,
     plan: &Plan,
     storage: &Arc<dyn Storage>,
+    read: Read,
     via: Via,
-) -> anyhow::Result<Vec<Cell>> {
+) -> anyhow::Result<Cell> {
     let backend = storage.product();
     let redis_url = match (via, &args.redis_url) {
         (Via::HttpRedis, None) => {
-            return Ok(Read::ALL
-                .map(|read| {
-                    let why = "no Redis URL given (--redis-url or REDIS_URL)";
-                    Cell::not_measured(backend, read, via, plan.concurrency, why)
-                })
-                .to_vec());
+            let why = "no Redis URL given (--redis-url or REDIS_URL)";
+            return Ok(Cell::not_measured(
+                backend,
+                read,
+                via,
+                plan.concurrency,
+                why,
+            ));
         }
         (Via::HttpRedis, Some(url)) => {
             flush_redis(url).await?;
@@ -413,33 +429,29 @@ async fn measure_group(
         }
         (Via::Storage | Via::Http, _) => None,
     };
-    let mut cells = Vec::new();
-    for read in Read::ALL {
-        eprintln!(
-            "measuring {backend} {} through {} with {} clients ({:.1} s + {:.1} s warm-up)",
-            read.label(),
-            via.label(),
-            plan.concurrency,
-            args.seconds,
-            args.warmup_seconds,
-        );
-        let measured = match via {
-            Via::Storage => measure_storage(plan, Arc::clone(storage), read).await,
-            Via::Http | Via::HttpRedis => {
-                measure_http(plan, Arc::clone(storage), redis_url.clone(), read).await?
-            }
-        };
-        cells.push(Cell {
-            backend: backend.to_owned(),
-            query: read.label().to_owned(),
-            through: via.label().to_owned(),
-            clients: plan.concurrency,
-            original: read.original().to_owned(),
-            measured: Some(measured),
-            not_measured: None,
-        });
-    }
-    Ok(cells)
+    eprintln!(
+        "measuring {backend} {} through {} with {} clients ({:.1} s + {:.1} s warm-up)",
+        read.label(),
+        via.label(),
+        plan.concurrency,
+        args.seconds,
+        args.warmup_seconds,
+    );
+    let measured = match via {
+        Via::Storage => measure_storage(plan, Arc::clone(storage), read).await,
+        Via::Http | Via::HttpRedis => {
+            measure_http(plan, Arc::clone(storage), redis_url, read).await?
+        }
+    };
+    Ok(Cell {
+        backend: backend.to_owned(),
+        query: read.label().to_owned(),
+        through: via.label().to_owned(),
+        clients: plan.concurrency,
+        original: read.original().to_owned(),
+        measured: Some(measured),
+        not_measured: None,
+    })
 }
 
 impl Cell {
