@@ -538,6 +538,22 @@ fn capacity_above_the_linear_line_is_explained_not_left_as_a_result() {
         ),
         "{md}"
     );
+    // Where the origins' Redis hits at capacity spread, the note gives them.
+    study.scaling[0].steps[1].origin_cache = Some(CacheLookups {
+        hits: 50,
+        misses: 50,
+        bypasses: 0,
+    });
+    let md = markdown(&study);
+    assert!(
+        md.contains(
+            "3: 33 µs; the pools share one Redis, and the share of the origins' lookups that \
+             found their key there at capacity differed too (1: 50%, 2: 75%, 3: 75%; each hit \
+             spares a database read). This study does not measure how much of the difference in \
+             CPU that explains."
+        ),
+        "{md}"
+    );
     // One instance missed at 850/s: three of it carry at most 2550/s, short of 3000/s.
     study.scaling[0].steps[2] = summary(850.0, 900.0, 40);
     let md = markdown(&study);
