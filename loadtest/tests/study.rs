@@ -85,6 +85,12 @@ fn quick_study_writes_a_complete_report() {
         "{markdown}"
     );
     assert!(markdown.contains("Generator check"), "{markdown}");
+    // Redis was filled through the largest pool before the searches.
+    assert!(
+        markdown
+            .contains("Redis filled first: 30 s at 1000/s through the largest pool (10 instances)"),
+        "{markdown}"
+    );
     // The fault table counts reads and writes apart and names error classes.
     assert!(
         markdown.contains("| Reads | Read errors |") && markdown.contains("| Error classes |"),

@@ -12,6 +12,7 @@ use crate::schedule::Schedule;
 
 pub async fn run(session: &mut Session, results: &mut StudyResults) -> anyhow::Result<()> {
     let sizes = session.profile.sizes;
+    session.fill_cache().await?;
     for &instances in sizes {
         session.stack.scale_to(instances).await?;
         let previous = results.scaling.last().map(|previous| previous.capacity_rps);

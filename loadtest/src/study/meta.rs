@@ -183,6 +183,12 @@ fn configuration(
             profile.warm_up.as_secs_f64(),
             profile.search_start * 0.5,
         )),
+        ("cache fill".into(), format!(
+            "{} s at {}/s through the largest pool ({} instances) before the capacity searches (not reported): the pools are searched one after another on one Redis, and without it each found a warmer cache than the one before",
+            profile.cache_fill.as_secs_f64(),
+            profile.cache_fill_rate,
+            profile.sizes.iter().max().copied().unwrap_or(1),
+        )),
         ("fixed-rate, fault and tier runs".into(), run_durations(profile)),
         ("edge capacity search".into(), edge_search(config.edge, profile)),
         ("database tier".into(), format!(

@@ -226,14 +226,24 @@ fn overload_note(study: &StudyResults) -> String {
 }
 
 fn capacity_intro(study: &StudyResults) -> String {
-    let step = study
-        .meta
-        .configuration
-        .iter()
-        .find(|(key, _)| key == "capacity step duration")
-        .map_or(String::new(), |(_, value)| format!(" Each step: {value}."));
+    let setting = |name: &str| {
+        study
+            .meta
+            .configuration
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    };
+    let step = setting("capacity step duration")
+        .map_or(String::new(), |value| format!(" Each step: {value}."));
+    let fill = setting("cache fill").map_or(
+        " The origins' Redis was not filled before the searches (a report from before that): \
+         each pool found a warmer cache than the one before it."
+            .into(),
+        |value| format!(" Redis filled first: {value}."),
+    );
     format!(
-        "Highest arrival rate with p99 < {} ms, errors < 0.1 % and no dropped arrivals, straight to nginx (no edge cache in the way), every step from a healthy, idle stack.{step} \
+        "Highest arrival rate with p99 < {} ms, errors < 0.1 % and no dropped arrivals, straight to nginx (no edge cache in the way), every step from a healthy, idle stack.{step}{fill} \
          \"Known within\": the true capacity lies below the first rate that missed the objective. \
          \"At the knee\": which part ran out of CPU at that first rate over. \
          \"Origins' Redis hits\": the share of the origins' Redis lookups that found their key \

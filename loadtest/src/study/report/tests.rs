@@ -316,6 +316,26 @@ fn markdown_has_the_original_shape_and_our_figures() {
     assert!(md.contains("Load through the edge, on 4 instances"), "{md}");
     assert!(md.contains("Promise: 503 with Retry-After"), "{md}");
     assert!(md.contains("Each step: 3 s per step."), "{md}");
+    // The fixture's configuration is from before the cache fill: the report says so.
+    assert!(
+        md.contains(
+            "The origins' Redis was not filled before the searches (a report from before that)"
+        ),
+        "{md}"
+    );
+    let mut filled = study();
+    filled.meta.configuration.push((
+        "cache fill".into(),
+        "30 s at 1000/s through the largest pool (3 instances)".into(),
+    ));
+    let md = markdown(&filled);
+    assert!(
+        md.contains(
+            "Each step: 3 s per step. Redis filled first: 30 s at 1000/s through the largest pool \
+             (3 instances). \"Known within\""
+        ),
+        "{md}"
+    );
     assert!(
         md.contains(
             "On 3 instances, within the objective: the edge (cache on) carried 1300/s (and missed at 2600/s), \
