@@ -283,7 +283,7 @@ fn fault_error_row(fault: &str, side: &str, old: Option<&ClassSummary>, new: &Cl
 }
 
 /// The lines above the table: each run's revision, date, profile and machine load, how
-/// a verdict is reached, and a warning when the CPU quotas differ.
+/// a verdict is reached, and a warning when the CPU quotas or the cache fills differ.
 fn context_lines(old: &StudyResults, new: &StudyResults) -> Vec<String> {
     let mut context = vec![
         format!("old: {}", describe(old)),
@@ -299,7 +299,24 @@ fn context_lines(old: &StudyResults, new: &StudyResults) -> Vec<String> {
             "The CPU quotas differ, so capacities are not like for like: old {old_quota}; new {new_quota}."
         ));
     }
+    let (old_fill, new_fill) = (cache_fill(old), cache_fill(new));
+    if old_fill != new_fill {
+        context.push(format!(
+            "The cache fill before the capacity searches differs, so the pools' Redis hits, and with them \
+             their capacities, are not like for like: old {old_fill}; new {new_fill}."
+        ));
+    }
     context
+}
+
+/// The load that filled Redis before the capacity searches, as the report recorded it.
+fn cache_fill(study: &StudyResults) -> &str {
+    study
+        .meta
+        .configuration
+        .iter()
+        .find(|(key, _)| key == "cache fill")
+        .map_or("none recorded", |(_, value)| value)
 }
 
 /// One report in a line: revision, date, profile and the load average at start and end.

@@ -210,7 +210,9 @@ impl Session {
     /// (300 s by default), so without this each pool found a warmer cache than the one
     /// before it: at capacity, the first (one instance) found about half of its lookups
     /// there, the last (ten) two thirds; with it, every pool 63 to 76 % in two quick
-    /// studies. The stack is left at the largest pool.
+    /// studies. It is aimed at the quick profile, whose searches all fit in the entries'
+    /// lifetime; the full profile's later pools run past it, on a cache their own load
+    /// keeps filled. The stack is left at the largest pool.
     pub async fn fill_cache(&mut self) -> anyhow::Result<()> {
         let (rate, duration) = (self.profile.cache_fill_rate, self.profile.cache_fill);
         let Some(&largest) = self.profile.sizes.iter().max() else {

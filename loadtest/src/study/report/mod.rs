@@ -237,8 +237,8 @@ fn capacity_intro(study: &StudyResults) -> String {
     let step = setting("capacity step duration")
         .map_or(String::new(), |value| format!(" Each step: {value}."));
     let fill = setting("cache fill").map_or(
-        " The origins' Redis was not filled before the searches (a report from before that): \
-         each pool found a warmer cache than the one before it."
+        " No cache fill before the searches is recorded in this report's configuration: without \
+         one, each pool may have found a warmer cache than the one before it."
             .into(),
         |value| format!(" Redis filled first: {value}."),
     );

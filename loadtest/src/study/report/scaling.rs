@@ -157,9 +157,8 @@ fn superlinear_note(study: &StudyResults) -> String {
 
 /// What else differed between the pools at capacity, as far as the study measured it:
 /// the share of the origins' lookups that found their key in the one Redis they share
-/// (each hit spares a database read). Said when it spread by five points or more (the
-/// cache fill before the searches keeps it within a few); the study does not measure
-/// how much of the CPU per request that explains.
+/// (each hit spares a database read). Said when it spread by five points or more; the
+/// study does not measure how much of the CPU per request that explains.
 fn redis_hits_note(study: &StudyResults) -> String {
     let slo_ms = study.meta.slo_ms;
     let hits: Vec<(usize, f64)> = study

@@ -318,9 +318,7 @@ fn markdown_has_the_original_shape_and_our_figures() {
     assert!(md.contains("Each step: 3 s per step."), "{md}");
     // The fixture's configuration is from before the cache fill: the report says so.
     assert!(
-        md.contains(
-            "The origins' Redis was not filled before the searches (a report from before that)"
-        ),
+        md.contains("No cache fill before the searches is recorded in this report's configuration"),
         "{md}"
     );
     let mut filled = study();
@@ -517,6 +515,26 @@ fn an_older_report_s_postgresql_restart_compares_with_the_database_restart() {
         }
     }
     let comparison = crate::study::compare::Comparison::of(&old, &new);
+    assert!(
+        !comparison
+            .context
+            .iter()
+            .any(|line| line.contains("cache fill")),
+        "{:?}",
+        comparison.context
+    );
+    let mut filled = new.clone();
+    filled
+        .meta
+        .configuration
+        .push(("cache fill".into(), "30 s at 1000/s".into()));
+    let context = crate::study::compare::Comparison::of(&old, &filled).context;
+    assert!(
+        context.iter().any(|line| line
+            .starts_with("The cache fill before the capacity searches differs")
+            && line.ends_with("old none recorded; new 30 s at 1000/s.")),
+        "{context:?}"
+    );
     let what = format!(
         "fault '{}': reads error rate",
         Fault::RestartDatabase.name()
