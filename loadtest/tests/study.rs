@@ -91,6 +91,11 @@ fn quick_study_writes_a_complete_report() {
             .contains("Redis filled first: 30 s at 1000/s through the largest pool (10 instances)"),
         "{markdown}"
     );
+    // The neighbours probe ran on the largest pool after the searches, and is said.
+    assert!(
+        markdown.contains("Neighbours: straight at instance 1,"),
+        "{markdown}"
+    );
     // The fault table counts reads and writes apart and names error classes.
     assert!(
         markdown.contains("| Reads | Read errors |") && markdown.contains("| Error classes |"),
@@ -121,6 +126,16 @@ fn quick_study_writes_a_complete_report() {
     let writes = &results["writes"];
     assert!(writes["acknowledged"].as_u64().unwrap() > 0, "{writes}");
     assert_eq!(writes["lost"].as_u64(), Some(0), "{writes}");
+    let probe = &results["neighbours"];
+    assert_eq!(probe["neighbours"], 9, "{probe}");
+    for kind in ["alone_us", "beside_us"] {
+        let rounds = probe[kind].as_array().unwrap();
+        assert_eq!(rounds.len(), 2, "{probe}");
+        assert!(
+            rounds.iter().all(|us| us.as_f64().unwrap() > 0.0),
+            "{probe}"
+        );
+    }
     let scaling = results["scaling"].as_array().unwrap();
     // The quick profile searches the original's own pool sizes: 1, 2, 3 and 10.
     assert_eq!(scaling.len(), 4);

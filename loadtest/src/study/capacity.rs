@@ -1,6 +1,7 @@
 //! Phase: capacity per pool size, straight to nginx (the edge cache would hide the
 //! origins), and the original study's configurations at its fixed rate (400/s), each right
-//! after the search of its pool size while that pool is up.
+//! after the search of its pool size while that pool is up; then, on the largest pool,
+//! the neighbours probe ([`super::neighbours`]).
 
 use std::time::Duration;
 
@@ -68,6 +69,8 @@ pub async fn run(session: &mut Session, results: &mut StudyResults) -> anyhow::R
             results.fixed.push(fixed_run(session, original).await?);
         }
     }
+    // While the largest pool is up.
+    super::neighbours::run(session, results).await?;
     // The original's sizes the search did not visit.
     for original in ORIGINAL_SUMMARY {
         if !results.fixed.iter().any(|run| run.original == *original) {

@@ -311,12 +311,7 @@ fn context_lines(old: &StudyResults, new: &StudyResults) -> Vec<String> {
 
 /// The load that filled Redis before the capacity searches, as the report recorded it.
 fn cache_fill(study: &StudyResults) -> &str {
-    study
-        .meta
-        .configuration
-        .iter()
-        .find(|(key, _)| key == "cache fill")
-        .map_or("none recorded", |(_, value)| value)
+    study.meta.setting("cache fill").unwrap_or("none recorded")
 }
 
 /// One report in a line: revision, date, profile and the load average at start and end.

@@ -67,6 +67,14 @@ impl From<&crate::calibrate::Calibration> for CalibrationFigure {
 }
 
 impl Meta {
+    /// The configuration table's value for `name`, if this report has that row.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.configuration
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     pub fn collect(
         args: &super::StudyArgs,
         config: &stack::StackConfig,

@@ -2,8 +2,9 @@
 //! cassandra`, Redis, nginx, origin instances
 //! under CPU quotas, the edge), in named phases that each add their part to the results:
 //!
-//! 1. [`capacity`]: capacity per pool size straight to nginx, and the original study's
-//!    configurations at its fixed rate;
+//! 1. [`capacity`]: capacity per pool size straight to nginx, the original study's
+//!    configurations at its fixed rate, and the [`neighbours`] probe (what the other
+//!    origins on this host do to one origin's CPU per request);
 //! 2. [`cdn`]: what the edge saves: its capacity beside the pool's, and the cache tiers
 //!    with hit ratio, requests that reached the origins and the origin pool's CPU;
 //! 3. [`faults`]: faults during load, each from a whole, healthy pool;
@@ -30,6 +31,7 @@ pub mod faults;
 pub mod health;
 pub mod meta;
 pub mod model;
+pub mod neighbours;
 pub mod observe;
 pub mod profile;
 pub mod report;

@@ -1,6 +1,7 @@
 //! What the stack did during a run, seen from outside it: the CPU each part used (process
-//! groups in /proc, see `stack::cpu`), and the requests the origin instances answered
-//! and their Redis lookups (their own counters at `/metrics`).
+//! groups in /proc, and each origin instance's threads to the nanosecond; see
+//! `stack::cpu`), and the requests the origin instances answered and their Redis lookups
+//! (their own counters at `/metrics`).
 
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,9 @@ pub struct CpuSnapshot {
     at: Instant,
     groups: Groups,
     seconds: Vec<f64>,
+    /// Each instance's CPU seconds from its threads' own counts (to the nanosecond, see
+    /// `stack::cpu::threads_seconds`), in `groups.instances`' order, where readable.
+    instance_threads: Vec<Option<f64>>,
     generator: f64,
     machine: Option<f64>,
 }
@@ -74,10 +78,16 @@ pub struct CpuSnapshot {
 pub fn cpu_snapshot(stack: &mut Stack) -> CpuSnapshot {
     let groups = Groups::of(stack);
     let seconds = stack::cpu::group_seconds(&groups.all());
+    let instance_threads = groups
+        .instances
+        .iter()
+        .map(|pid| stack::cpu::threads_seconds(*pid))
+        .collect();
     CpuSnapshot {
         at: Instant::now(),
         groups,
         seconds,
+        instance_threads,
         generator: stack::cpu::own_seconds(),
         machine: stack::cpu::machine_busy_seconds(),
     }
@@ -87,6 +97,15 @@ impl CpuSnapshot {
     fn of(&self, pid: u32) -> Option<f64> {
         let position = self.groups.all().iter().position(|group| *group == pid)?;
         self.seconds.get(position).copied()
+    }
+
+    fn threads_of(&self, pid: u32) -> Option<f64> {
+        let position = self
+            .groups
+            .instances
+            .iter()
+            .position(|group| *group == pid)?;
+        self.instance_threads.get(position).copied().flatten()
     }
 
     /// CPU used by each part from `self` to `later`, in cores. A part that was restarted
@@ -105,11 +124,18 @@ impl CpuSnapshot {
                 .fold(0.0, |total, seconds| total + seconds)
                 / wall
         };
+        // An instance's own threads, to the nanosecond, where both readings have them;
+        // else its process group in ticks (a restarted instance counts from zero).
         let per_instance: Vec<f64> = later
             .groups
             .instances
             .iter()
-            .map(|pid| used(std::slice::from_ref(pid)))
+            .map(
+                |pid| match (self.threads_of(*pid), later.threads_of(*pid)) {
+                    (Some(start), Some(end)) => (end - start).max(0.0) / wall,
+                    _ => used(std::slice::from_ref(pid)),
+                },
+            )
             .collect();
         let instances = per_instance.iter().sum();
         let generator = ((later.generator - self.generator) / wall).max(0.0);
@@ -215,6 +241,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_instance_counts_its_threads_time_where_both_readings_have_it() {
+        let at = Instant::now();
+        let snapshot = |seconds: [f64; 2], threads: Option<f64>, at: Instant| CpuSnapshot {
+            at,
+            groups: Groups {
+                instances: vec![11, 12],
+                ..Groups::default()
+            },
+            seconds: seconds.to_vec(),
+            instance_threads: vec![threads, None],
+            generator: 0.0,
+            machine: None,
+        };
+        let later = at + Duration::from_secs(1);
+        // Instance 11: ticks say 0.5 s, its threads 0.25 s; instance 12 has ticks only.
+        let use_ = snapshot([1.0, 2.0], Some(1.0), at)
+            .until(&snapshot([1.5, 2.3], Some(1.25), later), None);
+        assert!((use_.per_instance[0] - 0.25).abs() < 1e-9, "{use_:?}");
+        assert!((use_.per_instance[1] - 0.3).abs() < 1e-9, "{use_:?}");
+        assert!((use_.instances - 0.55).abs() < 1e-9, "{use_:?}");
+        // A reading without threads' time (a restarted instance) falls back to ticks.
+        let use_ =
+            snapshot([1.0, 2.0], None, at).until(&snapshot([1.5, 2.3], Some(1.25), later), None);
+        assert!((use_.per_instance[0] - 0.5).abs() < 1e-9, "{use_:?}");
+    }
+
+    #[test]
     fn a_part_the_stack_does_not_run_uses_zero_cores_not_minus_zero() {
         let at = Instant::now();
         let snapshot = |seconds: f64, at: Instant| CpuSnapshot {
@@ -224,6 +277,7 @@ mod tests {
                 ..Groups::default()
             },
             seconds: vec![seconds],
+            instance_threads: Vec::new(),
             generator: 0.0,
             machine: None,
         };

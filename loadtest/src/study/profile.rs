@@ -44,6 +44,8 @@ pub struct ProfileSettings {
     /// report, that fills the origins' Redis (`Session::fill_cache`).
     pub cache_fill: Duration,
     pub cache_fill_rate: f64,
+    /// Each round of the neighbours probe after the capacity searches (`neighbours`).
+    pub neighbours_round: Duration,
     /// The longest wait for a healthy, idle stack before a measured run.
     pub settle_within: Duration,
     /// The database tier's query table (`origin bench-queries`): closed-loop client
@@ -62,7 +64,8 @@ impl Profile {
             // the database tier (on the slower of two machines, 7 December: the
             // Cassandra stack up in 10 s, the query table 36 s with 12 s of it warming
             // the two databases, the Cassandra capacity search 18 s; 300 s in all with
-            // the fill): steps of 3 s (twice the old 1.5 s)
+            // the fill, 330 s with the neighbours probe's four rounds of 5 s and their
+            // settling): steps of 3 s (twice the old 1.5 s)
             // paid for with the original's own pool sizes only (no 5), a
             // gentler growth with one bisection after the first size, and 2 s
             // fixed-rate and tier runs.
@@ -82,12 +85,13 @@ impl Profile {
                 warm_up: Duration::from_secs(2),
                 cache_fill: Duration::from_secs(30),
                 cache_fill_rate: 1000.0,
+                neighbours_round: Duration::from_secs(5),
                 settle_within: Duration::from_secs(20),
                 db_query_clients: &[1, 16],
                 db_query_seconds: 0.75,
                 db_query_warmup: 0.25,
                 db_backend_warmup: 6.0,
-                trade: "quick profile, 4 to 5 minutes on two cores (the database tier about 1¼ of them, the cache fill ½, more on a machine's first run, which seeds the Cassandra node): capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), the edge's capacity search in the same 3 s steps as the pool it is compared with, 2 s fixed-rate and tier runs, and query-table cells of 0.75 s",
+                trade: "quick profile, 4½ to 6 minutes on two cores (the database tier about 1¼ of them, the cache fill ½, more on a machine's first run, which seeds the Cassandra node): capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), the edge's capacity search in the same 3 s steps as the pool it is compared with, 2 s fixed-rate and tier runs, and query-table cells of 0.75 s",
             },
             Profile::Full => ProfileSettings {
                 sizes: &[1, 2, 3, 5, 10],
@@ -105,6 +109,7 @@ impl Profile {
                 warm_up: Duration::from_secs(10),
                 cache_fill: Duration::from_secs(60),
                 cache_fill_rate: 1000.0,
+                neighbours_round: Duration::from_secs(15),
                 settle_within: Duration::from_secs(60),
                 db_query_clients: &[1, 16],
                 db_query_seconds: 5.0,

@@ -1,7 +1,8 @@
 //! What every phase of the study shares: the stack, the load driver, the health probe and
 //! its baselines, the CPU quota, the clock of the progress lines. [`Session::measure`] is
-//! the one way a phase runs load: from a healthy, idle stack, with the CPU each part used
-//! and the requests that reached the origins.
+//! the one way a phase runs load ([`Session::measure_together`] runs several loads at
+//! once): from a healthy, idle stack, with the CPU each part used and the requests that
+//! reached the origins.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use stack::{Stack, StackConfig};
 use super::StudyArgs;
 use super::health::{self, Prober};
 use super::meta::{CalibrationFigure, Meta, QuotaChoice};
-use super::model::{HealthCheck, RunSummary};
+use super::model::{CpuUse, HealthCheck, RunSummary};
 use super::observe;
 use super::profile::ProfileSettings;
 use crate::client::Target;
@@ -345,6 +346,38 @@ impl Session {
         summary.origin_requests = Some(origins.requests);
         summary.origin_cache = Some(origins.cache);
         Ok((results, summary, acted))
+    }
+
+    /// Several loads at once, each its own run against its own URL (the neighbours
+    /// probe): how the stack was at the start (checked at nginx), each run's results in
+    /// the order given (recorded like any other run, each with its own seed), and what
+    /// the stack spent meanwhile.
+    pub async fn measure_together(
+        &mut self,
+        label: &str,
+        loads: Vec<(String, Schedule)>,
+    ) -> anyhow::Result<(HealthCheck, Vec<RunResults>, CpuUse)> {
+        let nginx = self.stack.nginx_url();
+        let start = self.settle(&nginx).await?;
+        let cpu_before = observe::cpu_snapshot(&mut self.stack);
+        let mut tasks = Vec::new();
+        for (index, (url, schedule)) in loads.into_iter().enumerate() {
+            let mut options = self.driver.options(label, &url, schedule, true).await?;
+            // Loads with one seed would ask for the same songs at the same moments.
+            options.seed ^= (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            tasks.push(tokio::spawn(crate::runner::run(options)));
+        }
+        let mut runs = Vec::new();
+        for task in tasks {
+            runs.push(task.await.context("a load task")?);
+        }
+        let cpu_after = observe::cpu_snapshot(&mut self.stack);
+        for (index, results) in runs.iter().enumerate() {
+            self.driver
+                .record(&format!("{label}-{}", index + 1), results)?;
+        }
+        let cpu = cpu_before.until(&cpu_after, self.quota.per_instance);
+        Ok((start, runs, cpu))
     }
 
     /// True when a read or write endpoint name is one of the mix's writes.

@@ -13,7 +13,9 @@ mod run;
 mod stats;
 
 pub use database::{BackendCapacity, DATABASE_TIER, DatabaseTier, QueryCell, QuerySettings};
-pub use phases::{FaultRun, FixedRun, PhaseTime, ScalingResult, TierRun, WriteCheck};
+pub use phases::{
+    FaultRun, FixedRun, NeighbourProbe, PhaseTime, ScalingResult, TierRun, WriteCheck,
+};
 pub use run::{CacheLookups, ClassSummary, CpuUse, HealthCheck, MAX_ERROR_RATE, RunSummary};
 pub use stats::{
     error_rate_noise, recovery_seconds, recovery_seconds_by, standard_error, whole_seconds,
@@ -41,6 +43,11 @@ pub struct StudyResults {
     /// PostgreSQL and Cassandra side by side (`None` in reports from before the tier).
     #[serde(default)]
     pub database_tier: Option<DatabaseTier>,
+    /// One origin's CPU per request beside idle and beside busy neighbours, measured
+    /// after the capacity searches (`None` in reports from before the probe, or with a
+    /// largest pool of one).
+    #[serde(default)]
+    pub neighbours: Option<NeighbourProbe>,
 }
 
 impl StudyResults {
@@ -61,6 +68,7 @@ impl StudyResults {
             },
             phases: Vec::new(),
             database_tier: None,
+            neighbours: None,
         }
     }
 
@@ -117,6 +125,16 @@ impl StudyResults {
             .filter(|fault| !fault.summary.started_healthy())
         {
             names.push(format!("fault '{}'", fault.name));
+        }
+        if let Some(probe) = self
+            .neighbours
+            .as_ref()
+            .filter(|probe| probe.unhealthy_rounds > 0)
+        {
+            names.push(format!(
+                "neighbours probe ({} of its rounds)",
+                probe.unhealthy_rounds
+            ));
         }
         let tier_capacity = self.database_tier.iter().flat_map(|tier| &tier.capacity);
         for backend in tier_capacity.filter(|backend| backend.measured_in == DATABASE_TIER) {

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::model::StudyResults;
 use charts::{capacity_chart, cpu_chart, fault_charts, latency_chart, percentile_chart};
-use scaling::scaling_verdict;
+use scaling::{neighbours_paragraph, scaling_verdict};
 use tables::{
     capacity_table, config_table, cpu_table, fault_table, performance_summary, phase_table,
     tier_table,
@@ -226,17 +226,11 @@ fn overload_note(study: &StudyResults) -> String {
 }
 
 fn capacity_intro(study: &StudyResults) -> String {
-    let setting = |name: &str| {
-        study
-            .meta
-            .configuration
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value)
-    };
-    let step = setting("capacity step duration")
+    let step = study
+        .meta
+        .setting("capacity step duration")
         .map_or(String::new(), |value| format!(" Each step: {value}."));
-    let fill = setting("cache fill").map_or(
+    let fill = study.meta.setting("cache fill").map_or(
         " No cache fill before the searches is recorded in this report's configuration: without \
          one, each pool may have found a warmer cache than the one before it."
             .into(),
@@ -328,7 +322,10 @@ fn sections(study: &StudyResults) -> Vec<Section> {
         performance_section(study),
         Section {
             heading: "Capacity per pool size".into(),
-            paragraphs: vec![capacity_intro(study), scaling_verdict(study)],
+            paragraphs: [capacity_intro(study), scaling_verdict(study)]
+                .into_iter()
+                .chain(neighbours_paragraph(study))
+                .collect(),
             tables: vec![capacity_table(study)],
             charts: capacity_charts(study),
         },

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::{micros_per_request, ms, percent, rate};
 use crate::study::model::{CpuUse, MAX_ERROR_RATE, ScalingResult, StudyResults};
+use crate::study::neighbours::SHARE_OF_CAPACITY;
 
 /// How far the pool scaled, against the shape to reach, and what stopped it if it fell short.
 pub(super) fn scaling_verdict(study: &StudyResults) -> String {
@@ -143,10 +144,18 @@ fn superlinear_note(study: &StudyResults) -> String {
     let cpu = if cpu_per_request.is_empty() {
         String::new()
     } else {
+        let why = match (neighbours_taken_out(study), redis_hits_note(study)) {
+            (None, None) => "this study does not measure why it differs between pools.".into(),
+            (None, Some(hits)) => format!(
+                "{hits}. This study does not measure how much of the difference in CPU that \
+                 explains."
+            ),
+            (Some(neighbours), None) => format!("{neighbours}."),
+            (Some(neighbours), Some(hits)) => format!("{neighbours}. Besides, {hits}."),
+        };
         format!(
-            " The origins' CPU per request at each pool's capacity (instances: CPU): {}; {}",
+            " The origins' CPU per request at each pool's capacity (instances: CPU): {}; {why}",
             cpu_per_request.join(", "),
-            redis_hits_note(study)
         )
     };
     format!(
@@ -155,11 +164,84 @@ fn superlinear_note(study: &StudyResults) -> String {
     )
 }
 
+/// The neighbours probe's share of a scaling factor above the linear line: one origin
+/// spent more CPU per request alone than beside busy neighbours, and the one-instance
+/// pool was searched alone. Taken out on the reading that a pool at its quota carries
+/// in inverse proportion to its CPU per request.
+fn neighbours_taken_out(study: &StudyResults) -> Option<String> {
+    let ratio = study.neighbours.as_ref()?.ratio()?;
+    let (largest, factor) = study.scaling_factor()?;
+    let (first, last) = (study.scaling.first()?, study.scaling.last()?);
+    let left = factor / ratio;
+    // What the probe leaves: the largest pool's instances also ran faster each.
+    let rest = if left > largest as f64 / first.instances.max(1) as f64 * 1.1 {
+        format!(
+            ", still above the line: each of its instances ran at {} at capacity against one \
+             instance's {}, and an origin's CPU per request falls with its own rate too, which \
+             the probe does not measure",
+            rate(last.capacity_rps / largest as f64),
+            rate(first.capacity_rps / first.instances.max(1) as f64)
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "one origin alone spent {ratio:.2}× the CPU per request it spent beside busy \
+         neighbours (the neighbours probe, below), and the one-instance pool was searched \
+         alone: taken out (a pool at its quota carrying in inverse proportion to its CPU per \
+         request), {largest} instances carried about {left:.1}× one{rest}"
+    ))
+}
+
+/// The neighbours probe, whenever it ran: one origin's CPU per request alone and beside
+/// busy neighbours, each round, and why that matters to the capacity table.
+pub(super) fn neighbours_paragraph(study: &StudyResults) -> Option<String> {
+    let probe = study.neighbours.as_ref()?;
+    let (alone, beside, ratio) = (
+        probe.alone_mean_us()?,
+        probe.beside_mean_us()?,
+        probe.ratio()?,
+    );
+    let rounds = |values: &[f64]| -> String {
+        let listed: Vec<String> = values.iter().map(|us| format!("{us:.0}")).collect();
+        listed.join(", ")
+    };
+    let spread = probe.alone_us.iter().copied().fold(f64::INFINITY, f64::min)
+        > probe.beside_us.iter().copied().fold(0.0, f64::max);
+    let share = SHARE_OF_CAPACITY * 100.0;
+    let unhealthy = match probe.unhealthy_rounds {
+        0 => String::new(),
+        rounds => format!(
+            " {rounds} of its rounds started on a stack that was not healthy and idle within \
+             the bound."
+        ),
+    };
+    Some(format!(
+        "Neighbours: straight at instance 1, {} for {:.0} s a round ({share:.0} % of one \
+         instance's capacity), one origin used {alone:.0} µs of CPU per request with the other \
+         {} origins idle (rounds: {}) and {beside:.0} µs while each of them served {} beside \
+         it, its share of {share:.0} % of the largest pool's capacity (rounds: {}): \
+         {ratio:.2}× alone, {}. The \
+         one-instance pool is searched beside idle neighbours and the largest beside busy ones, \
+         so a larger pool's capacity per instance is partly this host's doing, not the pool's.{unhealthy}",
+        rate(probe.rate),
+        probe.seconds,
+        probe.neighbours,
+        rounds(&probe.alone_us),
+        rate(probe.neighbour_rate),
+        rounds(&probe.beside_us),
+        if spread {
+            "every round alone above every round beside"
+        } else {
+            "within the rounds' spread"
+        }
+    ))
+}
+
 /// What else differed between the pools at capacity, as far as the study measured it:
 /// the share of the origins' lookups that found their key in the one Redis they share
-/// (each hit spares a database read). Said when it spread by five points or more; the
-/// study does not measure how much of the CPU per request that explains.
-fn redis_hits_note(study: &StudyResults) -> String {
+/// (each hit spares a database read). Said when it spread by five points or more.
+fn redis_hits_note(study: &StudyResults) -> Option<String> {
     let slo_ms = study.meta.slo_ms;
     let hits: Vec<(usize, f64)> = study
         .scaling
@@ -175,18 +257,17 @@ fn redis_hits_note(study: &StudyResults) -> String {
         .fold(f64::INFINITY, f64::min);
     let highest = hits.iter().map(|(_, ratio)| *ratio).fold(0.0, f64::max);
     if hits.is_empty() || highest - lowest < 0.05 - 1e-9 {
-        return "this study does not measure why it differs between pools.".into();
+        return None;
     }
     let listed: Vec<String> = hits
         .iter()
         .map(|(instances, ratio)| format!("{instances}: {:.0}%", ratio * 100.0))
         .collect();
-    format!(
+    Some(format!(
         "the pools share one Redis, and the share of the origins' lookups that found their \
-         key there at capacity differed too ({}; each hit spares a database read). This study \
-         does not measure how much of the difference in CPU that explains.",
+         key there at capacity differed too ({}; each hit spares a database read)",
         listed.join(", ")
-    )
+    ))
 }
 
 /// "1 instance's", "5 instances'".

@@ -5,8 +5,8 @@ use super::*;
 use crate::recorder::{CacheCounts, ErrorClass, ErrorCounts, Second};
 use crate::study::meta::{CalibrationFigure, Meta, QuotaChoice};
 use crate::study::model::{
-    CacheLookups, ClassSummary, CpuUse, FaultRun, FixedRun, HealthCheck, PhaseTime, RunSummary,
-    ScalingResult, TierRun, WriteCheck,
+    CacheLookups, ClassSummary, CpuUse, FaultRun, FixedRun, HealthCheck, NeighbourProbe, PhaseTime,
+    RunSummary, ScalingResult, TierRun, WriteCheck,
 };
 use crate::study::profile::ORIGINAL_SUMMARY;
 
@@ -224,6 +224,7 @@ fn study() -> StudyResults {
             seconds: 61.0,
         }],
         database_tier: None,
+        neighbours: None,
     }
 }
 
@@ -600,6 +601,74 @@ fn capacity_above_the_linear_line_is_explained_not_left_as_a_result() {
             "is more than the search's margins allow: one instance's capacity lies below 850/s, \
              and that many times it falls short of 3 instances' 3000/s."
         ),
+        "{md}"
+    );
+}
+
+#[test]
+fn the_neighbours_probe_is_reported_and_taken_out_of_a_factor_above_the_line() {
+    let mut study = study();
+    assert!(!markdown(&study).contains("Neighbours:"));
+    study.neighbours = Some(NeighbourProbe {
+        rate: 640.0,
+        neighbour_rate: 150.0,
+        seconds: 5.0,
+        neighbours: 9,
+        alone_us: vec![480.0, 460.0],
+        beside_us: vec![300.0, 320.0],
+        unhealthy_rounds: 0,
+    });
+    let md = markdown(&study);
+    assert!(
+        md.contains(
+            "Neighbours: straight at instance 1, 640/s for 5 s a round (80 % of one instance's \
+             capacity), one origin used 470 µs of CPU per request with the other 9 origins idle \
+             (rounds: 480, 460) and 310 µs while each of them served 150/s beside it, its share of \
+             80 % of the largest pool's capacity (rounds: 300, 320): 1.52× alone, every round alone \
+             above every round beside."
+        ),
+        "{md}"
+    );
+    // 3 instances at 3000/s against one at 800/s: 3.75×, and 3.75 / 1.52 = 2.5×.
+    study.scaling[2].capacity_rps = 3000.0;
+    study.scaling[2].steps[1] = summary(3000.0, 60.0, 0);
+    let md = markdown(&study);
+    assert!(
+        md.contains(
+            "3: 33 µs; one origin alone spent 1.52× the CPU per request it spent beside busy \
+             neighbours (the neighbours probe, below), and the one-instance pool was searched \
+             alone: taken out (a pool at its quota carrying in inverse proportion to its CPU per \
+             request), 3 instances carried about 2.5× one."
+        ),
+        "{md}"
+    );
+    // 3 instances at 4400/s: 5.5×, and 5.5 / 1.52 = 3.6×, still above the line.
+    study.scaling[2].capacity_rps = 4400.0;
+    study.scaling[2].steps[1] = summary(4400.0, 60.0, 0);
+    let md = markdown(&study);
+    assert!(
+        md.contains(
+            "3 instances carried about 3.6× one, still above the line: each of its instances ran \
+             at 1467/s at capacity against one instance's 800/s, and an origin's CPU per request \
+             falls with its own rate too, which the probe does not measure."
+        ),
+        "{md}"
+    );
+    // Rounds that overlap are said to.
+    if let Some(probe) = study.neighbours.as_mut() {
+        probe.beside_us = vec![300.0, 470.0];
+    }
+    assert!(markdown(&study).contains(": 1.22× alone, within the rounds' spread."));
+    // A round that started on a stack not yet healthy is said, here and at the top.
+    if let Some(probe) = study.neighbours.as_mut() {
+        probe.unhealthy_rounds = 1;
+    }
+    let md = markdown(&study);
+    assert!(
+        md.contains(
+            "not the pool's. 1 of its rounds started on a stack that was not healthy and idle \
+             within the bound."
+        ) && md.contains("marked below: neighbours probe (1 of its rounds)."),
         "{md}"
     );
 }
