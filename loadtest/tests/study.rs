@@ -93,7 +93,7 @@ fn quick_study_writes_a_complete_report() {
     );
     // The neighbours probe ran on the largest pool after the searches, and is said.
     assert!(
-        markdown.contains("Neighbours: straight at instance 1,"),
+        markdown.contains("Neighbours: straight at instance 1 (no nginx),"),
         "{markdown}"
     );
     // The fault table counts reads and writes apart and names error classes.
@@ -128,13 +128,13 @@ fn quick_study_writes_a_complete_report() {
     assert_eq!(writes["lost"].as_u64(), Some(0), "{writes}");
     let probe = &results["neighbours"];
     assert_eq!(probe["neighbours"], 9, "{probe}");
-    for kind in ["alone_us", "beside_us"] {
-        let rounds = probe[kind].as_array().unwrap();
-        assert_eq!(rounds.len(), 2, "{probe}");
-        assert!(
-            rounds.iter().all(|us| us.as_f64().unwrap() > 0.0),
-            "{probe}"
-        );
+    let rounds = probe["rounds"].as_array().unwrap();
+    // Two of each kind, alternating, alone first; instance 1's own counters saw its load.
+    assert_eq!(rounds.len(), 4, "{probe}");
+    for (index, round) in rounds.iter().enumerate() {
+        assert_eq!(round["beside"], index % 2 == 1, "{round}");
+        assert!(round["requests"].as_u64().unwrap() > 0, "{round}");
+        assert!(round["cpu_us"].as_f64().unwrap() > 0.0, "{round}");
     }
     let scaling = results["scaling"].as_array().unwrap();
     // The quick profile searches the original's own pool sizes: 1, 2, 3 and 10.

@@ -124,18 +124,23 @@ impl CpuSnapshot {
                 .fold(0.0, |total, seconds| total + seconds)
                 / wall
         };
-        // An instance's own threads, to the nanosecond, where both readings have them;
+        // An instance's own threads, to the nanosecond, where both readings have them and
+        // agree with its ticks within two (a thread that ended took its time with it);
         // else its process group in ticks (a restarted instance counts from zero).
+        let two_ticks = 2.0 / stack::cpu::ticks_per_second() / wall;
         let per_instance: Vec<f64> = later
             .groups
             .instances
             .iter()
-            .map(
-                |pid| match (self.threads_of(*pid), later.threads_of(*pid)) {
-                    (Some(start), Some(end)) => (end - start).max(0.0) / wall,
-                    _ => used(std::slice::from_ref(pid)),
-                },
-            )
+            .map(|pid| {
+                let ticks = used(std::slice::from_ref(pid));
+                match (self.threads_of(*pid), later.threads_of(*pid)) {
+                    (Some(start), Some(end)) if (end - start) / wall + two_ticks >= ticks => {
+                        (end - start).max(0.0) / wall
+                    }
+                    _ => ticks,
+                }
+            })
             .collect();
         let instances = per_instance.iter().sum();
         let generator = ((later.generator - self.generator) / wall).max(0.0);
@@ -255,15 +260,20 @@ mod tests {
             machine: None,
         };
         let later = at + Duration::from_secs(1);
-        // Instance 11: ticks say 0.5 s, its threads 0.25 s; instance 12 has ticks only.
+        // Instance 11: ticks say 0.26 s, its threads 0.25 s (within two ticks of 10 ms);
+        // instance 12 has ticks only.
         let use_ = snapshot([1.0, 2.0], Some(1.0), at)
-            .until(&snapshot([1.5, 2.3], Some(1.25), later), None);
+            .until(&snapshot([1.26, 2.3], Some(1.25), later), None);
         assert!((use_.per_instance[0] - 0.25).abs() < 1e-9, "{use_:?}");
         assert!((use_.per_instance[1] - 0.3).abs() < 1e-9, "{use_:?}");
         assert!((use_.instances - 0.55).abs() < 1e-9, "{use_:?}");
         // A reading without threads' time (a restarted instance) falls back to ticks.
         let use_ =
-            snapshot([1.0, 2.0], None, at).until(&snapshot([1.5, 2.3], Some(1.25), later), None);
+            snapshot([1.0, 2.0], None, at).until(&snapshot([1.26, 2.3], Some(1.25), later), None);
+        assert!((use_.per_instance[0] - 0.26).abs() < 1e-9, "{use_:?}");
+        // So does one whose threads lost more than two ticks (a thread that ended).
+        let use_ = snapshot([1.0, 2.0], Some(1.0), at)
+            .until(&snapshot([1.5, 2.3], Some(1.1), later), None);
         assert!((use_.per_instance[0] - 0.5).abs() < 1e-9, "{use_:?}");
     }
 

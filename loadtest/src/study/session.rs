@@ -349,35 +349,60 @@ impl Session {
     }
 
     /// Several loads at once, each its own run against its own URL (the neighbours
-    /// probe): how the stack was at the start (checked at nginx), each run's results in
-    /// the order given (recorded like any other run, each with its own seed), and what
-    /// the stack spent meanwhile.
+    /// probe), all started together: how the stack was at the start (checked at nginx),
+    /// each run's results in the order given (recorded like any other run, each with its
+    /// own seed), what the stack spent meanwhile, and the requests each instance's own
+    /// counters saw (`None` for one that did not answer).
     pub async fn measure_together(
         &mut self,
         label: &str,
         loads: Vec<(String, Schedule)>,
-    ) -> anyhow::Result<(HealthCheck, Vec<RunResults>, CpuUse)> {
+    ) -> anyhow::Result<Together> {
         let nginx = self.stack.nginx_url();
         let start = self.settle(&nginx).await?;
-        let cpu_before = observe::cpu_snapshot(&mut self.stack);
-        let mut tasks = Vec::new();
+        let mut options = Vec::with_capacity(loads.len());
         for (index, (url, schedule)) in loads.into_iter().enumerate() {
-            let mut options = self.driver.options(label, &url, schedule, true).await?;
+            let mut one = self.driver.options(label, &url, schedule, true).await?;
             // Loads with one seed would ask for the same songs at the same moments.
-            options.seed ^= (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            tasks.push(tokio::spawn(crate::runner::run(options)));
+            one.seed ^= (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            options.push(one);
         }
-        let mut runs = Vec::new();
+        let client = observe::stack_client();
+        let instances = self.stack.instance_urls();
+        let counts_before = observe::origin_counts(&client, &instances).await;
+        let cpu_before = observe::cpu_snapshot(&mut self.stack);
+        let tasks: Vec<_> = options
+            .into_iter()
+            .map(|one| tokio::spawn(crate::runner::run(one)))
+            .collect();
+        let mut runs = Vec::with_capacity(tasks.len());
         for task in tasks {
             runs.push(task.await.context("a load task")?);
         }
         let cpu_after = observe::cpu_snapshot(&mut self.stack);
+        let counts_after = observe::origin_counts(&client, &instances).await;
         for (index, results) in runs.iter().enumerate() {
             self.driver
                 .record(&format!("{label}-{}", index + 1), results)?;
         }
-        let cpu = cpu_before.until(&cpu_after, self.quota.per_instance);
-        Ok((start, runs, cpu))
+        let origin_requests = counts_before
+            .iter()
+            .zip(&counts_after)
+            .map(|(before, after)| {
+                Some(
+                    after
+                        .as_ref()?
+                        .requests
+                        .saturating_sub(before.as_ref()?.requests),
+                )
+            })
+            .collect();
+        Ok(Together {
+            start,
+            runs,
+            cpu: cpu_before.until(&cpu_after, self.quota.per_instance),
+            origin_requests,
+        })
     }
 
     /// True when a read or write endpoint name is one of the mix's writes.
@@ -477,6 +502,15 @@ fn driver(
         run_count: 0,
     };
     Ok((driver, prober))
+}
+
+/// What [`Session::measure_together`] measured.
+pub struct Together {
+    pub start: HealthCheck,
+    pub runs: Vec<RunResults>,
+    pub cpu: CpuUse,
+    /// Requests each instance's own counters saw, in `Stack::instance_urls`' order.
+    pub origin_requests: Vec<Option<u64>>,
 }
 
 /// The study's stack while another one stands in its place (see [`Session::lend_stack`]).

@@ -8,14 +8,14 @@
 //! `stats` (noise, whole seconds and recovery over a run's timeline).
 
 mod database;
+mod neighbours;
 mod phases;
 mod run;
 mod stats;
 
 pub use database::{BackendCapacity, DATABASE_TIER, DatabaseTier, QueryCell, QuerySettings};
-pub use phases::{
-    FaultRun, FixedRun, NeighbourProbe, PhaseTime, ScalingResult, TierRun, WriteCheck,
-};
+pub use neighbours::{NeighbourComparison, NeighbourProbe, NeighbourRound, QUOTA_CEILING};
+pub use phases::{FaultRun, FixedRun, PhaseTime, ScalingResult, TierRun, WriteCheck};
 pub use run::{CacheLookups, ClassSummary, CpuUse, HealthCheck, MAX_ERROR_RATE, RunSummary};
 pub use stats::{
     error_rate_noise, recovery_seconds, recovery_seconds_by, standard_error, whole_seconds,
@@ -44,8 +44,8 @@ pub struct StudyResults {
     #[serde(default)]
     pub database_tier: Option<DatabaseTier>,
     /// One origin's CPU per request beside idle and beside busy neighbours, measured
-    /// after the capacity searches (`None` in reports from before the probe, or with a
-    /// largest pool of one).
+    /// after the capacity searches (`None` in reports from before the probe, or when it
+    /// could not run).
     #[serde(default)]
     pub neighbours: Option<NeighbourProbe>,
 }
@@ -126,15 +126,15 @@ impl StudyResults {
         {
             names.push(format!("fault '{}'", fault.name));
         }
-        if let Some(probe) = self
-            .neighbours
-            .as_ref()
-            .filter(|probe| probe.unhealthy_rounds > 0)
-        {
-            names.push(format!(
-                "neighbours probe ({} of its rounds)",
-                probe.unhealthy_rounds
-            ));
+        if let Some(probe) = &self.neighbours {
+            let unhealthy = probe
+                .rounds
+                .iter()
+                .filter(|round| !round.started_healthy)
+                .count();
+            if unhealthy > 0 {
+                names.push(format!("neighbours probe ({unhealthy} of its rounds)"));
+            }
         }
         let tier_capacity = self.database_tier.iter().flat_map(|tier| &tier.capacity);
         for backend in tier_capacity.filter(|backend| backend.measured_in == DATABASE_TIER) {

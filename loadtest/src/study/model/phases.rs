@@ -50,50 +50,6 @@ impl ScalingResult {
     }
 }
 
-/// One origin's CPU per request at one rate, with the other origins on this host idle
-/// and with them busy: the one-instance pool is searched beside idle neighbours and the
-/// larger pools beside one another, so a difference here is a difference between the
-/// pools that is the host's, not the pools'.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NeighbourProbe {
-    /// Requests per second sent straight to instance 1 in every round.
-    pub rate: f64,
-    /// Requests per second sent straight to each neighbour in the rounds beside them.
-    pub neighbour_rate: f64,
-    /// Each round's length.
-    pub seconds: f64,
-    /// The other instances up (the largest pool's, less instance 1).
-    pub neighbours: usize,
-    /// Instance 1's CPU per request (µs) in each round with its neighbours idle, and in
-    /// each with them served at `neighbour_rate`, in the order run (the kinds alternate).
-    pub alone_us: Vec<f64>,
-    pub beside_us: Vec<f64>,
-    /// Rounds that started on a stack that was not healthy and idle.
-    #[serde(default)]
-    pub unhealthy_rounds: usize,
-}
-
-impl NeighbourProbe {
-    /// How many times its CPU per request beside busy neighbours one instance spends
-    /// alone (the rounds' means).
-    pub fn ratio(&self) -> Option<f64> {
-        let (alone, beside) = (mean(&self.alone_us)?, mean(&self.beside_us)?);
-        (beside > 0.0).then(|| alone / beside)
-    }
-
-    pub fn alone_mean_us(&self) -> Option<f64> {
-        mean(&self.alone_us)
-    }
-
-    pub fn beside_mean_us(&self) -> Option<f64> {
-        mean(&self.beside_us)
-    }
-}
-
-fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FixedRun {
     pub original: OriginalRow,

@@ -134,3 +134,40 @@ fn error_noise_never_reads_zero_as_exact() {
     assert_eq!(summary.origin_rate(), Some(200.0));
     assert!(summary.started_healthy());
 }
+
+#[test]
+fn the_neighbours_probe_compares_only_fit_rounds() {
+    let round = |beside, cpu_us, quota_use| NeighbourRound {
+        beside,
+        started_healthy: true,
+        requests: 500,
+        errors: 0,
+        p99_ms: 4.0,
+        cpu_us,
+        quota_use: Some(quota_use),
+        cpu: cpu(vec![0.02], 0.01, 0.0),
+    };
+    let mut probe = NeighbourProbe {
+        rate: 50.0,
+        neighbour_rate: 140.0,
+        seconds: 5.0,
+        neighbours: 9,
+        rounds: vec![round(false, 500.0, 0.5), round(true, 400.0, 0.4)],
+    };
+    let comparison = probe.compare().unwrap();
+    assert!((comparison.ratio - 1.25).abs() < 1e-9 && comparison.apart());
+    // A round with errors, without requests or near its quota may not be compared.
+    probe.rounds[1].errors = 2;
+    assert_eq!(probe.rounds[1].unfit().as_deref(), Some("2 errors"));
+    assert_eq!(probe.compare(), None);
+    probe.rounds[1].errors = 0;
+    probe.rounds[1].requests = 0;
+    assert!(probe.rounds[1].unfit().is_some() && probe.compare().is_none());
+    probe.rounds[1].requests = 500;
+    probe.rounds[0].quota_use = Some(QUOTA_CEILING + 0.01);
+    assert!(probe.compare().is_none());
+    // No CPU at all alone gives no ratio, not an infinite one.
+    probe.rounds[0].quota_use = Some(0.0);
+    probe.rounds[0].cpu_us = 0.0;
+    assert_eq!(probe.compare(), None);
+}

@@ -5,6 +5,7 @@
 pub mod cdn;
 pub mod charts;
 pub mod database;
+mod neighbours;
 mod scaling;
 pub mod tables;
 #[cfg(test)]
@@ -15,7 +16,8 @@ use std::path::Path;
 
 use super::model::StudyResults;
 use charts::{capacity_chart, cpu_chart, fault_charts, latency_chart, percentile_chart};
-use scaling::{neighbours_paragraph, scaling_verdict};
+use neighbours::neighbours_paragraph;
+use scaling::scaling_verdict;
 use tables::{
     capacity_table, config_table, cpu_table, fault_table, performance_summary, phase_table,
     tier_table,

@@ -4,9 +4,9 @@
 
 use std::fmt::Write as _;
 
+use super::neighbours::neighbours_taken_out;
 use super::{micros_per_request, ms, percent, rate};
 use crate::study::model::{CpuUse, MAX_ERROR_RATE, ScalingResult, StudyResults};
-use crate::study::neighbours::SHARE_OF_CAPACITY;
 
 /// How far the pool scaled, against the shape to reach, and what stopped it if it fell short.
 pub(super) fn scaling_verdict(study: &StudyResults) -> String {
@@ -132,6 +132,17 @@ fn superlinear_note(study: &StudyResults) -> String {
         }
         None => "has no margin to rest on (no step of one instance missed)".into(),
     };
+    let cpu = cpu_note(study);
+    format!(
+        " Efficiency above 100 % ({}) {margins}.{cpu}",
+        efficiencies.join(", ")
+    )
+}
+
+/// Each pool's CPU per request at capacity (a pool at its quota carries more per instance
+/// where that is lower), and what the study can say of why it differs.
+fn cpu_note(study: &StudyResults) -> String {
+    let slo_ms = study.meta.slo_ms;
     let cpu_per_request: Vec<String> = study
         .scaling
         .iter()
@@ -141,101 +152,20 @@ fn superlinear_note(study: &StudyResults) -> String {
             Some(format!("{}: {micros:.0} µs", result.instances))
         })
         .collect();
-    let cpu = if cpu_per_request.is_empty() {
-        String::new()
-    } else {
-        let why = match (neighbours_taken_out(study), redis_hits_note(study)) {
-            (None, None) => "this study does not measure why it differs between pools.".into(),
-            (None, Some(hits)) => format!(
-                "{hits}. This study does not measure how much of the difference in CPU that \
-                 explains."
-            ),
-            (Some(neighbours), None) => format!("{neighbours}."),
-            (Some(neighbours), Some(hits)) => format!("{neighbours}. Besides, {hits}."),
-        };
-        format!(
-            " The origins' CPU per request at each pool's capacity (instances: CPU): {}; {why}",
-            cpu_per_request.join(", "),
-        )
+    if cpu_per_request.is_empty() {
+        return String::new();
+    }
+    let unmeasured = "this study does not measure how much of the difference in CPU that explains";
+    let why = match (neighbours_taken_out(study), redis_hits_note(study)) {
+        (None, None) => "this study does not measure why it differs between pools.".into(),
+        (None, Some(hits)) => format!("{hits}; {unmeasured}."),
+        (Some(neighbours), None) => format!("{neighbours}."),
+        (Some(neighbours), Some(hits)) => format!("{neighbours}. Besides, {hits}; {unmeasured}."),
     };
     format!(
-        " Efficiency above 100 % ({}) {margins}.{cpu}",
-        efficiencies.join(", ")
+        " The origins' CPU per request at each pool's capacity (instances: CPU): {}; {why}",
+        cpu_per_request.join(", "),
     )
-}
-
-/// The neighbours probe's share of a scaling factor above the linear line: one origin
-/// spent more CPU per request alone than beside busy neighbours, and the one-instance
-/// pool was searched alone. Taken out on the reading that a pool at its quota carries
-/// in inverse proportion to its CPU per request.
-fn neighbours_taken_out(study: &StudyResults) -> Option<String> {
-    let ratio = study.neighbours.as_ref()?.ratio()?;
-    let (largest, factor) = study.scaling_factor()?;
-    let (first, last) = (study.scaling.first()?, study.scaling.last()?);
-    let left = factor / ratio;
-    // What the probe leaves: the largest pool's instances also ran faster each.
-    let rest = if left > largest as f64 / first.instances.max(1) as f64 * 1.1 {
-        format!(
-            ", still above the line: each of its instances ran at {} at capacity against one \
-             instance's {}, and an origin's CPU per request falls with its own rate too, which \
-             the probe does not measure",
-            rate(last.capacity_rps / largest as f64),
-            rate(first.capacity_rps / first.instances.max(1) as f64)
-        )
-    } else {
-        String::new()
-    };
-    Some(format!(
-        "one origin alone spent {ratio:.2}× the CPU per request it spent beside busy \
-         neighbours (the neighbours probe, below), and the one-instance pool was searched \
-         alone: taken out (a pool at its quota carrying in inverse proportion to its CPU per \
-         request), {largest} instances carried about {left:.1}× one{rest}"
-    ))
-}
-
-/// The neighbours probe, whenever it ran: one origin's CPU per request alone and beside
-/// busy neighbours, each round, and why that matters to the capacity table.
-pub(super) fn neighbours_paragraph(study: &StudyResults) -> Option<String> {
-    let probe = study.neighbours.as_ref()?;
-    let (alone, beside, ratio) = (
-        probe.alone_mean_us()?,
-        probe.beside_mean_us()?,
-        probe.ratio()?,
-    );
-    let rounds = |values: &[f64]| -> String {
-        let listed: Vec<String> = values.iter().map(|us| format!("{us:.0}")).collect();
-        listed.join(", ")
-    };
-    let spread = probe.alone_us.iter().copied().fold(f64::INFINITY, f64::min)
-        > probe.beside_us.iter().copied().fold(0.0, f64::max);
-    let share = SHARE_OF_CAPACITY * 100.0;
-    let unhealthy = match probe.unhealthy_rounds {
-        0 => String::new(),
-        rounds => format!(
-            " {rounds} of its rounds started on a stack that was not healthy and idle within \
-             the bound."
-        ),
-    };
-    Some(format!(
-        "Neighbours: straight at instance 1, {} for {:.0} s a round ({share:.0} % of one \
-         instance's capacity), one origin used {alone:.0} µs of CPU per request with the other \
-         {} origins idle (rounds: {}) and {beside:.0} µs while each of them served {} beside \
-         it, its share of {share:.0} % of the largest pool's capacity (rounds: {}): \
-         {ratio:.2}× alone, {}. The \
-         one-instance pool is searched beside idle neighbours and the largest beside busy ones, \
-         so a larger pool's capacity per instance is partly this host's doing, not the pool's.{unhealthy}",
-        rate(probe.rate),
-        probe.seconds,
-        probe.neighbours,
-        rounds(&probe.alone_us),
-        rate(probe.neighbour_rate),
-        rounds(&probe.beside_us),
-        if spread {
-            "every round alone above every round beside"
-        } else {
-            "within the rounds' spread"
-        }
-    ))
 }
 
 /// What else differed between the pools at capacity, as far as the study measured it:

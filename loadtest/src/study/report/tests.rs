@@ -5,12 +5,12 @@ use super::*;
 use crate::recorder::{CacheCounts, ErrorClass, ErrorCounts, Second};
 use crate::study::meta::{CalibrationFigure, Meta, QuotaChoice};
 use crate::study::model::{
-    CacheLookups, ClassSummary, CpuUse, FaultRun, FixedRun, HealthCheck, NeighbourProbe, PhaseTime,
-    RunSummary, ScalingResult, TierRun, WriteCheck,
+    CacheLookups, ClassSummary, CpuUse, FaultRun, FixedRun, HealthCheck, NeighbourProbe,
+    NeighbourRound, PhaseTime, RunSummary, ScalingResult, TierRun, WriteCheck,
 };
 use crate::study::profile::ORIGINAL_SUMMARY;
 
-fn summary(rate: f64, p99_ms: f64, errors: u64) -> RunSummary {
+pub(super) fn summary(rate: f64, p99_ms: f64, errors: u64) -> RunSummary {
     RunSummary {
         offered_rate: rate,
         requests: (rate * 2.0) as u64,
@@ -54,7 +54,7 @@ fn healthy() -> HealthCheck {
 }
 
 /// CPU that grows with the rate; the pool saturates above 1500/s.
-fn cpu(rate: f64) -> CpuUse {
+pub(super) fn cpu(rate: f64) -> CpuUse {
     let per_instance = (rate / 30_000.0).min(0.05);
     CpuUse {
         seconds: 2.0,
@@ -71,7 +71,7 @@ fn cpu(rate: f64) -> CpuUse {
     }
 }
 
-fn study() -> StudyResults {
+pub(super) fn study() -> StudyResults {
     let scaling = [(1, 800.0), (2, 1500.0), (3, 2000.0)]
         .into_iter()
         .map(|(instances, capacity_rps)| ScalingResult {
@@ -455,7 +455,9 @@ fn html_inlines_every_chart_and_needs_no_server() {
     assert!(!page.contains("<script") && !page.contains("src=\"http"));
     assert!(page.contains("<th>Original: avg latency</th>"));
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), &study()).unwrap();
+    let mut study = study();
+    study.neighbours = Some(probe());
+    write(dir.path(), &study).unwrap();
     for file in [
         "index.html",
         "report.md",
@@ -472,7 +474,7 @@ fn html_inlines_every_chart_and_needs_no_server() {
     assert_eq!(results["writes"]["lost"], 0);
     // What was written reads back whole: `loadtest compare` depends on it.
     let back = crate::study::compare::load(dir.path()).unwrap();
-    assert_eq!(back, study());
+    assert_eq!(back, study);
 }
 
 #[test]
@@ -588,7 +590,7 @@ fn capacity_above_the_linear_line_is_explained_not_left_as_a_result() {
         md.contains(
             "3: 33 µs; the pools share one Redis, and the share of the origins' lookups that \
              found their key there at capacity differed too (1: 50%, 2: 75%, 3: 75%; each hit \
-             spares a database read). This study does not measure how much of the difference in \
+             spares a database read); this study does not measure how much of the difference in \
              CPU that explains."
         ),
         "{md}"
@@ -605,72 +607,34 @@ fn capacity_above_the_linear_line_is_explained_not_left_as_a_result() {
     );
 }
 
-#[test]
-fn the_neighbours_probe_is_reported_and_taken_out_of_a_factor_above_the_line() {
-    let mut study = study();
-    assert!(!markdown(&study).contains("Neighbours:"));
-    study.neighbours = Some(NeighbourProbe {
-        rate: 640.0,
-        neighbour_rate: 150.0,
+pub(super) fn round(beside: bool, cpu_us: f64, quota_use: f64) -> NeighbourRound {
+    NeighbourRound {
+        beside,
+        started_healthy: true,
+        requests: 2000,
+        errors: 0,
+        p99_ms: 5.0,
+        cpu_us,
+        quota_use: Some(quota_use),
+        cpu: cpu(400.0),
+    }
+}
+
+/// Instance 1 at 400/s: alone 480 and 460 µs, beside 300 and 320 µs (1.52×, 1.44× to
+/// 1.60× between rounds), every round at half its quota.
+pub(super) fn probe() -> NeighbourProbe {
+    NeighbourProbe {
+        rate: 400.0,
+        neighbour_rate: 533.0,
         seconds: 5.0,
-        neighbours: 9,
-        alone_us: vec![480.0, 460.0],
-        beside_us: vec![300.0, 320.0],
-        unhealthy_rounds: 0,
-    });
-    let md = markdown(&study);
-    assert!(
-        md.contains(
-            "Neighbours: straight at instance 1, 640/s for 5 s a round (80 % of one instance's \
-             capacity), one origin used 470 µs of CPU per request with the other 9 origins idle \
-             (rounds: 480, 460) and 310 µs while each of them served 150/s beside it, its share of \
-             80 % of the largest pool's capacity (rounds: 300, 320): 1.52× alone, every round alone \
-             above every round beside."
-        ),
-        "{md}"
-    );
-    // 3 instances at 3000/s against one at 800/s: 3.75×, and 3.75 / 1.52 = 2.5×.
-    study.scaling[2].capacity_rps = 3000.0;
-    study.scaling[2].steps[1] = summary(3000.0, 60.0, 0);
-    let md = markdown(&study);
-    assert!(
-        md.contains(
-            "3: 33 µs; one origin alone spent 1.52× the CPU per request it spent beside busy \
-             neighbours (the neighbours probe, below), and the one-instance pool was searched \
-             alone: taken out (a pool at its quota carrying in inverse proportion to its CPU per \
-             request), 3 instances carried about 2.5× one."
-        ),
-        "{md}"
-    );
-    // 3 instances at 4400/s: 5.5×, and 5.5 / 1.52 = 3.6×, still above the line.
-    study.scaling[2].capacity_rps = 4400.0;
-    study.scaling[2].steps[1] = summary(4400.0, 60.0, 0);
-    let md = markdown(&study);
-    assert!(
-        md.contains(
-            "3 instances carried about 3.6× one, still above the line: each of its instances ran \
-             at 1467/s at capacity against one instance's 800/s, and an origin's CPU per request \
-             falls with its own rate too, which the probe does not measure."
-        ),
-        "{md}"
-    );
-    // Rounds that overlap are said to.
-    if let Some(probe) = study.neighbours.as_mut() {
-        probe.beside_us = vec![300.0, 470.0];
+        neighbours: 2,
+        rounds: vec![
+            round(false, 480.0, 0.5),
+            round(true, 300.0, 0.5),
+            round(false, 460.0, 0.5),
+            round(true, 320.0, 0.5),
+        ],
     }
-    assert!(markdown(&study).contains(": 1.22× alone, within the rounds' spread."));
-    // A round that started on a stack not yet healthy is said, here and at the top.
-    if let Some(probe) = study.neighbours.as_mut() {
-        probe.unhealthy_rounds = 1;
-    }
-    let md = markdown(&study);
-    assert!(
-        md.contains(
-            "not the pool's. 1 of its rounds started on a stack that was not healthy and idle \
-             within the bound."
-        ) && md.contains("marked below: neighbours probe (1 of its rounds)."),
-        "{md}"
-    );
 }
 
 #[test]
