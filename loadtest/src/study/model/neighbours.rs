@@ -82,6 +82,11 @@ impl NeighbourComparison {
     pub fn apart(&self) -> bool {
         self.low > 1.0
     }
+
+    /// Every fit round alone below every fit round beside.
+    pub fn reversed(&self) -> bool {
+        self.high < 1.0
+    }
 }
 
 impl NeighbourProbe {

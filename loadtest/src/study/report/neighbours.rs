@@ -24,7 +24,7 @@ pub(super) fn neighbours_paragraph(study: &StudyResults) -> Option<String> {
     let left_out = left_out(probe);
     let Some(comparison) = probe.compare() else {
         return Some(format!(
-            "{setting}: too few rounds fit to compare.{left_out}"
+            "{setting}: no ratio (too few rounds fit to compare, or none spent CPU).{left_out}"
         ));
     };
     let listed = |beside: bool| -> String {
@@ -37,6 +37,8 @@ pub(super) fn neighbours_paragraph(study: &StudyResults) -> Option<String> {
     };
     let verdict = if comparison.apart() {
         "every round alone above every round beside"
+    } else if comparison.reversed() {
+        "every round alone below every round beside: busy neighbours made it dearer here"
     } else {
         "the rounds overlap: the probe does not tell the two apart here"
     };
@@ -62,11 +64,12 @@ fn left_out(probe: &NeighbourProbe) -> String {
         .filter_map(|(index, round)| {
             let why = round.unfit()?;
             let kind = if round.beside { "beside" } else { "alone" };
-            Some(format!(
-                "round {} ({kind}, {:.0} µs: {why})",
-                index + 1,
-                round.cpu_us
-            ))
+            let cpu = if round.requests == 0 {
+                "no µs per request".to_owned()
+            } else {
+                format!("{:.0} µs", round.cpu_us)
+            };
+            Some(format!("round {} ({kind}, {cpu}: {why})", index + 1))
         })
         .collect();
     if rounds.is_empty() {
@@ -88,7 +91,16 @@ pub(super) fn neighbours_taken_out(study: &StudyResults) -> Option<String> {
     if factor <= line * 1.1 {
         return None;
     }
-    let Some(comparison) = probe.compare().filter(|comparison| comparison.apart()) else {
+    let comparison = probe.compare();
+    if comparison.is_some_and(|comparison| comparison.reversed()) {
+        return Some(
+            "the neighbours probe (below) found one origin's CPU per request lower alone than \
+             beside busy neighbours, which does not explain a pool above the line, so this study \
+             does not say why it differs between pools"
+                .into(),
+        );
+    }
+    let Some(comparison) = comparison.filter(|comparison| comparison.apart()) else {
         return Some(
             "the neighbours probe (below) did not tell one origin's CPU per request alone from \
              beside busy neighbours, so this study does not say why it differs between pools"
@@ -157,10 +169,15 @@ mod tests {
         );
         // Rounds that overlap are said to.
         if let Some(probe) = study.neighbours.as_mut() {
-            probe.rounds = vec![round(false, 460.0, 0.5), round(true, 470.0, 0.5)];
+            probe.rounds = vec![
+                round(false, 460.0, 0.5),
+                round(true, 470.0, 0.5),
+                round(false, 500.0, 0.5),
+                round(true, 440.0, 0.5),
+            ];
         }
         assert!(markdown(&study).contains(
-            "0.98× alone; the rounds overlap: the probe does not tell the two apart here."
+            "1.05× alone; the rounds overlap: the probe does not tell the two apart here."
         ));
     }
 
@@ -201,6 +218,21 @@ mod tests {
             ),
             "{md}"
         );
+        // Rounds alone all below rounds beside take nothing out either, and say which way.
+        if let Some(probe) = study.neighbours.as_mut() {
+            probe.rounds = vec![round(false, 300.0, 0.5), round(true, 500.0, 0.5)];
+        }
+        let md = markdown(&study);
+        assert!(
+            !md.contains(taken_out)
+                && md.contains("found one origin's CPU per request lower alone than beside busy")
+                && md.contains(
+                    "0.60× alone; every round alone below every round beside: busy neighbours made \
+                 it dearer here."
+                ),
+            "{md}"
+        );
+        study.neighbours = Some(probe());
         // Rounds that overlap take nothing out, and say so.
         if let Some(probe) = study.neighbours.as_mut() {
             probe.rounds[1].cpu_us = 470.0;
