@@ -15,7 +15,7 @@ use super::StudyArgs;
 use super::health::{self, Prober};
 use super::meta::{CalibrationFigure, Meta, QuotaChoice};
 use super::model::{CpuUse, HealthCheck, RunSummary};
-use super::observe;
+use super::observe::{self, OriginCounts};
 use super::profile::ProfileSettings;
 use crate::client::Target;
 use crate::recorder::AckedWrite;
@@ -328,21 +328,19 @@ impl Session {
         action: impl AsyncFnOnce(&mut Stack) -> anyhow::Result<T>,
     ) -> anyhow::Result<(RunResults, RunSummary, T)> {
         let start = self.settle(url).await?;
-        let client = observe::stack_client();
-        let instances = self.stack.instance_urls();
-        let counts_before = observe::origin_counts(&client, &instances).await;
-        let cpu_before = observe::cpu_snapshot(&mut self.stack);
         let options = self.driver.options(label, url, schedule, quiet).await?;
-        let load = tokio::spawn(crate::runner::run(options));
-        let acted = action(&mut self.stack).await?;
-        let results = load.await.context("the load task")?;
-        let cpu_after = observe::cpu_snapshot(&mut self.stack);
-        let counts_after = observe::origin_counts(&client, &instances).await;
+        let ((results, acted), watched) = self
+            .watch(async move |stack| {
+                let load = tokio::spawn(crate::runner::run(options));
+                let acted = action(stack).await?;
+                Ok((load.await.context("the load task")?, acted))
+            })
+            .await?;
         self.driver.record(label, &results)?;
         let mut summary = RunSummary::of(&results);
         summary.start = Some(start);
-        summary.cpu = Some(cpu_before.until(&cpu_after, self.quota.per_instance));
-        let origins = observe::counts_between(&counts_before, &counts_after);
+        let origins = observe::counts_between(&watched.before, &watched.after);
+        summary.cpu = Some(watched.cpu);
         summary.origin_requests = Some(origins.requests);
         summary.origin_cache = Some(origins.cache);
         Ok((results, summary, acted))
@@ -367,27 +365,27 @@ impl Session {
             one.seed ^= (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             options.push(one);
         }
-        let client = observe::stack_client();
-        let instances = self.stack.instance_urls();
-        let counts_before = observe::origin_counts(&client, &instances).await;
-        let cpu_before = observe::cpu_snapshot(&mut self.stack);
-        let tasks: Vec<_> = options
-            .into_iter()
-            .map(|one| tokio::spawn(crate::runner::run(one)))
-            .collect();
-        let mut runs = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            runs.push(task.await.context("a load task")?);
-        }
-        let cpu_after = observe::cpu_snapshot(&mut self.stack);
-        let counts_after = observe::origin_counts(&client, &instances).await;
+        let (runs, watched) = self
+            .watch(async move |_| {
+                let tasks: Vec<_> = options
+                    .into_iter()
+                    .map(|one| tokio::spawn(crate::runner::run(one)))
+                    .collect();
+                let mut runs = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    runs.push(task.await.context("a load task")?);
+                }
+                Ok(runs)
+            })
+            .await?;
         for (index, results) in runs.iter().enumerate() {
             self.driver
                 .record(&format!("{label}-{}", index + 1), results)?;
         }
-        let origin_requests = counts_before
+        let origin_requests = watched
+            .before
             .iter()
-            .zip(&counts_after)
+            .zip(&watched.after)
             .map(|(before, after)| {
                 Some(
                     after
@@ -400,9 +398,27 @@ impl Session {
         Ok(Together {
             start,
             runs,
-            cpu: cpu_before.until(&cpu_after, self.quota.per_instance),
+            cpu: watched.cpu,
             origin_requests,
         })
+    }
+
+    /// Runs `work` (a load, with whatever runs beside it) between two readings of the
+    /// stack: every part's CPU and each instance's own counters, just before and just
+    /// after, so what a run is charged is what the stack spent while it ran.
+    async fn watch<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut Stack) -> anyhow::Result<T>,
+    ) -> anyhow::Result<(T, Watched)> {
+        let client = observe::stack_client();
+        let instances = self.stack.instance_urls();
+        let before = observe::origin_counts(&client, &instances).await;
+        let cpu_before = observe::cpu_snapshot(&mut self.stack);
+        let done = work(&mut self.stack).await?;
+        let cpu_after = observe::cpu_snapshot(&mut self.stack);
+        let after = observe::origin_counts(&client, &instances).await;
+        let cpu = cpu_before.until(&cpu_after, self.quota.per_instance);
+        Ok((done, Watched { cpu, before, after }))
     }
 
     /// True when a read or write endpoint name is one of the mix's writes.
@@ -511,6 +527,15 @@ pub struct Together {
     pub cpu: CpuUse,
     /// Requests each instance's own counters saw, in `Stack::instance_urls`' order.
     pub origin_requests: Vec<Option<u64>>,
+}
+
+/// What [`Session::watch`] read around its work.
+struct Watched {
+    cpu: CpuUse,
+    /// Each instance's counters, in `Stack::instance_urls`' order (`None` for one that
+    /// did not answer).
+    before: Vec<Option<OriginCounts>>,
+    after: Vec<Option<OriginCounts>>,
 }
 
 /// The study's stack while another one stands in its place (see [`Session::lend_stack`]).

@@ -130,17 +130,7 @@ pub async fn fetch<I: EdgeIo>(
             }
         }
     }
-    let (result, answering) = match (last_answer, last_failure) {
-        (LastAnswer::Usable(answered), _) => (Ok(answered), 1),
-        // An origin answered, unreadably: whatever came after, not a 504.
-        (LastAnswer::TooLarge(why), _) => (Err(Rejection::bad_gateway(&why)), 0),
-        (LastAnswer::None, AttemptOutcome::Timeout) => (Err(Rejection::gateway_timeout()), 0),
-        (LastAnswer::None, _) => (Err(Rejection::bad_gateway(&detail)), 0),
-    };
-    Fetched {
-        result,
-        others_may_have_acted: reached > answering,
-    }
+    last_answer.give_up(last_failure, detail, reached)
 }
 
 /// The latest answer an origin gave, which the client gets when the attempts
@@ -151,6 +141,25 @@ enum LastAnswer {
     Usable(Answered),
     /// One too long to read ([`AttemptError::TooLarge`]): a 502 saying so.
     TooLarge(String),
+}
+
+impl LastAnswer {
+    /// What the client gets when the attempts end without a final answer, after
+    /// `reached` attempts that may have reached an origin, the last failure
+    /// `last_failure` and the last reason given `detail`.
+    fn give_up(self, last_failure: AttemptOutcome, detail: String, reached: usize) -> Fetched {
+        let (result, answering) = match (self, last_failure) {
+            (LastAnswer::Usable(answered), _) => (Ok(answered), 1),
+            // An origin answered, unreadably: whatever came after, not a 504.
+            (LastAnswer::TooLarge(why), _) => (Err(Rejection::bad_gateway(&why)), 0),
+            (LastAnswer::None, AttemptOutcome::Timeout) => (Err(Rejection::gateway_timeout()), 0),
+            (LastAnswer::None, _) => (Err(Rejection::bad_gateway(&detail)), 0),
+        };
+        Fetched {
+            result,
+            others_may_have_acted: reached > answering,
+        }
+    }
 }
 
 /// What an attempt came to, for the origin's health and the retry rule, and for
