@@ -169,8 +169,7 @@ impl Stack {
         }
 
         for index in 1..=stack.config.instances {
-            let slot = stack.start_instance(index)?;
-            stack.slots.push(slot);
+            stack.start_instance(index)?;
         }
         for index in 1..=stack.config.instances {
             stack.wait_instance_ready(index).await?;

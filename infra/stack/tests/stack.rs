@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use common::GetStream;
 use stack::binaries::{self, Binary};
+use stack::cgroup::Hierarchy;
 use stack::ports::is_listening;
 use stack::probe::HttpClient;
 use stack::process::pid_alive;
-use stack::{DatabaseBackend, Stack, StackConfig};
+use stack::{DatabaseBackend, Stack, StackConfig, StackState};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// The longest the GET stream may run: far beyond the sequence on any machine; reaching it
@@ -42,6 +43,35 @@ fn assert_nothing_left(pids: &[(String, u32)], ports: &[u16]) {
         assert!(
             !is_listening(*port),
             "something still listens on port {port}"
+        );
+    }
+}
+
+/// Where this machine has cgroups, `instance`'s process is in each of its groups (the
+/// CPU and the memory controller's).
+fn assert_under_its_limits(state: &StackState, instance: &str) {
+    let pid = state
+        .processes
+        .iter()
+        .find(|(name, _)| name == instance)
+        .unwrap_or_else(|| panic!("{instance} runs"))
+        .1;
+    let groups: Vec<_> = state
+        .cgroups
+        .iter()
+        .filter(|group| group.to_string_lossy().ends_with(&format!("-{instance}")))
+        .collect();
+    if Hierarchy::detect().is_err() {
+        assert!(groups.is_empty(), "groups without a hierarchy: {groups:?}");
+        return;
+    }
+    assert!(!groups.is_empty(), "{instance} has no cgroup");
+    for group in groups {
+        let members = std::fs::read_to_string(group.join("cgroup.procs")).unwrap();
+        assert!(
+            members.lines().any(|line| line == pid.to_string()),
+            "{instance} (pid {pid}) is not in {}: {members:?}",
+            group.display()
         );
     }
 }
@@ -92,6 +122,7 @@ async fn stack_caches_at_the_edge_survives_a_killed_instance_and_scales() {
     stack.kill_instance(1).unwrap();
     stream.wait_for(between_steps, STEP_PATIENCE).await;
     stack.restart_instance(1).await.unwrap();
+    assert_under_its_limits(&stack.state(), "origin-1");
     stream.wait_for(between_steps, STEP_PATIENCE).await;
 
     // Scale 2 -> 3 -> 2 under the same stream.

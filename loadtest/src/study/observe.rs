@@ -166,6 +166,58 @@ impl CpuSnapshot {
     }
 }
 
+/// What the stack did while a run's work ran, read just before and just after it (see
+/// `Session::watch`): each part's CPU and each instance's own counters.
+pub struct Watched {
+    pub cpu: CpuUse,
+    /// Each instance's counters, in `Stack::instance_urls`' order (`None` for one that
+    /// did not answer).
+    before: Vec<Option<OriginCounts>>,
+    after: Vec<Option<OriginCounts>>,
+    /// Whether every instance ran as the same process at both readings: a restarted one
+    /// (a fault and its repair) began its counters again, so a difference says nothing.
+    same_processes: bool,
+}
+
+impl Watched {
+    pub fn new(
+        cpu_before: &CpuSnapshot,
+        cpu_after: &CpuSnapshot,
+        instance_quota: Option<f64>,
+        before: Vec<Option<OriginCounts>>,
+        after: Vec<Option<OriginCounts>>,
+    ) -> Self {
+        Self {
+            cpu: cpu_before.until(cpu_after, instance_quota),
+            before,
+            after,
+            same_processes: cpu_before.groups.instances == cpu_after.groups.instances,
+        }
+    }
+
+    /// The origins' requests and Redis lookups in between, all instances together (of
+    /// those that answered both readings); `None` when an instance was restarted.
+    pub fn total(&self) -> Option<OriginCounts> {
+        self.same_processes
+            .then(|| counts_between(&self.before, &self.after))
+    }
+
+    /// Each instance's requests in between, in `Stack::instance_urls`' order: `None`
+    /// for one that did not answer a reading, and for every one when an instance was
+    /// restarted (its position may then name another process).
+    pub fn requests_each(&self) -> Vec<Option<u64>> {
+        self.before
+            .iter()
+            .zip(&self.after)
+            .map(|(before, after)| {
+                let (before, after) = (before.as_ref()?, after.as_ref()?);
+                self.same_processes
+                    .then(|| after.requests.saturating_sub(before.requests))
+            })
+            .collect()
+    }
+}
+
 /// One instance's own counters at `/metrics`: its `/api` requests and its Redis lookups.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct OriginCounts {
@@ -275,6 +327,53 @@ mod tests {
         let use_ = snapshot([1.0, 2.0], Some(1.0), at)
             .until(&snapshot([1.5, 2.3], Some(1.1), later), None);
         assert!((use_.per_instance[0] - 0.5).abs() < 1e-9, "{use_:?}");
+    }
+
+    #[test]
+    fn counters_of_a_restarted_instance_give_no_difference() {
+        let at = Instant::now();
+        let snapshot = |instances: Vec<u32>, at: Instant| CpuSnapshot {
+            at,
+            seconds: vec![1.0; instances.len()],
+            instance_threads: vec![None; instances.len()],
+            groups: Groups {
+                instances,
+                ..Groups::default()
+            },
+            generator: 0.0,
+            machine: None,
+        };
+        let requests = |requests| {
+            Some(OriginCounts {
+                requests,
+                cache: CacheLookups::default(),
+            })
+        };
+        let later = at + Duration::from_secs(1);
+        let before = vec![requests(100), requests(50), None];
+        let after = vec![requests(130), requests(20), requests(9)];
+        // The same processes: each instance's difference, and the total of those that
+        // answered both readings.
+        let same = Watched::new(
+            &snapshot(vec![11, 12, 13], at),
+            &snapshot(vec![11, 12, 13], later),
+            None,
+            before.clone(),
+            after.clone(),
+        );
+        assert_eq!(same.requests_each(), [Some(30), Some(0), None]);
+        assert_eq!(same.total().map(|total| total.requests), Some(30));
+        // Instance 2 restarted in between (a new pid, its counter from zero): no figure
+        // rather than a low one.
+        let restarted = Watched::new(
+            &snapshot(vec![11, 12, 13], at),
+            &snapshot(vec![11, 14, 13], later),
+            None,
+            before,
+            after,
+        );
+        assert_eq!(restarted.requests_each(), [None, None, None]);
+        assert_eq!(restarted.total(), None);
     }
 
     #[test]

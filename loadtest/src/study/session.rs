@@ -15,7 +15,7 @@ use super::StudyArgs;
 use super::health::{self, Prober};
 use super::meta::{CalibrationFigure, Meta, QuotaChoice};
 use super::model::{CpuUse, HealthCheck, RunSummary};
-use super::observe::{self, OriginCounts};
+use super::observe::{self, Watched};
 use super::profile::ProfileSettings;
 use crate::client::Target;
 use crate::recorder::AckedWrite;
@@ -339,10 +339,10 @@ impl Session {
         self.driver.record(label, &results)?;
         let mut summary = RunSummary::of(&results);
         summary.start = Some(start);
-        let origins = observe::counts_between(&watched.before, &watched.after);
+        let origins = watched.total();
         summary.cpu = Some(watched.cpu);
-        summary.origin_requests = Some(origins.requests);
-        summary.origin_cache = Some(origins.cache);
+        summary.origin_requests = origins.map(|counts| counts.requests);
+        summary.origin_cache = origins.map(|counts| counts.cache);
         Ok((results, summary, acted))
     }
 
@@ -382,19 +382,7 @@ impl Session {
             self.driver
                 .record(&format!("{label}-{}", index + 1), results)?;
         }
-        let origin_requests = watched
-            .before
-            .iter()
-            .zip(&watched.after)
-            .map(|(before, after)| {
-                Some(
-                    after
-                        .as_ref()?
-                        .requests
-                        .saturating_sub(before.as_ref()?.requests),
-                )
-            })
-            .collect();
+        let origin_requests = watched.requests_each();
         Ok(Together {
             start,
             runs,
@@ -417,8 +405,14 @@ impl Session {
         let done = work(&mut self.stack).await?;
         let cpu_after = observe::cpu_snapshot(&mut self.stack);
         let after = observe::origin_counts(&client, &instances).await;
-        let cpu = cpu_before.until(&cpu_after, self.quota.per_instance);
-        Ok((done, Watched { cpu, before, after }))
+        let watched = Watched::new(
+            &cpu_before,
+            &cpu_after,
+            self.quota.per_instance,
+            before,
+            after,
+        );
+        Ok((done, watched))
     }
 
     /// True when a read or write endpoint name is one of the mix's writes.
@@ -525,17 +519,9 @@ pub struct Together {
     pub start: HealthCheck,
     pub runs: Vec<RunResults>,
     pub cpu: CpuUse,
-    /// Requests each instance's own counters saw, in `Stack::instance_urls`' order.
+    /// Requests each instance's own counters saw, in `Stack::instance_urls`' order
+    /// (`None` where not known, see [`Watched::requests_each`]).
     pub origin_requests: Vec<Option<u64>>,
-}
-
-/// What [`Session::watch`] read around its work.
-struct Watched {
-    cpu: CpuUse,
-    /// Each instance's counters, in `Stack::instance_urls`' order (`None` for one that
-    /// did not answer).
-    before: Vec<Option<OriginCounts>>,
-    after: Vec<Option<OriginCounts>>,
 }
 
 /// The study's stack while another one stands in its place (see [`Session::lend_stack`]).

@@ -1,6 +1,6 @@
-//! The origin pool: one slot per instance (its port fixed, its process and cgroup coming
-//! and going), grown and shrunk behind nginx without dropping a request, and the faults
-//! the study injects into it.
+//! The origin pool: one slot per instance (its port and cgroup fixed for the slot's life,
+//! its process coming and going), grown and shrunk behind nginx without dropping a
+//! request, and the faults the study injects into it.
 
 use std::process::Command;
 
@@ -29,8 +29,7 @@ impl Stack {
         if count > current {
             self.progress(&format!("scaling {current} -> {count}"));
             for index in current + 1..=count {
-                let slot = self.start_instance(index)?;
-                self.slots.push(slot);
+                self.start_instance(index)?;
             }
             for index in current + 1..=count {
                 self.wait_instance_ready(index).await?;
@@ -65,12 +64,13 @@ impl Stack {
 
     /// Starts these instances again at once (each stopped first if it runs) and waits until
     /// every one is ready: a pool brought back after a mass failure recovers in one
-    /// instance's start-up time, not in the sum of them.
+    /// instance's start-up time, not in the sum of them. Each keeps its slot's cgroup:
+    /// a group made anew would share its directory with the one it replaces, whose
+    /// removal (retried while a process is inside) would wait on the new process.
     pub async fn restart_instances(&mut self, indices: &[usize]) -> Result<(), StackError> {
         for &index in indices {
             self.slot_mut(index)?.server.stop().await;
-            let fresh = self.start_instance(index)?;
-            self.slots[index - 1] = fresh;
+            self.spawn_instance(index)?;
         }
         for &index in indices {
             self.wait_instance_ready(index).await?;
@@ -79,25 +79,12 @@ impl Stack {
         Ok(())
     }
 
-    pub(super) fn start_instance(&self, index: usize) -> Result<InstanceSlot, StackError> {
+    /// A new slot for instance `index`: its cgroup under the stack's limits, and its
+    /// process started in it.
+    pub(super) fn start_instance(&mut self, index: usize) -> Result<(), StackError> {
+        debug_assert_eq!(index, self.slots.len() + 1, "slots are added in order");
         let port = self.config.ports.instances[index - 1];
         let name = format!("origin-{index}");
-        let mut command = Command::new(&self.origin_bin);
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(self.database.iter().flat_map(Database::origin_args))
-            .arg("--jwt-secret")
-            .arg(&self.config.jwt_secret)
-            .arg("--worker-threads")
-            .arg(self.config.worker_threads.to_string())
-            .arg("--db-pool-size")
-            .arg(self.config.db_pool_size.to_string())
-            .env("RUST_LOG", "warn");
-        if let Some(redis) = &self.redis {
-            command.arg("--redis-url").arg(redis.url());
-        }
         let cgroup = match &self.hierarchy {
             Some(hierarchy) => {
                 let limits = Limits {
@@ -120,21 +107,55 @@ impl Stack {
             None => None,
         };
         let dir = ServerDir::given(&self.run_dir)?;
-        let mut server = ChildServer::new(&name, dir, &format!("{name}.log"), server_lifecycle());
-        server.spawn(command)?;
-        let pid = server.pid().unwrap_or_default();
-        if let Some(group) = &cgroup {
-            // Before the instance takes traffic: writing the pid moves every thread.
+        let server = ChildServer::new(&name, dir, &format!("{name}.log"), server_lifecycle());
+        self.slots.push(InstanceSlot {
+            port,
+            server,
+            cgroup,
+        });
+        self.spawn_instance(index)
+    }
+
+    /// Starts instance `index`'s process in its slot (which runs none) and moves it into
+    /// the slot's cgroup before it takes traffic.
+    fn spawn_instance(&mut self, index: usize) -> Result<(), StackError> {
+        let command = self.instance_command(index);
+        let slot = self.slot_mut(index)?;
+        slot.server.spawn(command)?;
+        let pid = slot.server.pid().unwrap_or_default();
+        let port = slot.port;
+        if let Some(group) = &slot.cgroup {
+            // Writing the pid moves every thread.
             group
                 .add_process(pid)
                 .map_err(|source| StackError::Cgroup { index, source })?;
         }
-        self.progress(&format!("started {name} on port {port} (pid {pid})"));
-        Ok(InstanceSlot {
-            port,
-            server,
-            cgroup,
-        })
+        self.progress(&format!(
+            "started origin-{index} on port {port} (pid {pid})"
+        ));
+        Ok(())
+    }
+
+    /// The command line of instance `index`.
+    fn instance_command(&self, index: usize) -> Command {
+        let port = self.config.ports.instances[index - 1];
+        let mut command = Command::new(&self.origin_bin);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(self.database.iter().flat_map(Database::origin_args))
+            .arg("--jwt-secret")
+            .arg(&self.config.jwt_secret)
+            .arg("--worker-threads")
+            .arg(self.config.worker_threads.to_string())
+            .arg("--db-pool-size")
+            .arg(self.config.db_pool_size.to_string())
+            .env("RUST_LOG", "warn");
+        if let Some(redis) = &self.redis {
+            command.arg("--redis-url").arg(redis.url());
+        }
+        command
     }
 
     pub(super) async fn wait_instance_ready(&mut self, index: usize) -> Result<(), StackError> {
