@@ -79,6 +79,12 @@ pub fn default_worker_processes() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// Seconds nginx keeps an instance out of the pool after a failed attempt (its passive
+/// health check: `max_fails=1`), before it tries the instance again with live traffic.
+/// A restarted instance waits out what is left of it, so the study's fault runs leave
+/// more than this after their repair.
+pub const FAIL_TIMEOUT_S: u64 = 2;
+
 /// Fills the template; pure, so it is tested without nginx.
 pub fn render(template: &str, settings: &NginxSettings) -> Result<String, NginxError> {
     let upstream_servers = if settings.upstream_ports.is_empty() {
@@ -88,7 +94,11 @@ pub fn render(template: &str, settings: &NginxSettings) -> Result<String, NginxE
         settings
             .upstream_ports
             .iter()
-            .map(|port| format!("        server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;"))
+            .map(|port| {
+                format!(
+                    "        server 127.0.0.1:{port} max_fails=1 fail_timeout={FAIL_TIMEOUT_S}s;"
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };

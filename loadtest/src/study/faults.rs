@@ -2,6 +2,8 @@
 //! [`FAULT_POOL`]: each run starts from a whole, healthy pool, the fault comes at a third
 //! of the run and its repair at two thirds, and reads and writes are counted apart.
 
+use stack::nginx::FAIL_TIMEOUT_S;
+
 use super::model::{ClassSummary, FaultRun, StudyResults, recovery_seconds, recovery_seconds_by};
 use super::search;
 use super::session::Session;
@@ -87,26 +89,34 @@ impl Fault {
     }
 
     /// What the design promises under this fault, for the configuration run.
-    pub fn promise(self, edge: bool) -> &'static str {
+    pub fn promise(self, edge: bool) -> String {
+        let back = format!(
+            "until the instances are back and nginx, which keeps a failed instance out for {FAIL_TIMEOUT_S} s \
+             (its passive health check), sends to them again"
+        );
         match (self, edge) {
-            (Fault::KillOne | Fault::KillHalf, _) => {
-                "nginx marks a dead instance down after its first failure and retries idempotent requests (GET) on another: reads should not fail; a write in flight on a killed instance may fail (writes are never retried); the survivors carry the load"
-            }
+            (Fault::KillOne | Fault::KillHalf, _) => format!(
+                "nginx marks a dead instance down after its first failure and retries idempotent requests (GET) on another: \
+                 reads should not fail; a write in flight on a killed instance may fail (writes are never retried); \
+                 the survivors carry the load, alone {back}"
+            ),
             (Fault::StopRedis, _) => {
-                "a cache failure never fails a request: no errors, reads go to the database (latency may rise)"
+                "a cache failure never fails a request: no errors, reads go to the database (latency may rise)".into()
             }
             (Fault::RestartDatabase, true) => {
-                "requests that need the database are answered 503 with Retry-After until it is back; reads cached in Redis or at the edge keep being served; no acknowledged write is lost"
+                "requests that need the database are answered 503 with Retry-After until it is back; reads cached in Redis or at the edge keep being served; no acknowledged write is lost".into()
             }
             (Fault::RestartDatabase, false) => {
-                "requests that need the database are answered 503 with Retry-After until it is back; reads cached in Redis keep being served; no acknowledged write is lost"
+                "requests that need the database are answered 503 with Retry-After until it is back; reads cached in Redis keep being served; no acknowledged write is lost".into()
             }
-            (Fault::AllOriginsAway, true) => {
-                "the edge serves reads it holds from its cache (stale-if-error); reads it never cached and every write cannot be served and fail (502/503/504) by design, until the instances are back"
-            }
-            (Fault::AllOriginsAway, false) => {
-                "with no edge in front nothing can answer: nginx has no cache, so reads and writes fail until the instances are back (this run shows what the edge buys)"
-            }
+            (Fault::AllOriginsAway, true) => format!(
+                "the edge serves reads it holds from its cache (stale-if-error); reads it never cached and every write \
+                 cannot be served and fail (502/503/504) by design, {back}"
+            ),
+            (Fault::AllOriginsAway, false) => format!(
+                "with no edge in front nothing can answer: nginx has no cache, so reads and writes fail {back} \
+                 (this run shows what the edge buys)"
+            ),
         }
     }
 }
@@ -217,7 +227,7 @@ async fn run_fault(session: &mut Session, fault: Fault, rate: f64) -> anyhow::Re
     Ok(FaultRun {
         name: fault.name().to_owned(),
         description: fault.description(FAULT_POOL, through_edge),
-        promise: fault.promise(through_edge).to_owned(),
+        promise: fault.promise(through_edge),
         through: if through_edge {
             "the edge"
         } else {
