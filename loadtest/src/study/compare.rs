@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+use super::meta::RUN_LENGTHS;
 use super::model::{
     ClassSummary, RunSummary, ScalingResult, StudyResults, error_rate_noise, on_off,
 };
@@ -283,7 +284,8 @@ fn fault_error_row(fault: &str, side: &str, old: Option<&ClassSummary>, new: &Cl
 }
 
 /// The lines above the table: each run's revision, date, profile and machine load, how
-/// a verdict is reached, and a warning when the CPU quotas or the cache fills differ.
+/// a verdict is reached, and a warning when the CPU quotas, the cache fills or the
+/// lengths of the fixed-rate, fault and tier runs differ.
 fn context_lines(old: &StudyResults, new: &StudyResults) -> Vec<String> {
     let mut context = vec![
         format!("old: {}", describe(old)),
@@ -304,6 +306,20 @@ fn context_lines(old: &StudyResults, new: &StudyResults) -> Vec<String> {
         context.push(format!(
             "The cache fill before the capacity searches differs, so the pools' Redis hits, and with them \
              their capacities, are not like for like: old {old_fill}; new {new_fill}."
+        ));
+    }
+    let runs = |study: &StudyResults| {
+        study
+            .meta
+            .setting(RUN_LENGTHS)
+            .unwrap_or("none recorded")
+            .to_owned()
+    };
+    let (old_runs, new_runs) = (runs(old), runs(new));
+    if old_runs != new_runs {
+        context.push(format!(
+            "The runs' lengths differ, so their error rates (a fault's outage is a share of its run) and \
+             percentiles are not like for like: old {old_runs}; new {new_runs}."
         ));
     }
     context

@@ -197,7 +197,7 @@ fn configuration(
             profile.cache_fill_rate,
             profile.sizes.iter().max().copied().unwrap_or(1),
         )),
-        ("fixed-rate, fault and tier runs".into(), run_durations(profile)),
+        (RUN_LENGTHS.into(), run_durations(profile)),
         ("edge capacity search".into(), edge_search(config.edge, profile)),
         ("database tier".into(), format!(
             "origin bench-queries on PostgreSQL and one Cassandra node, {:?} closed-loop clients, {} s per cell after {} s of warm-up, each database warmed by {} s of the three reads before its first cell; capacity of {} instances on each (the study stack's from the capacity search)",
@@ -231,6 +231,9 @@ fn healthy_start(profile: &ProfileSettings) -> String {
         profile.settle_within.as_secs_f64()
     )
 }
+
+/// The configuration's line with the lengths of the fixed-rate, fault and tier runs.
+pub const RUN_LENGTHS: &str = "fixed-rate, fault and tier runs";
 
 /// How long the fixed-rate, fault and tier runs last.
 fn run_durations(profile: &ProfileSettings) -> String {

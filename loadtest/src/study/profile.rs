@@ -168,3 +168,26 @@ pub const ORIGINAL_SUMMARY: &[OriginalRow] = &[
         avg_latency: Cow::Borrowed("Sub-100ms"),
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Profile;
+
+    #[test]
+    fn a_fault_run_outlasts_nginx_s_hold_on_a_restarted_instance() {
+        // The repair comes at two thirds of the run (see `faults`); a restarted instance
+        // may wait out nginx's fail_timeout before it gets traffic, and a clean second
+        // after that shows the recovery within the run.
+        let hold = Duration::from_secs(stack::nginx::FAIL_TIMEOUT_S + 1);
+        for profile in [Profile::Quick, Profile::Full] {
+            let run = profile.settings().fault_duration;
+            assert!(
+                run - run * 2 / 3 > hold,
+                "{profile:?}: {run:?} leaves {:?} after the repair",
+                run - run * 2 / 3
+            );
+        }
+    }
+}

@@ -350,7 +350,7 @@ impl Session {
     /// probe), all started together: how the stack was at the start (checked at nginx),
     /// each run's results in the order given (recorded like any other run, each with its
     /// own seed), what the stack spent meanwhile, and the requests each instance's own
-    /// counters saw (`None` for one that did not answer).
+    /// counters saw (`None` where not known, see [`Watched::requests_each`]).
     pub async fn measure_together(
         &mut self,
         label: &str,

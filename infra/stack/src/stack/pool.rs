@@ -8,7 +8,7 @@ use super::{Database, MAX_INSTANCES, Stack, StackError, server_lifecycle};
 use crate::cgroup::{Cgroup, Limits};
 use crate::server::{ChildServer, ServerDir};
 
-/// An origin instance's slot: its port is fixed, the process comes and goes.
+/// An origin instance's slot: its port and cgroup are fixed, the process comes and goes.
 pub(super) struct InstanceSlot {
     pub(super) port: u16,
     /// Not running after `kill_instance` until `restart_instance`.
@@ -80,7 +80,7 @@ impl Stack {
     }
 
     /// A new slot for instance `index`: its cgroup under the stack's limits, and its
-    /// process started in it.
+    /// process started in it. On an error no slot is left behind (nor its cgroup).
     pub(super) fn start_instance(&mut self, index: usize) -> Result<(), StackError> {
         debug_assert_eq!(index, self.slots.len() + 1, "slots are added in order");
         let port = self.config.ports.instances[index - 1];
@@ -113,22 +113,28 @@ impl Stack {
             server,
             cgroup,
         });
-        self.spawn_instance(index)
+        let spawned = self.spawn_instance(index);
+        if spawned.is_err() {
+            self.slots.pop();
+        }
+        spawned
     }
 
     /// Starts instance `index`'s process in its slot (which runs none) and moves it into
-    /// the slot's cgroup before it takes traffic.
+    /// the slot's cgroup before it takes traffic; a process that cannot be moved is
+    /// killed, so none runs without its limits.
     fn spawn_instance(&mut self, index: usize) -> Result<(), StackError> {
         let command = self.instance_command(index);
         let slot = self.slot_mut(index)?;
         slot.server.spawn(command)?;
         let pid = slot.server.pid().unwrap_or_default();
         let port = slot.port;
-        if let Some(group) = &slot.cgroup {
+        if let Some(group) = &slot.cgroup
             // Writing the pid moves every thread.
-            group
-                .add_process(pid)
-                .map_err(|source| StackError::Cgroup { index, source })?;
+            && let Err(source) = group.add_process(pid)
+        {
+            slot.server.kill();
+            return Err(StackError::Cgroup { index, source });
         }
         self.progress(&format!(
             "started origin-{index} on port {port} (pid {pid})"

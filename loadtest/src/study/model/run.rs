@@ -46,11 +46,13 @@ pub struct RunSummary {
     /// Responses by what the edge's `X-Cache` said (all unmarked without the edge).
     #[serde(default)]
     pub cache: CacheCounts,
-    /// Requests the origin instances answered during the run (their own counters).
+    /// Requests the origin instances answered during the run (their own counters);
+    /// `None` when not read, or when an instance restarted in the run (its counters
+    /// began again with it).
     #[serde(default)]
     pub origin_requests: Option<u64>,
-    /// The origin instances' Redis lookups during the run (their own counters): how
-    /// much of the run's work the database did depends on it.
+    /// The origin instances' Redis lookups during the run (their own counters; `None`
+    /// as above): how much of the run's work the database did depends on it.
     #[serde(default)]
     pub origin_cache: Option<CacheLookups>,
 }

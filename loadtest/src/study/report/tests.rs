@@ -538,6 +538,28 @@ fn an_older_report_s_postgresql_restart_compares_with_the_database_restart() {
             && line.ends_with("old none recorded; new 30 s at 1000/s.")),
         "{context:?}"
     );
+    // Fault runs of another length: their error rates are not like for like.
+    let mut longer = new.clone();
+    longer.meta.configuration.push((
+        crate::study::meta::RUN_LENGTHS.into(),
+        "faults: 12 s each".into(),
+    ));
+    let context = crate::study::compare::Comparison::of(&old, &longer).context;
+    assert!(
+        context
+            .iter()
+            .any(|line| line.starts_with("The runs' lengths differ")
+                && line.ends_with("old none recorded; new faults: 12 s each.")),
+        "{context:?}"
+    );
+    assert!(
+        !comparison
+            .context
+            .iter()
+            .any(|line| line.starts_with("The runs' lengths differ")),
+        "{:?}",
+        comparison.context
+    );
     let what = format!(
         "fault '{}': reads error rate",
         Fault::RestartDatabase.name()
