@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::meta::RUN_LENGTHS;
+use super::meta::{CACHE_FILL, RUN_LENGTHS};
 use super::model::{
     ClassSummary, RunSummary, ScalingResult, StudyResults, error_rate_noise, on_off,
 };
@@ -301,33 +301,33 @@ fn context_lines(old: &StudyResults, new: &StudyResults) -> Vec<String> {
             "The CPU quotas differ, so capacities are not like for like: old {old_quota}; new {new_quota}."
         ));
     }
-    let (old_fill, new_fill) = (cache_fill(old), cache_fill(new));
-    if old_fill != new_fill {
-        context.push(format!(
+    // Settings whose difference makes figures unlike, with what it makes unlike.
+    let unlike_when_different = [
+        (
+            CACHE_FILL,
             "The cache fill before the capacity searches differs, so the pools' Redis hits, and with them \
-             their capacities, are not like for like: old {old_fill}; new {new_fill}."
-        ));
-    }
-    let runs = |study: &StudyResults| {
-        study
-            .meta
-            .setting(RUN_LENGTHS)
-            .unwrap_or("none recorded")
-            .to_owned()
-    };
-    let (old_runs, new_runs) = (runs(old), runs(new));
-    if old_runs != new_runs {
-        context.push(format!(
+             their capacities, are not like for like",
+        ),
+        (
+            RUN_LENGTHS,
             "The runs' lengths differ, so their error rates (a fault's outage is a share of its run) and \
-             percentiles are not like for like: old {old_runs}; new {new_runs}."
-        ));
+             percentiles are not like for like",
+        ),
+    ];
+    for (name, what_differs) in unlike_when_different {
+        let setting = |study: &StudyResults| {
+            study
+                .meta
+                .setting(name)
+                .unwrap_or("none recorded")
+                .to_owned()
+        };
+        let (old_value, new_value) = (setting(old), setting(new));
+        if old_value != new_value {
+            context.push(format!("{what_differs}: old {old_value}; new {new_value}."));
+        }
     }
     context
-}
-
-/// The load that filled Redis before the capacity searches, as the report recorded it.
-fn cache_fill(study: &StudyResults) -> &str {
-    study.meta.setting("cache fill").unwrap_or("none recorded")
 }
 
 /// One report in a line: revision, date, profile and the load average at start and end.

@@ -2,6 +2,8 @@
 //! [`FAULT_POOL`]: each run starts from a whole, healthy pool, the fault comes at a third
 //! of the run and its repair at two thirds, and reads and writes are counted apart.
 
+use std::time::Duration;
+
 use stack::nginx::FAIL_TIMEOUT_S;
 
 use super::model::{ClassSummary, FaultRun, StudyResults, recovery_seconds, recovery_seconds_by};
@@ -166,6 +168,12 @@ pub async fn run(session: &mut Session, results: &mut StudyResults) -> anyhow::R
     Ok(())
 }
 
+/// When, into a fault run of `duration`, the fault comes and its repair begins: at
+/// one third and two thirds, so the run shows the stack before, during and after.
+pub(super) fn fault_phases(duration: Duration) -> (Duration, Duration) {
+    (duration / 3, duration * 2 / 3)
+}
+
 /// One fault during load; the run starts from the whole pool (anything a previous fault
 /// left down is repaired first) and a healthy, idle stack.
 async fn run_fault(session: &mut Session, fault: Fault, rate: f64) -> anyhow::Result<FaultRun> {
@@ -179,8 +187,7 @@ async fn run_fault(session: &mut Session, fault: Fault, rate: f64) -> anyhow::Re
         .edge_url()
         .unwrap_or_else(|| session.stack.nginx_url());
     let duration = session.profile.fault_duration;
-    let fault_at = duration / 3;
-    let repair_at = duration * 2 / 3;
+    let (fault_at, repair_at) = fault_phases(duration);
     let victims = fault.victims(FAULT_POOL);
     let label = format!("fault-{}", fault.name());
     // Returns when, in seconds into the run, the repair began: for the database's

@@ -191,7 +191,7 @@ fn configuration(
             profile.warm_up.as_secs_f64(),
             profile.search_start * 0.5,
         )),
-        ("cache fill".into(), format!(
+        (CACHE_FILL.into(), format!(
             "{} s at {}/s through the largest pool ({} instances) before the capacity searches (not reported): the pools are searched one after another on one Redis, and without it each found a warmer cache than the one before",
             profile.cache_fill.as_secs_f64(),
             profile.cache_fill_rate,
@@ -231,6 +231,9 @@ fn healthy_start(profile: &ProfileSettings) -> String {
         profile.settle_within.as_secs_f64()
     )
 }
+
+/// The configuration's line with the load that filled Redis before the capacity searches.
+pub const CACHE_FILL: &str = "cache fill";
 
 /// The configuration's line with the lengths of the fixed-rate, fault and tier runs.
 pub const RUN_LENGTHS: &str = "fixed-rate, fault and tier runs";

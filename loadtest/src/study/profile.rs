@@ -174,19 +174,20 @@ mod tests {
     use std::time::Duration;
 
     use super::Profile;
+    use crate::study::faults::fault_phases;
 
     #[test]
     fn a_fault_run_outlasts_nginx_s_hold_on_a_restarted_instance() {
-        // The repair comes at two thirds of the run (see `faults`); a restarted instance
-        // may wait out nginx's fail_timeout before it gets traffic, and a clean second
-        // after that shows the recovery within the run.
+        // A restarted instance may wait out nginx's fail_timeout before it gets traffic,
+        // and a clean second after that shows the recovery within the run.
         let hold = Duration::from_secs(stack::nginx::FAIL_TIMEOUT_S + 1);
         for profile in [Profile::Quick, Profile::Full] {
             let run = profile.settings().fault_duration;
+            let (_, repair_at) = fault_phases(run);
             assert!(
-                run - run * 2 / 3 > hold,
+                run - repair_at > hold,
                 "{profile:?}: {run:?} leaves {:?} after the repair",
-                run - run * 2 / 3
+                run - repair_at
             );
         }
     }

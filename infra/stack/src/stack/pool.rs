@@ -69,8 +69,11 @@ impl Stack {
     /// removal (retried while a process is inside) would wait on the new process.
     pub async fn restart_instances(&mut self, indices: &[usize]) -> Result<(), StackError> {
         for &index in indices {
-            self.slot_mut(index)?.server.stop().await;
-            self.spawn_instance(index)?;
+            let command = self.instance_command(index);
+            let slot = self.slot_mut(index)?;
+            slot.server.stop().await;
+            let pid = spawn_into(slot, index, command)?;
+            self.progress_started(index, pid);
         }
         for &index in indices {
             self.wait_instance_ready(index).await?;
@@ -80,7 +83,8 @@ impl Stack {
     }
 
     /// A new slot for instance `index`: its cgroup under the stack's limits, and its
-    /// process started in it. On an error no slot is left behind (nor its cgroup).
+    /// process started in it. The slot joins the pool only once its process runs in
+    /// its group; on an error it is dropped, its process stopped and its group removed.
     pub(super) fn start_instance(&mut self, index: usize) -> Result<(), StackError> {
         debug_assert_eq!(index, self.slots.len() + 1, "slots are added in order");
         let port = self.config.ports.instances[index - 1];
@@ -107,39 +111,22 @@ impl Stack {
             None => None,
         };
         let dir = ServerDir::given(&self.run_dir)?;
-        let server = ChildServer::new(&name, dir, &format!("{name}.log"), server_lifecycle());
-        self.slots.push(InstanceSlot {
+        let mut slot = InstanceSlot {
             port,
-            server,
+            server: ChildServer::new(&name, dir, &format!("{name}.log"), server_lifecycle()),
             cgroup,
-        });
-        let spawned = self.spawn_instance(index);
-        if spawned.is_err() {
-            self.slots.pop();
-        }
-        spawned
+        };
+        let pid = spawn_into(&mut slot, index, self.instance_command(index))?;
+        self.slots.push(slot);
+        self.progress_started(index, pid);
+        Ok(())
     }
 
-    /// Starts instance `index`'s process in its slot (which runs none) and moves it into
-    /// the slot's cgroup before it takes traffic; a process that cannot be moved is
-    /// killed, so none runs without its limits.
-    fn spawn_instance(&mut self, index: usize) -> Result<(), StackError> {
-        let command = self.instance_command(index);
-        let slot = self.slot_mut(index)?;
-        slot.server.spawn(command)?;
-        let pid = slot.server.pid().unwrap_or_default();
-        let port = slot.port;
-        if let Some(group) = &slot.cgroup
-            // Writing the pid moves every thread.
-            && let Err(source) = group.add_process(pid)
-        {
-            slot.server.kill();
-            return Err(StackError::Cgroup { index, source });
-        }
+    fn progress_started(&self, index: usize, pid: u32) {
+        let port = self.config.ports.instances[index - 1];
         self.progress(&format!(
             "started origin-{index} on port {port} (pid {pid})"
         ));
-        Ok(())
     }
 
     /// The command line of instance `index`.
@@ -182,4 +169,20 @@ impl Stack {
             .and_then(|position| self.slots.get_mut(position))
             .ok_or(StackError::NoSuchInstance { index, count })
     }
+}
+
+/// Starts instance `index`'s process in `slot` (which runs none) and moves it into the
+/// slot's cgroup before it takes traffic; a process that cannot be moved is killed, so
+/// none runs without its limits. Returns its pid.
+fn spawn_into(slot: &mut InstanceSlot, index: usize, command: Command) -> Result<u32, StackError> {
+    slot.server.spawn(command)?;
+    let pid = slot.server.pid().unwrap_or_default();
+    if let Some(group) = &slot.cgroup
+        // Writing the pid moves every thread.
+        && let Err(source) = group.add_process(pid)
+    {
+        slot.server.kill();
+        return Err(StackError::Cgroup { index, source });
+    }
+    Ok(pid)
 }
