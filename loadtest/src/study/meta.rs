@@ -176,7 +176,7 @@ fn configuration(
         ("mix".into(), "read-heavy: 25% song, 40% comments page, 25% feed, 8% post, 1% patch, 1% delete; Zipf(1) songs".into()),
         ("capacity objective".into(), format!("p99 < {} ms, errors < 0.1%, dropped < 0.1%", args.slo_ms)),
         ("capacity search".into(), format!(
-            "1st size: x2 from {}/s, then {} bisections; later sizes: x{} from the previous size's capacity (÷{} while it fails), then {} bisection(s)",
+            "1st size: from {}/s, x2 while it meets the objective (÷2 while it fails), then {} bisections; later sizes: x{} from the previous size's capacity (÷{} while it fails), then {} bisection(s)",
             profile.search_start, profile.bisect_steps + 1, profile.search_growth, profile.search_growth, profile.bisect_steps,
         )),
         ("healthy start".into(), healthy_start(profile)),
@@ -267,9 +267,10 @@ fn edge_search(edge: bool, profile: &ProfileSettings) -> String {
         return "none (no edge)".into();
     }
     format!(
-        "steps of {} s on {} instances, from the nginx capacity of that pool, x{} (÷{} while it fails), then {} bisection(s)",
+        "steps of {} s on {} instances, from the larger of that pool's nginx capacity and {}/s, x{} (÷{} while it fails), then {} bisection(s)",
         profile.search_step.as_secs_f64(),
         super::CDN_POOL,
+        profile.search_start,
         profile.search_growth,
         profile.search_growth,
         profile.bisect_steps

@@ -93,7 +93,7 @@ impl Profile {
                 db_query_seconds: 0.75,
                 db_query_warmup: 0.25,
                 db_backend_warmup: 6.0,
-                trade: "quick profile, 4½ to 6 minutes on two cores (the database tier about 1¼ of them, the cache fill ½, more on a machine's first run, which seeds the Cassandra node): capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (about ±12 %), the edge's capacity search in the same 3 s steps as the pool it is compared with, 2 s fixed-rate and tier runs, fault runs of 12 s (4 s after the repair, for nginx's 2 s fail_timeout and a second clean), and query-table cells of 0.75 s",
+                trade: "quick profile, 5 to 6½ minutes on two cores (the database tier about 1¾ of them with its own cache fill, the study stack's cache fill ½, more on a machine's first run, which seeds the Cassandra node): capacity steps of 3 s bought with the original's own pool sizes only (1, 2, 3, 10; `--profile full` adds 5), one bisection after the first size (each capacity a lower bound, the true one up to about a quarter above it: the capacity table's \"Known within\"), the edge's capacity search in the same 3 s steps as the pool it is compared with, 2 s fixed-rate and tier runs, fault runs of 12 s (4 s after the repair, for nginx's 2 s fail_timeout and a second clean), and query-table cells of 0.75 s",
             },
             Profile::Full => ProfileSettings {
                 sizes: &[1, 2, 3, 5, 10],

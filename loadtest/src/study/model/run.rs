@@ -28,7 +28,7 @@ pub struct RunSummary {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
-    /// Successful responses per second.
+    /// Successful responses per second while the load was offered (see `delivered_rate`).
     pub throughput: f64,
     pub duration_s: f64,
     /// The noise of p50 and p99: the standard error of the per-second values over the
@@ -74,6 +74,23 @@ impl CacheLookups {
     }
 }
 
+/// Successful responses per second while the load was offered: those that completed in
+/// the run's whole seconds, over those seconds. Answers that came after the schedule's
+/// end (an overloaded pool draining its queue) count among the run's requests and in its
+/// latencies, not here: every success over the schedule's length would read as the
+/// offered rate whatever the pool delivered. A run shorter than a second has no whole
+/// second; it counts every success over its length.
+pub(super) fn delivered_rate(ok: u64, duration_s: f64, whole: &[Second]) -> f64 {
+    if whole.is_empty() {
+        return ok as f64 / duration_s.max(1e-9);
+    }
+    let ok: u64 = whole
+        .iter()
+        .map(|second| second.completed.saturating_sub(second.errors))
+        .sum();
+    ok as f64 / whole.len() as f64
+}
+
 impl RunSummary {
     pub fn of(results: &RunResults) -> Self {
         let latency = &results.overall.latency;
@@ -91,7 +108,7 @@ impl RunSummary {
             p99_ms: latency.p99_ms,
             p999_ms: latency.p999_ms,
             max_ms: latency.max_ms,
-            throughput: results.overall.ok as f64 / results.duration_s.max(1e-9),
+            throughput: delivered_rate(results.overall.ok, results.duration_s, whole),
             duration_s: results.duration_s,
             p50_noise_ms: standard_error(whole.iter().map(Second::p50_ms)),
             p99_noise_ms: standard_error(whole.iter().map(Second::p99_ms)),

@@ -42,6 +42,22 @@ fn recovery_is_judged_for_reads_and_writes_apart() {
 }
 
 #[test]
+fn throughput_counts_what_came_while_the_load_was_offered() {
+    // 400/s for 2 s on a pool that delivered 336/s: 128 answers came in the third
+    // second, after the schedule's end, from its queue.
+    let second = |completed, errors| Second {
+        completed,
+        errors,
+        ..Second::default()
+    };
+    let timeline = [second(317, 0), second(355, 5), second(128, 0)];
+    let whole = whole_seconds(2.0, &timeline);
+    assert_eq!(super::run::delivered_rate(795, 2.0, whole), 333.5);
+    // Under a second there is no whole second: every success over the run's length.
+    assert_eq!(super::run::delivered_rate(40, 0.5, &[]), 80.0);
+}
+
+#[test]
 fn only_whole_seconds_count() {
     let timeline = vec![Second::default(); 4];
     assert_eq!(whole_seconds(3.0, &timeline).len(), 3);

@@ -1,6 +1,7 @@
 //! The section on what the CDN is for: the edge's capacity beside the same pool's
 //! straight to nginx, each with the search's bracket, and the two paths at one rate.
 
+use super::scaling::marginal_sentence;
 use super::tables::CapacityCells;
 use super::{Table, cores, micros_per_request, ms, percent, rate};
 use crate::study::CDN_POOL;
@@ -13,7 +14,12 @@ pub fn intro(study: &StudyResults) -> String {
     };
     let slo_ms = study.meta.slo_ms;
     let nginx = study.capacity_of(CDN_POOL);
-    format!(
+    let marginal = marginal_sentence(
+        std::iter::once(("the edge's".to_owned(), edge))
+            .chain(nginx.map(|nginx| ("the pool straight to nginx's".to_owned(), nginx))),
+        slo_ms,
+    );
+    let text = format!(
         "On {} instances, within the objective: the edge (cache on) carried {}, the same pool straight to nginx {}. {}\
          At one rate both carry, the edge's hit ratio (its X-Cache: HIT or STALE, of every request including writes; \
          a STALE answer may also have sent a revalidation to the origins, so its share is given apart), \
@@ -32,7 +38,8 @@ pub fn intro(study: &StudyResults) -> String {
             rate(saving.rate),
             saving.changes()
         )),
-    )
+    );
+    text + &marginal
 }
 
 /// The edge cache on against off, with Redis in one state, at the tiers' one rate: the

@@ -65,8 +65,11 @@ pub fn capacity_chart(study: &StudyResults) -> Chart {
     }
 }
 
+/// The colours of levels drawn across a chart: greys, apart from the series' palette.
+const LEVELS: [&str; 2] = ["#7f7f7f", "#333333"];
+
 pub fn latency_chart(study: &StudyResults) -> Chart {
-    let series = study
+    let mut series: Vec<Series> = study
         .scaling
         .iter()
         .enumerate()
@@ -85,6 +88,39 @@ pub fn latency_chart(study: &StudyResults) -> Chart {
             }
         })
         .collect();
+    // Two levels drawn across the steps' rates: the objective the searches hold each
+    // step to, and the client's timeout, at which a p99 stands for requests given up on
+    // (counted at the time they were), not for a latency.
+    let rates = || {
+        series
+            .iter()
+            .flat_map(|line| line.points.iter().map(|point| point.0))
+    };
+    let (low, high) = (
+        rates().fold(f64::INFINITY, f64::min),
+        rates().fold(0.0, f64::max),
+    );
+    let timed_out =
+        |line: &Series, timeout: f64| line.points.iter().any(|point| point.1 >= timeout);
+    let mut levels = vec![(
+        format!("objective ({} ms)", study.meta.slo_ms),
+        study.meta.slo_ms,
+    )];
+    if let Some(timeout) = study.meta.client_timeout_ms
+        && series.iter().any(|line| timed_out(line, timeout))
+    {
+        levels.push((format!("client timeout ({timeout} ms)"), timeout));
+    }
+    if low < high {
+        for (index, (name, level)) in levels.into_iter().enumerate() {
+            series.push(Series {
+                name,
+                color: LEVELS[index % LEVELS.len()],
+                points: vec![(low, level), (high, level)],
+                dashed: true,
+            });
+        }
+    }
     Chart {
         title: "p99 latency vs offered load".into(),
         x_label: "offered requests/s".into(),

@@ -1,7 +1,8 @@
 //! The database tier's section: the original's query table with PostgreSQL and Cassandra
 //! side by side beside the original's figures, and one pool size's capacity on each.
 
-use super::tables::CapacityCells;
+use super::scaling::marginal_sentence;
+use super::tables::{CapacityCells, redis_hits};
 use super::{Table, cores, ms, rate};
 use crate::study::model::{DatabaseTier, QueryCell, StudyResults};
 
@@ -30,10 +31,17 @@ pub fn paragraphs(study: &StudyResults) -> Vec<String> {
     let second = crate::study::database::other_backend(main).label();
     lines.push(format!(
         "Capacity: the highest arrival rate with p99 < {} ms, errors < 0.1 % and no dropped arrivals, straight to nginx, \
-         the same mix, quota and Redis on each backend; the {second} stack (its database, its instances, Redis and nginx) ran beside the study's \
-         idle {} stack. \"Database CPU\" is the database's process group at that rate, in cores.",
+         the same mix and quota on each backend, each stack's Redis filled the same way before its search (the cache fill above); the {second} stack \
+         (its database, its instances, Redis and nginx) ran beside the study's idle {} stack. \"Database CPU\" is the database's process group at that rate, \
+         in cores; \"Origins' Redis hits\", the share of the origins' lookups that Redis answered (each other one read the database).{}",
         study.meta.slo_ms,
-        main.label()
+        main.label(),
+        marginal_sentence(
+            tier.capacity
+                .iter()
+                .map(|backend| (format!("{}'s", backend.backend), &backend.result)),
+            study.meta.slo_ms
+        )
     ));
     if let Some(seconds) = tier.cassandra_stack_up_s {
         let what = match main {
@@ -211,6 +219,7 @@ pub fn capacity_table(study: &StudyResults) -> Table {
         "p50 at capacity",
         "p99 at capacity",
         "Database CPU at capacity",
+        "Origins' Redis hits at capacity",
         "At the knee",
         "Measured in",
     ]);
@@ -231,6 +240,7 @@ pub fn capacity_table(study: &StudyResults) -> Table {
                 .at_capacity(slo)
                 .and_then(|step| step.cpu.as_ref())
                 .map_or("—".into(), |cpu| cores(cpu.postgres)),
+            redis_hits(result.at_capacity(slo)),
             // `CpuUse` calls the database's part "database".
             cells
                 .knee

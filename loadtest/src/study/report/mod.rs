@@ -15,12 +15,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::model::StudyResults;
+use super::profile::ORIGINAL_RATE;
 use charts::{capacity_chart, cpu_chart, fault_charts, latency_chart, percentile_chart};
 use neighbours::neighbours_paragraph;
 use scaling::scaling_verdict;
 use tables::{
-    capacity_table, config_table, cpu_table, fault_table, performance_summary, phase_table,
-    tier_table,
+    AgainstCapacity, capacity_table, config_table, cpu_table, fault_table, performance_summary,
+    phase_table, tier_table,
 };
 
 /// A table rendered twice.
@@ -138,7 +139,8 @@ fn header_lines(study: &StudyResults) -> Vec<String> {
     ));
     lines.push(
         "Latency is measured from each request's intended start (open model, coordinated omission corrected); \
-         throughput counts successful responses."
+         throughput counts the successful responses that came while the load was offered (answers after its end, \
+         an overloaded pool draining its queue, count in the requests and latencies only)."
             .into(),
     );
     lines.push(health_line(study));
@@ -190,41 +192,56 @@ fn health_line(study: &StudyResults) -> String {
 
 /// A configuration whose pool cannot carry the original's rate under this study's quota
 /// fails at it: say so where its row is, so that no reader takes the quota's limit for
-/// a failure the original avoided (the original gave each service a machine).
+/// a failure the original avoided (the original gave each service a machine). A pool
+/// whose search bracket holds that rate may carry it or not: say that too.
 fn overload_note(study: &StudyResults) -> String {
-    let over: Vec<String> = study
-        .fixed
-        .iter()
-        .filter_map(|run| {
-            let capacity = tables::over_capacity(study, run.original.instances)?;
-            Some(format!(
-                "{} ({})",
-                run.original.configuration,
-                rate(capacity)
-            ))
-        })
-        .collect();
-    if over.is_empty() {
-        return String::new();
+    let (mut over, mut within) = (Vec::new(), Vec::new());
+    for run in &study.fixed {
+        let name = &run.original.configuration;
+        match tables::against_capacity(study, run.original.instances) {
+            Some(AgainstCapacity::Over { capacity, .. }) => {
+                over.push(format!("{name} ({})", rate(capacity)));
+            }
+            Some(AgainstCapacity::Within { capacity, knee }) => {
+                within.push(format!("{name} ({} to {})", rate(capacity), rate(knee)));
+            }
+            None => {}
+        }
     }
-    let quota = study
-        .meta
-        .quota
-        .as_ref()
-        .and_then(|quota| quota.per_instance)
-        .map_or("its CPU quota".to_owned(), |cores| {
-            format!("a CPU quota of {cores:.2} core per instance")
-        });
-    format!(
-        "{} requests/s is above the capacity this study measured for {} under {quota}, a quota \
-         sized so that the largest pool fits on this machine beside everything else (the \
-         original gave each service a machine of its own). Those rows show a pool past its \
-         capacity, which the capacity table below measures, not a failure of the service: a \
-         larger `--cpu-per-instance` lets one instance carry {0} requests/s, at the cost of the \
-         room the larger pools need.",
-        super::profile::ORIGINAL_RATE,
-        over.join(", ")
-    )
+    let mut note = String::new();
+    if !over.is_empty() {
+        let quota = study
+            .meta
+            .quota
+            .as_ref()
+            .and_then(|quota| quota.per_instance)
+            .map_or("its CPU quota".to_owned(), |cores| {
+                format!("a CPU quota of {cores:.2} core per instance")
+            });
+        note.push_str(&format!(
+            "{} requests/s is above the capacity this study measured for {} under {quota}, a quota \
+             sized so that the largest pool fits on this machine beside everything else (the \
+             original gave each service a machine of its own). Those rows show a pool past its \
+             capacity, which the capacity table below measures, not a failure of the service: a \
+             larger `--cpu-per-instance` lets one instance carry {0} requests/s, at the cost of the \
+             room the larger pools need.",
+            ORIGINAL_RATE,
+            over.join(", ")
+        ));
+    }
+    if !within.is_empty() {
+        if !note.is_empty() {
+            note.push(' ');
+        }
+        note.push_str(&format!(
+            "{} requests/s lies within the capacity search's bracket for {} (its capacity to the \
+             first rate it missed): such a pool may carry it within the objective or not, and its \
+             row says which.",
+            ORIGINAL_RATE,
+            within.join(", ")
+        ));
+    }
+    note
 }
 
 fn capacity_intro(study: &StudyResults) -> String {
@@ -250,7 +267,8 @@ fn capacity_intro(study: &StudyResults) -> String {
 
 const CPU_INTRO: &str = "CPU each part used at its pool size's capacity rate, in cores (CPU seconds per second), from /proc: \
      each server's process group (PostgreSQL's backends and nginx's workers with their master), the generator's own process, \
-     and the rest of the machine (other processes: noise).";
+     and the rest of the machine (other processes: the machine's busy time in /proc/stat less the parts', shown as 0 when the parts' own \
+     counts reach it, each counted to a tick of 10 ms; other work on the machine is noise).";
 
 fn fault_intro(study: &StudyResults) -> String {
     let through = study
@@ -383,7 +401,7 @@ fn sections(study: &StudyResults) -> Vec<Section> {
 fn performance_section(study: &StudyResults) -> Section {
     let intro = format!(
         "The original's configurations at its stated load ({} requests/s), beside the original's figures, each run from a healthy, idle stack.",
-        super::profile::ORIGINAL_RATE
+        ORIGINAL_RATE
     );
     Section {
         heading: "Performance Summary".into(),

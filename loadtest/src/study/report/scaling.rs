@@ -209,34 +209,51 @@ fn possessive(instances: usize) -> String {
     }
 }
 
-/// Capacities whose step met the objective by less than twice the noise of its p99 (the
-/// standard error of its per-second p99s) or of its error rate (binomial, for a step
-/// that had errors): a second run may place them a step lower. Dropped arrivals are
-/// left out: the study's generator drops one only when all its 1,024 requests in
-/// flight are waiting, far past the p99 objective.
+/// The pool sizes' capacities that are marginal (see [`marginal`]), in one sentence.
 fn marginal_note(study: &StudyResults) -> String {
-    let slo_ms = study.meta.slo_ms;
-    let marginal: Vec<String> = study
-        .scaling
-        .iter()
-        .filter_map(|result| {
-            let step = result.at_capacity(slo_ms)?;
-            let mut close = Vec::new();
-            if let Some(noise) = step.p99_noise_ms
-                && slo_ms - step.p99_ms < 2.0 * noise
-            {
-                close.push(format!("p99 {}, noise ±{}", ms(step.p99_ms), ms(noise)));
-            }
-            let noise = step.error_rate_noise();
-            if step.errors > 0 && MAX_ERROR_RATE - step.error_rate < 2.0 * noise {
-                close.push(format!(
-                    "errors {}, noise ±{}",
-                    percent(step.error_rate),
-                    percent(noise)
-                ));
-            }
-            (!close.is_empty())
-                .then(|| format!("{} ({})", possessive(result.instances), close.join("; ")))
+    marginal_sentence(
+        study
+            .scaling
+            .iter()
+            .map(|result| (possessive(result.instances), result)),
+        study.meta.slo_ms,
+    )
+}
+
+/// How a capacity's step met the objective by less than twice the noise of its p99 (the
+/// standard error of its per-second p99s) or of its error rate (binomial, for a step
+/// that had errors), so that a second run may place it a step lower; `None` when it met
+/// it by more. Dropped arrivals are left out: the study's generator drops one only when
+/// all its 1,024 requests in flight are waiting, far past the p99 objective.
+pub fn marginal(result: &ScalingResult, slo_ms: f64) -> Option<String> {
+    let step = result.at_capacity(slo_ms)?;
+    let mut close = Vec::new();
+    if let Some(noise) = step.p99_noise_ms
+        && slo_ms - step.p99_ms < 2.0 * noise
+    {
+        close.push(format!("p99 {}, noise ±{}", ms(step.p99_ms), ms(noise)));
+    }
+    let noise = step.error_rate_noise();
+    if step.errors > 0 && MAX_ERROR_RATE - step.error_rate < 2.0 * noise {
+        close.push(format!(
+            "errors {}, noise ±{}",
+            percent(step.error_rate),
+            percent(noise)
+        ));
+    }
+    (!close.is_empty()).then(|| close.join("; "))
+}
+
+/// A sentence naming the marginal capacities among `named` (each with its owner in the
+/// possessive: "2 instances'", "the edge's"); empty when none is.
+pub fn marginal_sentence<'a>(
+    named: impl IntoIterator<Item = (String, &'a ScalingResult)>,
+    slo_ms: f64,
+) -> String {
+    let marginal: Vec<String> = named
+        .into_iter()
+        .filter_map(|(owner, result)| {
+            marginal(result, slo_ms).map(|close| format!("{owner} ({close})"))
         })
         .collect();
     if marginal.is_empty() {

@@ -1,5 +1,6 @@
 //! The report's tables, built once from the results and rendered as Markdown and HTML.
 
+use super::scaling::marginal;
 use super::{Table, cores, ms, percent, rate};
 use crate::study::model::{CpuUse, RunSummary, ScalingResult, StudyResults};
 use crate::study::profile::ORIGINAL_RATE;
@@ -34,13 +35,8 @@ pub fn performance_summary(study: &StudyResults) -> Table {
     ]);
     for run in &study.fixed {
         let ours = &run.ours;
-        let over = over_capacity(study, run.original.instances).map_or(String::new(), |capacity| {
-            format!(
-                ": {} is over this pool's capacity, {}",
-                rate(ORIGINAL_RATE),
-                rate(capacity)
-            )
-        });
+        let over = against_capacity(study, run.original.instances)
+            .map_or(String::new(), |against| against.row_note());
         table.rows.push(vec![
             format!(
                 "{} ({} instance{} + nginx + Redis{over})",
@@ -72,15 +68,55 @@ fn latency_or_timeout(value_ms: f64, timeout_ms: Option<f64>) -> String {
     }
 }
 
-/// The capacity the study measured for a pool of `instances`, when the original's rate is
-/// above it: that configuration's fixed-rate run overloads its pool.
-pub fn over_capacity(study: &StudyResults, instances: usize) -> Option<f64> {
-    study
+/// Where the original's rate lies against the capacity the study measured for a pool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AgainstCapacity {
+    /// Above it: the search saw the pool miss the objective at or below the original's
+    /// rate (`knee`), so that configuration's fixed-rate run overloads its pool.
+    Over { capacity: f64, knee: f64 },
+    /// Between the capacity and the first rate the search saw missed: the pool may carry
+    /// it or not, and its fixed-rate run says which.
+    Within { capacity: f64, knee: f64 },
+}
+
+impl AgainstCapacity {
+    /// The row's words after its pool: what the capacity search says of the original's rate.
+    pub fn row_note(&self) -> String {
+        match *self {
+            Self::Over { capacity, knee } => format!(
+                ": {} is over this pool's capacity, {} (it missed at {})",
+                rate(ORIGINAL_RATE),
+                rate(capacity),
+                rate(knee)
+            ),
+            Self::Within { capacity, knee } => format!(
+                ": {} lies between this pool's capacity, {}, and the first rate it missed, {}",
+                rate(ORIGINAL_RATE),
+                rate(capacity),
+                rate(knee)
+            ),
+        }
+    }
+}
+
+/// The original's rate against the capacity search of a pool of `instances`; `None` when
+/// the pool carried that rate or more within the objective (or was not searched).
+pub fn against_capacity(study: &StudyResults, instances: usize) -> Option<AgainstCapacity> {
+    let result = study
         .scaling
         .iter()
-        .find(|result| result.instances == instances)
-        .map(|result| result.capacity_rps)
-        .filter(|capacity| *capacity > 0.0 && *capacity < ORIGINAL_RATE)
+        .find(|result| result.instances == instances)?;
+    let capacity = result.capacity_rps;
+    if capacity <= 0.0 || capacity >= ORIGINAL_RATE {
+        return None;
+    }
+    // Without a knee the search never saw the pool miss; its capacity is only a floor.
+    let knee = result.knee(study.meta.slo_ms)?.offered_rate;
+    Some(if knee <= ORIGINAL_RATE {
+        AgainstCapacity::Over { capacity, knee }
+    } else {
+        AgainstCapacity::Within { capacity, knee }
+    })
 }
 
 pub fn capacity_table(study: &StudyResults) -> Table {
@@ -132,7 +168,7 @@ pub fn capacity_table(study: &StudyResults) -> Table {
 
 /// The share of the origins' Redis lookups that found their key during a run: how much
 /// of its work reached the database.
-fn redis_hits(run: Option<&RunSummary>) -> String {
+pub fn redis_hits(run: Option<&RunSummary>) -> String {
     run.and_then(|run| run.origin_cache)
         .and_then(|lookups| lookups.hit_ratio())
         .map_or("—".into(), |ratio| format!("{:.1}%", ratio * 100.0))
@@ -152,7 +188,11 @@ impl CapacityCells {
     pub fn of(result: &ScalingResult, slo_ms: f64) -> Self {
         let at_capacity = result.at_capacity(slo_ms);
         Self {
-            capacity: rate(result.capacity_rps),
+            // The reasons are in the section's text.
+            capacity: match marginal(result, slo_ms) {
+                Some(_) => format!("{} (marginal)", rate(result.capacity_rps)),
+                None => rate(result.capacity_rps),
+            },
             known_within: result.resolution(slo_ms).map_or("—".into(), |resolution| {
                 format!("+{:.0}%", resolution * 100.0)
             }),

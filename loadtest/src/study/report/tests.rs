@@ -5,7 +5,7 @@ use super::*;
 use crate::recorder::{CacheCounts, ErrorClass, ErrorCounts, Second};
 use crate::study::meta::{CalibrationFigure, Meta, QuotaChoice};
 use crate::study::model::{
-    CacheLookups, ClassSummary, CpuUse, FaultRun, FixedRun, HealthCheck, NeighbourProbe,
+    BackendCapacity, CacheLookups, DatabaseTier, ClassSummary, CpuUse, FaultRun, FixedRun, HealthCheck, NeighbourProbe,
     NeighbourRound, PhaseTime, RunSummary, ScalingResult, TierRun, WriteCheck,
 };
 use crate::study::profile::ORIGINAL_SUMMARY;
@@ -673,6 +673,82 @@ fn a_capacity_that_met_the_objective_within_its_noise_is_marginal() {
         ),
         "{md}"
     );
+    assert!(md.contains("| 2 | 1500/s (marginal) |"), "{md}");
+    assert!(md.contains("| 3 | 2000/s |"), "{md}");
+
+    // The edge's capacity is held to the same test, in its own section.
+    study.edge_capacity = Some(ScalingResult {
+        instances: 3,
+        capacity_rps: 4500.0,
+        steps: vec![summary(4500.0, 95.0, 0), summary(6000.0, 900.0, 40)],
+    });
+    let md = markdown(&study);
+    let cdn = md
+        .lines()
+        .find(|line| line.starts_with("On 3 instances, within the objective"))
+        .unwrap_or_else(|| panic!("no CDN line in {md}"));
+    assert!(
+        cdn.contains("Marginal: the edge's (p99 95.00 ms, noise ±9.50 ms) capacity met the objective"),
+        "{cdn}"
+    );
+    assert!(!cdn.contains("the pool straight to nginx's ("), "{cdn}");
+}
+
+#[test]
+fn the_database_tier_s_capacities_show_their_redis_hits_and_margins() {
+    let mut study = study();
+    let mut cassandra = summary(600.0, 95.0, 0);
+    cassandra.origin_cache = Some(CacheLookups {
+        hits: 300,
+        misses: 700,
+        bypasses: 0,
+    });
+    let backend = |name: &str, step: RunSummary| BackendCapacity {
+        backend: name.into(),
+        result: ScalingResult {
+            instances: 2,
+            capacity_rps: step.offered_rate,
+            steps: vec![step.clone(), summary(step.offered_rate * 1.5, 900.0, 40)],
+        },
+        measured_in: "the database tier".into(),
+    };
+    study.database_tier = Some(DatabaseTier {
+        capacity: vec![
+            backend("PostgreSQL", summary(1500.0, 60.0, 0)),
+            backend("Cassandra", cassandra),
+        ],
+        ..DatabaseTier::default()
+    });
+    let md = markdown(&study);
+    assert!(md.contains("| Origins' Redis hits at capacity |"), "{md}");
+    assert!(md.contains("| PostgreSQL | 2 | 1500/s |"), "{md}");
+    assert!(md.contains("| Cassandra | 2 | 600/s (marginal) |"), "{md}");
+    assert!(md.contains("| 30.0% |") && md.contains("| 75.0% |"), "{md}");
+    assert!(
+        md.contains("Marginal: Cassandra's (p99 95.00 ms, noise ±9.50 ms) capacity"),
+        "{md}"
+    );
+    assert!(!md.contains("PostgreSQL's (p99"), "{md}");
+}
+
+#[test]
+fn the_latency_chart_draws_the_objective_and_a_timeout_only_when_reached() {
+    let levels = |study: &StudyResults| -> Vec<String> {
+        super::charts::latency_chart(study)
+            .series
+            .into_iter()
+            .filter(|line| line.dashed)
+            .map(|line| line.name)
+            .collect()
+    };
+    let mut study = study();
+    assert_eq!(levels(&study), ["objective (100 ms)"]);
+    // A step whose p99 is the client's timeout: its requests were given up on.
+    study.scaling[0].steps.push(summary(2400.0, 2000.0, 900));
+    assert_eq!(
+        levels(&study),
+        ["objective (100 ms)", "client timeout (2000 ms)"]
+    );
 }
 
 #[test]
@@ -697,12 +773,20 @@ fn a_capacity_that_met_the_error_bound_within_its_noise_is_marginal() {
 #[test]
 fn a_configuration_over_its_pool_s_capacity_at_400_per_second_is_said_to_be() {
     assert!(!markdown(&study()).contains("is over this pool's capacity"));
+    // One instance carries 338/s under its quota and missed at 380/s: the original's
+    // 400/s overloads it. Two carry 372/s and missed at 446/s: 400/s lies in between.
+    let with_capacity = |study: &mut StudyResults, index: usize, capacity: f64, missed: f64| {
+        study.scaling[index] = ScalingResult {
+            instances: index + 1,
+            capacity_rps: capacity,
+            steps: vec![summary(capacity, 60.0, 0), summary(missed, 900.0, 40)],
+        };
+    };
     let mut study = study();
-    // One instance carries 338/s under its quota: the original's 400/s overloads it.
-    study.scaling[0].capacity_rps = 338.0;
+    with_capacity(&mut study, 0, 338.0, 380.0);
     let md = markdown(&study);
     assert!(
-        md.contains("| Single Service (1 instance + nginx + Redis: 400/s is over this pool's capacity, 338/s) |"),
+        md.contains("| Single Service (1 instance + nginx + Redis: 400/s is over this pool's capacity, 338/s (it missed at 380/s)) |"),
         "{md}"
     );
     assert!(
@@ -715,6 +799,24 @@ fn a_configuration_over_its_pool_s_capacity_at_400_per_second_is_said_to_be() {
     assert!(
         !md.contains("Two Services (2 instances + nginx + Redis:"),
         "{md}"
+    );
+    assert!(!md.contains("lies within the capacity search's bracket"), "{md}");
+
+    with_capacity(&mut study, 1, 372.0, 446.0);
+    let md = markdown(&study);
+    assert!(
+        md.contains("| Two Services (2 instances + nginx + Redis: 400/s lies between this pool's capacity, 372/s, and the first rate it missed, 446/s) |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "400 requests/s lies within the capacity search's bracket for Two Services (372/s to 446/s)"
+        ),
+        "{md}"
+    );
+    assert!(
+        !md.contains("measured for Single Service (338/s), Two Services"),
+        "a pool whose bracket holds 400/s is not called over it: {md}"
     );
 }
 
