@@ -17,14 +17,15 @@ pub async fn run(session: &mut Session, results: &mut StudyResults) -> anyhow::R
     let nginx_capacity = nginx_capacity(results);
     if let Some(edge_url) = session.stack.edge_url() {
         let profile = &session.profile;
+        let start = nginx_capacity.max(profile.search_start);
         let mut search = CapacitySearch::with_growth(
-            nginx_capacity.max(profile.search_start),
+            start,
             profile.search_max,
             profile.bisect_steps,
             profile.search_growth,
         );
         session.step(&format!(
-            "edge capacity (cache on, {CDN_POOL} instances behind it), from {nginx_capacity:.0}/s (the same pool straight to nginx), {} s per step",
+            "edge capacity (cache on, {CDN_POOL} instances behind it), from {start:.0}/s (the larger of the same pool straight to nginx, {nginx_capacity:.0}/s, and the searches' start), {} s per step",
             profile.search_step.as_secs_f64()
         ));
         // The same step as the pool's own search: a capacity from shorter steps rests its p99

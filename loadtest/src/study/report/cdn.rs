@@ -53,6 +53,11 @@ pub struct Saving {
     database_cpu: (f64, f64),
     edge_cpu: f64,
     stack_cpu: (f64, f64),
+    /// The least change of a CPU figure that the readings can show: a part's CPU is
+    /// counted in clock ticks (10 ms), so each figure may be off by a tick over its run,
+    /// and two runs' figures two ticks apart may be the same use (half a tick more
+    /// keeps two runs of slightly different lengths on the right side).
+    cpu_resolution: f64,
 }
 
 /// A change smaller than this is not told apart from one run's noise.
@@ -77,6 +82,9 @@ impl Saving {
             database_cpu: pair(|cpu| cpu.postgres),
             edge_cpu: cpu_on.edge,
             stack_cpu: pair(|cpu| cpu.busy() - cpu.other - cpu.generator),
+            cpu_resolution: 2.5
+                / stack::cpu::ticks_per_second()
+                / cpu_off.seconds.min(cpu_on.seconds).max(1e-9),
         })
     }
 
@@ -95,26 +103,27 @@ impl Saving {
              database's by {} ({db_off:.3} to {db_on:.3}); the edge itself used {:.3} cores, on \
              the same machine, and the stack's parts together (not the load generator) \
              {stack_off:.2} to {stack_on:.2} (one run each)",
-            change(self.origin_rate),
+            change(self.origin_rate, 0.0),
             rate(rate_off),
             rate(rate_on),
-            change(self.origin_cpu),
+            change(self.origin_cpu, self.cpu_resolution),
             per_request(cpu_off, rate_off),
             per_request(cpu_on, rate_on),
-            change(self.database_cpu),
+            change(self.database_cpu, self.cpu_resolution),
             self.edge_cpu,
         )
     }
 }
 
 /// From the first figure of the pair to the second, in percent with its sign; "no
-/// measurable change" under [`MEASURABLE`].
-fn change((before, after): (f64, f64)) -> String {
+/// measurable amount" under [`MEASURABLE`], or when the two differ by no more than
+/// `resolution`, the least difference the readings can show.
+fn change((before, after): (f64, f64), resolution: f64) -> String {
     if before <= 0.0 {
         return "—".into();
     }
     let change = after / before - 1.0;
-    if change.abs() < MEASURABLE {
+    if change.abs() < MEASURABLE || (after - before).abs() <= resolution {
         "no measurable amount".into()
     } else {
         format!("{:+.0}%", change * 100.0)
