@@ -88,14 +88,20 @@ where
             .ok_or(ApiError::Unauthorized("missing bearer token"))?
             .to_str()
             .map_err(|_| ApiError::Unauthorized("authorization header is not text"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or(ApiError::Unauthorized(
-                "authorization is not a bearer token",
-            ))?;
-        JwtKeys::from_ref(state).verify(token.trim()).map(Author)
+        let token = bearer_token(header).ok_or(ApiError::Unauthorized(
+            "authorization is not a bearer token",
+        ))?;
+        JwtKeys::from_ref(state).verify(token).map(Author)
     }
+}
+
+/// The token of `Bearer <token>`. The scheme name is case-insensitive
+/// (RFC 9110 section 11.1), so `BEARER` and `bEaReR` name it too; one or more
+/// spaces may follow it.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]
@@ -121,5 +127,54 @@ mod tests {
             keys.verify("not.a.jwt"),
             Err(ApiError::Unauthorized(_))
         ));
+    }
+
+    async fn author_of(keys: &JwtKeys, authorization: &str) -> Result<UserId, ApiError> {
+        let request = axum::http::Request::builder()
+            .header(AUTHORIZATION, authorization)
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        Author::from_request_parts(&mut parts, keys)
+            .await
+            .map(|Author(user)| user)
+    }
+
+    #[tokio::test]
+    async fn the_bearer_scheme_is_case_insensitive() {
+        let keys = JwtKeys::new(b"secret");
+        let user = UserId::new(7).unwrap();
+        let token = keys.issue(user, 60);
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let authorization = format!("{scheme} {token}");
+            assert_eq!(
+                author_of(&keys, &authorization).await.unwrap(),
+                user,
+                "{scheme}"
+            );
+        }
+        assert_eq!(
+            author_of(&keys, &format!("Bearer   {token}"))
+                .await
+                .unwrap(),
+            user
+        );
+        for refused in [
+            "Basic YWxpY2U6cHc=",
+            "Bearer",
+            "Bearer ",
+            "Bearerx y",
+            &token,
+        ] {
+            assert!(
+                matches!(
+                    author_of(&keys, refused).await,
+                    Err(ApiError::Unauthorized(
+                        "authorization is not a bearer token"
+                    ))
+                ),
+                "{refused:?}"
+            );
+        }
     }
 }

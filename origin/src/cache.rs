@@ -4,21 +4,35 @@
 //! - Invalidation by generation: pages and feeds of a song are keyed by the
 //!   song's generation (`o:gen:{song}`), so one INCR on a write makes every page
 //!   of that song unreachable at once. The page lookup reads the generation and
-//!   the page in one round trip (a Lua script).
+//!   the page in one round trip (a Lua script). A read stores what it loaded
+//!   under the generation it read *before* loading, so a load that raced a
+//!   write lands under a generation nobody reads any more, and a read after
+//!   the write does not join that load (the flight's key has the generation).
+//! - Single comments follow their song's generation the same way, which a
+//!   DEL of the comment's key could not do (a racing load would SET it again
+//!   after the DEL). The comment's path does not name its song, so Redis keeps
+//!   which song a comment is on (`o:comment-song:{uuid}`, which never changes).
+//!   Without it (a comment not read yet, or the key evicted) the read loads
+//!   the comment, learns its song and stores only that: with no generation
+//!   read before the load, its body cannot be stored safely.
 //! - Single flight: concurrent misses for one key share one database read, run
 //!   in its own task so a cancelled request does not cancel the others.
 //! - Redis down or slow: every command has a short timeout; after a failure
 //!   Redis is skipped for a moment (reads go to the database, no errors), and
 //!   invalidations that could not be sent are retried before Redis is read
-//!   again, so nobody reads a page a write made stale.
+//!   again, so this instance never reads a page its own write made stale;
+//!   other instances may, until the invalidation reaches Redis (retried in
+//!   the background, [`Cache::keep_flushing`]).
 //!
 //! Key format (documented for operators and the other backends):
-//! `o:song:{id}`, `o:comment:{uuid}`, `o:gen:{song}` (no TTL),
-//! `o:comments:{song}:{gen}:{limit}:{cursor|-}`, `o:feed:{song}:{gen}:{limit}`.
+//! `o:song:{id}`, `o:gen:{song}` (no TTL), `o:comment-song:{uuid}`,
+//! `o:comment:{uuid}:{song}:{gen}`, `o:comments:{song}:{gen}:{limit}:{cursor|-}`,
+//! `o:feed:{song}:{gen}:{limit}`.
 //! Generation keys have no TTL, so run Redis with a `volatile-*` eviction
-//! policy (or none): evicting a generation would resurrect old pages.
+//! policy (or none): evicting a generation would resurrect old pages. Every
+//! other key has a TTL and may be evicted at no cost but a miss.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,16 +50,37 @@ use crate::storage::StorageError;
 /// How long Redis is left alone after it failed, before it is tried again.
 const REDIS_BACKOFF: Duration = Duration::from_millis(500);
 
+/// The first and the longest wait of [`Cache::keep_flushing`] between two
+/// attempts to send owed invalidations (doubling from the one to the other).
+const FLUSH_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Short: other instances serve what an owed invalidation hides until it is sent.
+const FLUSH_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// How long Redis remembers a comment's song. Any TTL is correct (the song
+/// never changes); a long one spares the uncached read that relearns it.
+const COMMENT_SONG_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
 const PAGE_SCRIPT: &str = r"
 local generation = redis.call('GET', KEYS[1]) or '0'
 return {generation, redis.call('GET', ARGV[1] .. generation .. ARGV[2])}
 ";
 
-/// What a read is for; decides the Redis key.
+/// KEYS[1] the comment's song key, ARGV[1] `o:gen:`, ARGV[2] `o:comment:{uuid}:`.
+/// Answers {} (song unknown), {song, generation} (a miss) or {song, generation, body}.
+const COMMENT_SCRIPT: &str = r"
+local song = redis.call('GET', KEYS[1])
+if not song then return {} end
+local generation = redis.call('GET', ARGV[1] .. song) or '0'
+local body = redis.call('GET', ARGV[2] .. song .. ':' .. generation)
+if body then return {song, generation, body} end
+return {song, generation}
+";
+
+/// What a read is for; decides the Redis key. A single comment is not one:
+/// its keys differ ([`Cache::fetch_comment`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheKey {
     Song(SongId),
-    Comment(CommentId),
     CommentsPage {
         song: SongId,
         limit: u32,
@@ -61,7 +96,6 @@ impl CacheKey {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Song(_) => "song",
-            Self::Comment(_) => "comment",
             Self::CommentsPage { .. } => "comments",
             Self::Feed { .. } => "feed",
         }
@@ -83,14 +117,13 @@ impl CacheKey {
                 format!("o:feed:{song}:"),
                 format!(":{limit}"),
             )),
-            Self::Song(_) | Self::Comment(_) => None,
+            Self::Song(_) => None,
         }
     }
 
     fn plain(&self) -> String {
         match self {
             Self::Song(id) => format!("o:song:{id}"),
-            Self::Comment(id) => format!("o:comment:{id}"),
             Self::CommentsPage { .. } | Self::Feed { .. } => {
                 let (_, prefix, suffix) = self.generational().expect("generational key");
                 format!("{prefix}-{suffix}")
@@ -101,6 +134,15 @@ impl CacheKey {
 
 pub fn generation_key(song: SongId) -> String {
     format!("o:gen:{song}")
+}
+
+fn comment_song_key(comment: CommentId) -> String {
+    format!("o:comment-song:{comment}")
+}
+
+/// The key of a comment's body under its song's generation.
+fn comment_key(comment: CommentId, song: &str, generation: &str) -> String {
+    format!("o:comment:{comment}:{song}:{generation}")
 }
 
 /// A database read's result as the single flight shares it.
@@ -114,12 +156,46 @@ struct Redis {
     timeout: Duration,
     ttl_secs: u64,
     page_script: Arc<redis::Script>,
+    comment_script: Arc<redis::Script>,
     /// Milliseconds since `epoch` before which Redis is not tried.
     skip_until_ms: Arc<AtomicU64>,
     epoch: Instant,
     /// Writes whose invalidation did not reach Redis yet.
-    pending_songs: Arc<Mutex<HashSet<SongId>>>,
-    pending_comments: Arc<Mutex<HashSet<CommentId>>>,
+    owed: Arc<Mutex<Owed>>,
+    /// Told when something is owed, to wake [`Cache::keep_flushing`].
+    owing: Arc<tokio::sync::Notify>,
+}
+
+/// The invalidations (generations to INCR) owed to Redis, each with the mark
+/// of the latest write that owed it.
+///
+/// A flush sends a snapshot and then settles only the entries whose mark did
+/// not change meanwhile: a write that owes the same song again while the
+/// pipeline is in flight (its database write may have landed after that INCR
+/// ran) keeps its entry, so its own flush still sends one. An entry stays
+/// owed until a flush that began after it succeeds, so readers keep skipping
+/// Redis until then.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Owed {
+    last_mark: u64,
+    songs: HashMap<SongId, u64>,
+}
+
+impl Owed {
+    fn owe(&mut self, song: SongId) {
+        self.last_mark += 1;
+        self.songs.insert(song, self.last_mark);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.songs.is_empty()
+    }
+
+    /// Forgets what `sent` held, unless it was owed again since.
+    fn settle(&mut self, sent: &Owed) {
+        self.songs
+            .retain(|song, mark| sent.songs.get(song) != Some(mark));
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +210,11 @@ pub struct Cache {
     redis: Option<Redis>,
     flights: Arc<Mutex<HashMap<String, Flight>>>,
     metrics: Arc<Metrics>,
+    /// Writes this instance has made, counted as each is invalidated: the keys of
+    /// loads that Redis does not see carry the count, so a read that starts after a
+    /// write never joins a load that began before it (a stored load has the
+    /// generation in its key for the same reason).
+    writes: AtomicU64,
 }
 
 impl Cache {
@@ -143,6 +224,7 @@ impl Cache {
             redis: None,
             flights: Arc::default(),
             metrics,
+            writes: AtomicU64::new(0),
         }
     }
 
@@ -168,13 +250,15 @@ impl Cache {
                 timeout,
                 ttl_secs: ttl.as_secs().max(1),
                 page_script: Arc::new(redis::Script::new(PAGE_SCRIPT)),
+                comment_script: Arc::new(redis::Script::new(COMMENT_SCRIPT)),
                 skip_until_ms: Arc::default(),
                 epoch: Instant::now(),
-                pending_songs: Arc::default(),
-                pending_comments: Arc::default(),
+                owed: Arc::default(),
+                owing: Arc::default(),
             }),
             flights: Arc::default(),
             metrics,
+            writes: AtomicU64::new(0),
         })
     }
 
@@ -194,7 +278,9 @@ impl Cache {
             if self.redis.is_some() {
                 self.metrics.cache(kind, CacheOutcome::Bypass);
             }
-            return self.single_flight(key.plain(), None, load).await;
+            return self
+                .single_flight(self.unstored(key.plain()), None, load)
+                .await;
         };
         let mut connection = redis.connection.clone();
         let lookup = match key.generational() {
@@ -232,32 +318,156 @@ impl Cache {
             Err(error) => {
                 self.redis_failed(redis, &error);
                 self.metrics.cache(kind, CacheOutcome::Bypass);
-                self.single_flight(key.plain(), None, load).await
+                self.single_flight(self.unstored(key.plain()), None, load)
+                    .await
             }
         }
     }
 
-    /// Makes every cached page and feed of `song` (and the comment, if given)
-    /// unreachable. Must run after the write is durable and before it is
-    /// acknowledged, so the writer reads their own write.
-    pub async fn invalidate(&self, song: SongId, comment: Option<CommentId>) {
-        let Some(redis) = &self.redis else { return };
-        redis
-            .pending_songs
-            .lock()
-            .expect("pending lock")
-            .insert(song);
-        if let Some(comment) = comment {
-            redis
-                .pending_comments
-                .lock()
-                .expect("pending lock")
-                .insert(comment);
+    /// The cached body of comment `id`, or `load`'s, which also tells the
+    /// comment's song; see the module's header for the keys.
+    pub async fn fetch_comment<F, Fut>(&self, id: CommentId, load: F) -> Loaded
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<(SongId, Bytes)>, StorageError>> + Send + 'static,
+    {
+        let kind = "comment";
+        // The flight's key when Redis is not read (nothing is stored then).
+        let unstored = self.unstored(format!("o:comment:{id}"));
+        let Some(redis) = self.usable_redis().await else {
+            if self.redis.is_some() {
+                self.metrics.cache(kind, CacheOutcome::Bypass);
+            }
+            return self.single_flight(unstored, None, body_of(load)).await;
+        };
+        let mut connection = redis.connection.clone();
+        let mut invocation = redis.comment_script.key(comment_song_key(id));
+        invocation.arg("o:gen:").arg(format!("o:comment:{id}:"));
+        let lookup = redis
+            .within(invocation.invoke_async::<Vec<Vec<u8>>>(&mut connection))
+            .await;
+        let found = match lookup {
+            Ok(found) => found,
+            Err(error) => {
+                self.redis_failed(redis, &error);
+                self.metrics.cache(kind, CacheOutcome::Bypass);
+                return self.single_flight(unstored, None, body_of(load)).await;
+            }
+        };
+        let mut found = found.into_iter();
+        match (found.next(), found.next(), found.next()) {
+            (Some(_), Some(_), Some(body)) => {
+                self.metrics.cache(kind, CacheOutcome::Hit);
+                Ok(Some(Bytes::from(body)))
+            }
+            (Some(song), Some(generation), None) => {
+                self.metrics.cache(kind, CacheOutcome::Miss);
+                let key = comment_key(
+                    id,
+                    &String::from_utf8_lossy(&song),
+                    &String::from_utf8_lossy(&generation),
+                );
+                self.single_flight(key, Some(redis.clone()), body_of(load))
+                    .await
+            }
+            _ => {
+                // Not single-flighted: a flight's key would carry no
+                // generation, and a read after a write could join a load
+                // that began before it.
+                self.metrics.cache(kind, CacheOutcome::Miss);
+                let Some((song, body)) = load().await.map_err(Arc::new)? else {
+                    return Ok(None);
+                };
+                let mut command = redis::cmd("SET");
+                command
+                    .arg(comment_song_key(id))
+                    .arg(song.get())
+                    .arg("EX")
+                    .arg(COMMENT_SONG_TTL.as_secs());
+                if let Err(error) = redis
+                    .within(command.query_async::<()>(&mut connection))
+                    .await
+                {
+                    tracing::debug!(%error, "could not store a comment's song in redis");
+                }
+                Ok(Some(body))
+            }
         }
+    }
+
+    /// The song of comment `id` if Redis knows it (the comment was read
+    /// lately); `None` when it does not or cannot answer.
+    pub async fn song_of_comment(&self, id: CommentId) -> Option<SongId> {
+        let redis = self.usable_redis().await?;
+        let mut connection = redis.connection.clone();
+        let mut command = redis::cmd("GET");
+        command.arg(comment_song_key(id));
+        let song = redis
+            .within(command.query_async::<Option<i64>>(&mut connection))
+            .await
+            .ok()??;
+        SongId::new(song)
+    }
+
+    /// Makes every cached page and feed of `song`, and every cached comment
+    /// on it, unreachable. Must run after the write is durable and before it is
+    /// acknowledged, so the writer reads their own write.
+    pub async fn invalidate(&self, song: SongId) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let Some(redis) = &self.redis else { return };
+        redis.owed.lock().expect("owed lock").owe(song);
         if let Err(error) = redis.flush_pending().await {
             self.metrics.invalidation_failure();
             self.redis_failed(redis, &error);
+            redis.owing.notify_one();
         }
+    }
+
+    /// Sends owed invalidations until `stop`, retrying with a bounded backoff
+    /// while any are owed. Without it they would wait for this instance's next
+    /// request, while other instances serve the stale pages from Redis.
+    pub async fn keep_flushing(&self, stop: tokio_util::sync::CancellationToken) {
+        let Some(redis) = &self.redis else { return };
+        let mut wait = FLUSH_RETRY_FIRST;
+        loop {
+            if !redis.has_pending() {
+                wait = FLUSH_RETRY_FIRST;
+                tokio::select! {
+                    () = redis.owing.notified() => continue,
+                    () = stop.cancelled() => return,
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return,
+            }
+            match redis.flush_pending().await {
+                Ok(()) => wait = FLUSH_RETRY_FIRST,
+                Err(error) => {
+                    self.redis_failed(redis, &error);
+                    wait = (wait * 2).min(FLUSH_RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// One last attempt to send what is owed (at shutdown); says what is lost.
+    pub async fn flush_owed(&self) {
+        let Some(redis) = &self.redis else { return };
+        if let Err(error) = redis.flush_pending().await {
+            let songs = redis.owed.lock().expect("owed lock").songs.len();
+            tracing::warn!(
+                %error,
+                songs,
+                "invalidations not sent at shutdown: those songs' cached pages may be stale until their TTL"
+            );
+        }
+    }
+
+    /// The flight key of a load that is not stored: `key` with the count of this
+    /// instance's writes so far ([`Cache::writes`]).
+    fn unstored(&self, key: String) -> String {
+        format!("{key}#w{}", self.writes.load(Ordering::SeqCst))
     }
 
     /// Redis, unless it failed a moment ago or has invalidations it still owes.
@@ -335,6 +545,20 @@ impl Cache {
     }
 }
 
+/// A comment loader's answer without the song, as the single flight takes it.
+fn body_of<F, Fut>(
+    load: F,
+) -> impl FnOnce() -> BoxFuture<'static, Result<Option<Bytes>, StorageError>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<(SongId, Bytes)>, StorageError>> + Send + 'static,
+{
+    move || {
+        let loading = load();
+        async move { Ok(loading.await?.map(|(_, body)| body)) }.boxed()
+    }
+}
+
 impl Redis {
     /// Waits for one Redis exchange within the timeout; a timeout is an error.
     async fn within<T>(
@@ -351,55 +575,24 @@ impl Redis {
     }
 
     fn has_pending(&self) -> bool {
-        !self.pending_songs.lock().expect("pending lock").is_empty()
-            || !self
-                .pending_comments
-                .lock()
-                .expect("pending lock")
-                .is_empty()
+        !self.owed.lock().expect("owed lock").is_empty()
     }
 
-    /// Sends every owed invalidation in one pipeline; they stay owed on failure.
+    /// Sends every owed invalidation in one pipeline; they stay owed on
+    /// failure, and those owed again meanwhile stay owed on success ([`Owed`]).
     async fn flush_pending(&self) -> redis::RedisResult<()> {
-        let songs: Vec<SongId> = self
-            .pending_songs
-            .lock()
-            .expect("pending lock")
-            .iter()
-            .copied()
-            .collect();
-        let comments: Vec<CommentId> = self
-            .pending_comments
-            .lock()
-            .expect("pending lock")
-            .iter()
-            .copied()
-            .collect();
-        if songs.is_empty() && comments.is_empty() {
+        let sent = self.owed.lock().expect("owed lock").clone();
+        if sent.is_empty() {
             return Ok(());
         }
         let mut pipeline = redis::pipe();
-        for song in &songs {
+        for song in sent.songs.keys() {
             pipeline.cmd("INCR").arg(generation_key(*song)).ignore();
-        }
-        for comment in &comments {
-            pipeline
-                .cmd("DEL")
-                .arg(CacheKey::Comment(*comment).plain())
-                .ignore();
         }
         let mut connection = self.connection.clone();
         self.within(pipeline.query_async::<()>(&mut connection))
             .await?;
-        let mut pending_songs = self.pending_songs.lock().expect("pending lock");
-        for song in &songs {
-            pending_songs.remove(song);
-        }
-        drop(pending_songs);
-        let mut pending_comments = self.pending_comments.lock().expect("pending lock");
-        for comment in &comments {
-            pending_comments.remove(comment);
-        }
+        self.owed.lock().expect("owed lock").settle(&sent);
         Ok(())
     }
 }
@@ -408,12 +601,31 @@ impl Redis {
 mod tests {
     use super::*;
 
+    /// The race of a flush copying the owed set and then removing what it
+    /// copied: a write owing the same song while the pipeline is in flight
+    /// must stay owed after that pipeline succeeds.
+    #[test]
+    fn what_is_owed_again_during_a_flush_stays_owed() {
+        let (seven, eight) = (SongId::new(7).unwrap(), SongId::new(8).unwrap());
+        let mut owed = Owed::default();
+        owed.owe(seven);
+        owed.owe(eight);
+        let sent = owed.clone();
+        owed.owe(seven);
+        owed.settle(&sent);
+        assert_eq!(owed.songs.keys().collect::<Vec<_>>(), [&seven]);
+        let sent = owed.clone();
+        owed.settle(&sent);
+        assert!(owed.is_empty());
+    }
+
     #[test]
     fn keys_have_the_documented_format() {
         let id = uuid::Uuid::nil();
         let seven = SongId::new(7).unwrap();
         assert_eq!(CacheKey::Song(seven).plain(), "o:song:7");
-        assert_eq!(CacheKey::Comment(id).plain(), format!("o:comment:{id}"));
+        assert_eq!(comment_song_key(id), format!("o:comment-song:{id}"));
+        assert_eq!(comment_key(id, "7", "3"), format!("o:comment:{id}:7:3"));
         let (generation, prefix, suffix) = CacheKey::CommentsPage {
             song: seven,
             limit: 50,

@@ -6,7 +6,8 @@
 //! - every `/api` read answers with `ETag` and `Cache-Control`, and 304 to a
 //!   matching `If-None-Match` (`http_cache::cacheable_json`);
 //! - every `/api` operation may be shed or time out: 503 with `Retry-After`
-//!   (`startup::shed_load`), and reads the database: 503 when it is away;
+//!   (`startup::shed_load`), and reads the database: 503 when it is away or
+//!   asks for a retry, 500 when it fails in a way a retry would meet again;
 //! - every operation with a body may be refused before the handler: 400 (not
 //!   JSON), 413 (too large), 415 (not `application/json`), 422 (wrong shape);
 //! - every operation with a bearer requirement may answer 401 with `WWW-Authenticate`;
@@ -142,6 +143,14 @@ fn apply_shared_rules(operation: &mut Operation, api_route: bool, is_get: bool) 
     }
     let responses = &mut operation.responses.responses;
     if api_route {
+        responses.insert(
+            "500".into(),
+            error(
+                "An error the server did not expect (the database refused a statement for \
+                 a reason a retry would meet again): the cause is logged, not sent.",
+            )
+            .into(),
+        );
         responses.insert(
             "503".into(),
             error(

@@ -144,6 +144,10 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let shutdown = self.shutdown.clone();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let flusher = {
+            let (state, stop) = (Arc::clone(&self.state), shutdown.clone());
+            tokio::spawn(async move { state.cache.keep_flushing(stop).await })
+        };
         // Not axum::serve: it sets no timer, so a client that never finishes
         // its request head holds a connection and a task for ever (slowloris).
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -182,12 +186,16 @@ impl Application {
         drop(self.listener);
         let grace = self.shutdown_grace;
         tokio::select! {
-            () = connections.shutdown() => Ok(()),
+            () = connections.shutdown() => {}
             () = tokio::time::sleep(grace) => {
                 tracing::warn!(?grace, "in-flight requests did not finish within the grace period; stopping");
-                Ok(())
             }
         }
+        // Invalidations still owed (Redis was away) would otherwise die with
+        // this process, and other instances would serve stale pages until the TTL.
+        let _ = flusher.await;
+        self.state.cache.flush_owed().await;
+        Ok(())
     }
 }
 

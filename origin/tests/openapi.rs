@@ -76,10 +76,16 @@ fn the_description_states_the_limits_and_the_contract() {
         }
     }
     assert_eq!(read["503"]["headers"]["Retry-After"]["required"], true);
+    assert_eq!(
+        read["500"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
 
     let post = &comments["post"];
     assert_eq!(post["security"], json!([{"bearer": []}]));
-    for status in ["201", "400", "401", "404", "413", "415", "422", "503"] {
+    for status in [
+        "201", "400", "401", "404", "413", "415", "422", "500", "503",
+    ] {
         assert!(
             post["responses"][status].is_object(),
             "POST answers {status}"

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -13,12 +13,11 @@ use utoipa::ToSchema;
 
 use super::input;
 use crate::auth::Author;
-use crate::cache::CacheKey;
-use crate::domain::{Comment, CommentBody};
+use crate::domain::{Comment, CommentBody, CommentId};
 use crate::error::{ApiError, ErrorBody};
 use crate::http_cache::{cacheable_json, uncacheable_json};
 use crate::state::AppState;
-use crate::storage::Mutation;
+use crate::storage::{Mutation, StorageError};
 
 /// The new text of a comment (its position and author stay).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -41,20 +40,20 @@ pub struct EditRequest {
 )]
 pub async fn comment(
     State(state): State<Arc<AppState>>,
-    Path(raw_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = input::comment_id(&raw_id)?;
+    let id = input::comment_id(path)?;
     let storage = Arc::clone(&state.storage);
     let load = move || async move {
-        Ok(storage
-            .comment(id)
-            .await?
-            .map(|comment| Bytes::from(serde_json::to_vec(&comment).expect("records serialise"))))
+        Ok(storage.comment(id).await?.map(|comment| {
+            let body = Bytes::from(serde_json::to_vec(&comment).expect("records serialise"));
+            (comment.song_id, body)
+        }))
     };
     let body = state
         .cache
-        .fetch(CacheKey::Comment(id), load)
+        .fetch_comment(id, load)
         .await
         .map_err(ApiError::Storage)?
         .ok_or(ApiError::NotFound("comment"))?;
@@ -80,13 +79,14 @@ pub async fn comment(
 pub async fn edit_comment(
     State(state): State<Arc<AppState>>,
     Author(author): Author,
-    Path(raw_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     request: Result<Json<EditRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let id = input::comment_id(&raw_id)?;
+    let id = input::comment_id(path)?;
     let body = CommentBody::parse(input::json_body(request)?.body)?;
-    let comment = settle(state.storage.update_comment(id, author, body).await?)?;
-    state.cache.invalidate(comment.song_id, Some(id)).await;
+    let updated = state.storage.update_comment(id, author, body).await;
+    let comment = settle(invalidate_if_unknown(&state, id, updated).await?)?;
+    state.cache.invalidate(comment.song_id).await;
     let json = Bytes::from(serde_json::to_vec(&comment).expect("records serialise"));
     Ok(with_collection_link(
         uncacheable_json(StatusCode::OK, json),
@@ -112,11 +112,12 @@ pub async fn edit_comment(
 pub async fn delete_comment(
     State(state): State<Arc<AppState>>,
     Author(author): Author,
-    Path(raw_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = input::comment_id(&raw_id)?;
-    let comment = settle(state.storage.delete_comment(id, author).await?)?;
-    state.cache.invalidate(comment.song_id, Some(id)).await;
+    let id = input::comment_id(path)?;
+    let deleted = state.storage.delete_comment(id, author).await;
+    let comment = settle(invalidate_if_unknown(&state, id, deleted).await?)?;
+    state.cache.invalidate(comment.song_id).await;
     Ok(with_collection_link(
         uncacheable_json(StatusCode::NO_CONTENT, Bytes::new()),
         &comment,
@@ -137,6 +138,44 @@ fn with_collection_link(mut response: Response, comment: &Comment) -> Response {
         HeaderValue::from_str(&link).expect("an ASCII link"),
     );
     response
+}
+
+/// An edit or delete whose outcome is unknown (a timeout, a lost connection:
+/// the database may have committed) invalidates the comment's song all the
+/// same, so that the client's retry after the 503, and everyone's reads, do
+/// not meet pages from before it. The path does not name the song: Redis
+/// knows it if the comment was read lately, else the database is asked (an
+/// edited comment is still there; a deleted one that is gone leaves the pages
+/// to their TTL, which is logged).
+async fn invalidate_if_unknown(
+    state: &AppState,
+    id: CommentId,
+    outcome: Result<Mutation<Comment>, StorageError>,
+) -> Result<Mutation<Comment>, StorageError> {
+    let Err(error) = &outcome else {
+        return outcome;
+    };
+    if !error.outcome_unknown() || !state.cache.is_enabled() {
+        return outcome;
+    }
+    let song = match state.cache.song_of_comment(id).await {
+        Some(song) => Some(song),
+        None => state
+            .storage
+            .comment(id)
+            .await
+            .ok()
+            .flatten()
+            .map(|comment| comment.song_id),
+    };
+    match song {
+        Some(song) => state.cache.invalidate(song).await,
+        None => tracing::warn!(
+            comment = %id,
+            "a write of unknown outcome could not be invalidated: its song is not known"
+        ),
+    }
+    outcome
 }
 
 fn settle(mutation: Mutation<Comment>) -> Result<Comment, ApiError> {

@@ -2,8 +2,8 @@
 //! values, with a 4xx error that names the problem when they do not parse.
 
 use axum::Json;
-use axum::extract::Query;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -12,12 +12,24 @@ use utoipa::IntoParams;
 use crate::domain::{CommentId, Cursor, SongId, page_limit, parse_comment_id};
 use crate::error::ApiError;
 
-pub fn song_id(raw: &str) -> Result<SongId, ApiError> {
-    Ok(SongId::parse(raw)?)
+/// The song id of the path. A segment that is not UTF-8 once percent-decoded
+/// (`/api/songs/%FF`) is refused by the extractor, before any parsing of ours:
+/// its rejection becomes our JSON 400 here, not axum's plain-text one.
+pub fn song_id(path: Result<Path<String>, PathRejection>) -> Result<SongId, ApiError> {
+    Ok(SongId::parse(&raw_segment(path)?)?)
 }
 
-pub fn comment_id(raw: &str) -> Result<CommentId, ApiError> {
-    Ok(parse_comment_id(raw)?)
+/// The comment id of the path; see [`song_id`] for a segment that is not UTF-8.
+pub fn comment_id(path: Result<Path<String>, PathRejection>) -> Result<CommentId, ApiError> {
+    Ok(parse_comment_id(&raw_segment(path)?)?)
+}
+
+fn raw_segment(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(raw)| raw)
+        .map_err(|rejection| ApiError::BadRequest {
+            status: rejection.status(),
+            message: rejection.body_text(),
+        })
 }
 
 pub fn json_body<T: DeserializeOwned>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -89,10 +89,10 @@ pub(super) async fn song_json(
 )]
 pub async fn song(
     State(state): State<Arc<AppState>>,
-    Path(raw_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = input::song_id(&raw_id)?;
+    let id = input::song_id(path)?;
     let body = song_json(&state, id)
         .await?
         .ok_or(ApiError::NotFound("song"))?;
@@ -113,11 +113,11 @@ pub async fn song(
 )]
 pub async fn comments(
     State(state): State<Arc<AppState>>,
-    Path(raw_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     query: Result<Query<PageQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let song = input::song_id(&raw_id)?;
+    let song = input::song_id(path)?;
     let (limit, after) = input::page(query)?;
     let storage = Arc::clone(&state.storage);
     let load = move || async move {
@@ -154,11 +154,11 @@ pub async fn comments(
 )]
 pub async fn feed(
     State(state): State<Arc<AppState>>,
-    Path(raw_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     query: Result<Query<FeedQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let song = input::song_id(&raw_id)?;
+    let song = input::song_id(path)?;
     let limit = page_limit(input::query(query)?.limit)?;
     let storage = Arc::clone(&state.storage);
     let load = move || async move {
@@ -204,10 +204,10 @@ pub async fn feed(
 pub async fn create_comment(
     State(state): State<Arc<AppState>>,
     Author(author): Author,
-    Path(raw_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     request: Result<Json<NewCommentRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let song_id = input::song_id(&raw_id)?;
+    let song_id = input::song_id(path)?;
     let request = input::json_body(request)?;
     let body = CommentBody::parse(request.body)?;
     let song_bytes = song_json(&state, song_id)
@@ -216,7 +216,7 @@ pub async fn create_comment(
     let song: Song = serde_json::from_slice(&song_bytes)
         .map_err(|error| ApiError::from(StorageError::Backend(Box::new(error))))?;
     let track_ms = check_track_position(request.track_ms, song.duration_ms)?;
-    let comment = state
+    let inserted = state
         .storage
         .insert_comment(NewComment {
             id: uuid::Uuid::now_v7(),
@@ -226,8 +226,17 @@ pub async fn create_comment(
             track_ms,
             created_at: Utc::now(),
         })
-        .await?;
-    state.cache.invalidate(song_id, None).await;
+        .await;
+    // Also when the insert may have committed unseen (a timeout, a lost
+    // connection): the 503 tells the client to retry, and its reads must not
+    // be served pages from before the write meanwhile. An INCR is cheap.
+    if inserted
+        .as_ref()
+        .map_or_else(StorageError::outcome_unknown, |_| true)
+    {
+        state.cache.invalidate(song_id).await;
+    }
+    let comment = inserted?;
     let mut response = uncacheable_json(StatusCode::CREATED, to_json(&comment));
     let location =
         HeaderValue::from_str(&format!("/api/comments/{}", comment.id)).expect("ASCII location");

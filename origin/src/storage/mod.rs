@@ -106,6 +106,16 @@ pub enum StorageError {
     UnknownUser(UserId),
 }
 
+impl StorageError {
+    /// Whether a write that failed this way may have been applied all the
+    /// same: the database may have committed before its answer was lost or
+    /// came too late. (`Unavailable` also covers a write never sent, which
+    /// cannot be told apart from one whose connection broke.)
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Timeout | Self::Unavailable(_))
+    }
+}
+
 /// The outcome of an edit or delete, which only the author may make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mutation<T> {

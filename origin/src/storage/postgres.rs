@@ -149,6 +149,19 @@ impl PostgresStorage {
         let mut config: tokio_postgres::Config = url.parse().map_err(ConnectError::BadUrl)?;
         config.connect_timeout(options.timeout);
         config.application_name("origin");
+        // Dropping a query that timed out does not stop it on the server, and a
+        // write could commit after the client answered 503. The server gives up
+        // a little sooner instead and rolls back. (The client's timeout also
+        // covers the wait for a connection, so this narrows the window; the
+        // handlers still invalidate after a write of unknown outcome.)
+        // A statement_timeout the URL's options already set is the operator's.
+        let given = config.get_options().unwrap_or_default().to_owned();
+        if !given.contains("statement_timeout") {
+            // At least 1 ms: 0 would mean no limit at all.
+            let server_timeout = statement_timeout(options.timeout).as_millis().max(1);
+            let session = format!("{given} -c statement_timeout={server_timeout}");
+            config.options(session.trim_start());
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -201,20 +214,22 @@ impl PostgresStorage {
     }
 }
 
+/// The server's limit on one statement: a tenth (at most 100 ms) below the
+/// client's `timeout`, so that the server cancels first.
+fn statement_timeout(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 10).min(Duration::from_millis(100)))
+}
+
 /// Lost connections and a database that is shutting down or starting up are
-/// `Unavailable` (retry soon); anything else is a `Backend` error.
+/// `Unavailable` (retry soon), as are the server's answers that say a retry may
+/// succeed ([`transient`]); anything else is a `Backend` error.
 fn classify(error: tokio_postgres::Error) -> StorageError {
+    match error.code().and_then(transient) {
+        Some(Transient::Timeout) => return StorageError::Timeout,
+        Some(Transient::Unavailable) => return StorageError::Unavailable(Box::new(error)),
+        None => {}
+    }
     let unavailable = error.is_closed()
-        || error.code().is_some_and(|code| {
-            [
-                &SqlState::ADMIN_SHUTDOWN,
-                &SqlState::CRASH_SHUTDOWN,
-                &SqlState::CANNOT_CONNECT_NOW,
-                &SqlState::TOO_MANY_CONNECTIONS,
-                &SqlState::CONNECTION_FAILURE,
-            ]
-            .contains(&code)
-        })
         || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>())
         // tokio-postgres does not expose its error kinds; these are its
         // messages for a failed connect and a connect timeout.
@@ -224,6 +239,60 @@ fn classify(error: tokio_postgres::Error) -> StorageError {
         StorageError::Unavailable(Box::new(error))
     } else {
         StorageError::Backend(Box::new(error))
+    }
+}
+
+/// What a server error code says about retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transient {
+    /// The statement ran out of time (`statement_timeout`, `lock_timeout`):
+    /// the 503 the CQL backend gives a replica's read or write timeout.
+    Timeout,
+    /// The server cannot serve now (shutting down, starting, out of
+    /// connections or memory, a standby after a failover, a lost connection)
+    /// or asks for the transaction to be retried (serialization failure,
+    /// deadlock): the 503 the CQL backend gives an unavailable or overloaded
+    /// replica.
+    Unavailable,
+}
+
+/// `None` for a code that a retry would meet again (a constraint, a syntax
+/// error, a bug of ours): those stay 500.
+fn transient(code: &SqlState) -> Option<Transient> {
+    const UNAVAILABLE: [&SqlState; 18] = [
+        // Class 08: connection exception.
+        &SqlState::CONNECTION_EXCEPTION,
+        // The connection was lost during COMMIT: the outcome is unknown.
+        &SqlState::TRANSACTION_RESOLUTION_UNKNOWN,
+        &SqlState::CONNECTION_DOES_NOT_EXIST,
+        &SqlState::CONNECTION_FAILURE,
+        &SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+        &SqlState::SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION,
+        // A standby (say, the old primary after a failover) refuses writes.
+        &SqlState::READ_ONLY_SQL_TRANSACTION,
+        // Class 40: the transaction may succeed when retried.
+        &SqlState::T_R_SERIALIZATION_FAILURE,
+        &SqlState::T_R_DEADLOCK_DETECTED,
+        &SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN,
+        // Class 53: insufficient resources.
+        // (Not DISK_FULL: it needs an operator, and a 503 with Retry-After would
+        // invite retries that cannot succeed; it stays a 500.)
+        &SqlState::INSUFFICIENT_RESOURCES,
+        &SqlState::OUT_OF_MEMORY,
+        &SqlState::TOO_MANY_CONNECTIONS,
+        &SqlState::CONFIGURATION_LIMIT_EXCEEDED,
+        // Class 57: operator intervention.
+        &SqlState::ADMIN_SHUTDOWN,
+        &SqlState::CRASH_SHUTDOWN,
+        &SqlState::CANNOT_CONNECT_NOW,
+        &SqlState::IDLE_SESSION_TIMEOUT,
+    ];
+    if [&SqlState::QUERY_CANCELED, &SqlState::LOCK_NOT_AVAILABLE].contains(&code) {
+        Some(Transient::Timeout)
+    } else if UNAVAILABLE.contains(&code) {
+        Some(Transient::Unavailable)
+    } else {
+        None
     }
 }
 
@@ -485,4 +554,41 @@ async fn apply_pending(
         applied.push(name);
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_a_retry_may_clear_are_503_and_the_rest_500() {
+        for code in [
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::OUT_OF_MEMORY,
+            SqlState::TRANSACTION_RESOLUTION_UNKNOWN,
+            SqlState::CONFIGURATION_LIMIT_EXCEEDED,
+        ] {
+            assert_eq!(transient(&code), Some(Transient::Unavailable), "{code:?}");
+        }
+        for code in [SqlState::QUERY_CANCELED, SqlState::LOCK_NOT_AVAILABLE] {
+            assert_eq!(transient(&code), Some(Transient::Timeout), "{code:?}");
+        }
+        for code in [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::FOREIGN_KEY_VIOLATION,
+            SqlState::SYNTAX_ERROR,
+            SqlState::UNDEFINED_TABLE,
+            SqlState::DIVISION_BY_ZERO,
+            // Needs an operator: retrying soon cannot clear it.
+            SqlState::DISK_FULL,
+        ] {
+            assert_eq!(transient(&code), None, "{code:?}");
+        }
+    }
 }

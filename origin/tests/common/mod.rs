@@ -292,12 +292,22 @@ impl TestApp {
     }
 }
 
-/// A real storage with instruments: counts page reads and can slow every
-/// read down, to make overlaps (single flight, shedding) certain in tests.
+/// A real storage with instruments: counts page reads, can slow every
+/// read down, and can hold one comment read after it read, to make overlaps
+/// (single flight, shedding, a read racing a write) certain in tests.
 pub struct InstrumentedStorage {
     pub inner: Arc<dyn Storage>,
     pub page_reads: AtomicUsize,
     pub delay: Duration,
+    held_comment_read: std::sync::Mutex<Option<HeldRead>>,
+    lose_next_write_answer: std::sync::atomic::AtomicBool,
+}
+
+/// The next comment read: it tells `read` once it has its row, then waits for
+/// `release`.
+struct HeldRead {
+    read: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl InstrumentedStorage {
@@ -306,7 +316,41 @@ impl InstrumentedStorage {
             inner,
             page_reads: AtomicUsize::new(0),
             delay,
+            held_comment_read: std::sync::Mutex::default(),
+            lose_next_write_answer: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The next write is applied, then answers `Timeout`, as when the
+    /// database committed and its answer came too late.
+    pub fn lose_next_write_answer(&self) {
+        self.lose_next_write_answer.store(true, Ordering::SeqCst);
+    }
+
+    fn answer<T>(&self, written: Result<T, StorageError>) -> Result<T, StorageError> {
+        if self.lose_next_write_answer.swap(false, Ordering::SeqCst) {
+            written?;
+            return Err(StorageError::Timeout);
+        }
+        written
+    }
+
+    /// Holds the next comment read once it has read the row: the first
+    /// receiver answers then, and the read returns when the sender is used
+    /// (or dropped).
+    pub fn hold_next_comment_read(
+        &self,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (read, has_read) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel();
+        *self.held_comment_read.lock().unwrap() = Some(HeldRead {
+            read,
+            release: released,
+        });
+        (has_read, release)
     }
 
     pub fn page_reads(&self) -> usize {
@@ -342,11 +386,18 @@ impl Storage for InstrumentedStorage {
     }
 
     async fn comment(&self, id: CommentId) -> Result<Option<Comment>, StorageError> {
-        self.inner.comment(id).await
+        let read = self.inner.comment(id).await;
+        let held = self.held_comment_read.lock().unwrap().take();
+        if let Some(held) = held {
+            let _ = held.read.send(());
+            let _ = held.release.await;
+        }
+        read
     }
 
     async fn insert_comment(&self, comment: NewComment) -> Result<Comment, StorageError> {
-        self.inner.insert_comment(comment).await
+        let written = self.inner.insert_comment(comment).await;
+        self.answer(written)
     }
 
     async fn update_comment(
@@ -355,7 +406,8 @@ impl Storage for InstrumentedStorage {
         author: UserId,
         body: CommentBody,
     ) -> Result<Mutation<Comment>, StorageError> {
-        self.inner.update_comment(id, author, body).await
+        let written = self.inner.update_comment(id, author, body).await;
+        self.answer(written)
     }
 
     async fn delete_comment(
@@ -363,7 +415,8 @@ impl Storage for InstrumentedStorage {
         id: CommentId,
         author: UserId,
     ) -> Result<Mutation<Comment>, StorageError> {
-        self.inner.delete_comment(id, author).await
+        let written = self.inner.delete_comment(id, author).await;
+        self.answer(written)
     }
 
     fn product(&self) -> &'static str {

@@ -92,6 +92,10 @@ pub(crate) async fn malformed_ids_are_400(app: TestApp) {
         // One spelling per id, so that caches hold each resource once.
         "/api/songs/01",
         "/api/songs/+1",
+        // Not UTF-8 once percent-decoded: the extractor's refusal, as JSON too.
+        "/api/songs/%FF",
+        "/api/songs/%FF/comments",
+        "/api/songs/%C0/feed",
     ] {
         assert_error(&app.get(path).await, StatusCode::BAD_REQUEST, "song_id");
     }
@@ -99,28 +103,30 @@ pub(crate) async fn malformed_ids_are_400(app: TestApp) {
         "/api/comments/not-a-uuid",
         "/api/comments/0191b2c3d4e57f00a1b2c3d4e5f60718",
         "/api/comments/%7B0191b2c3-d4e5-7f00-a1b2-c3d4e5f60718%7D",
+        "/api/comments/%C0",
     ] {
         assert_error(&app.get(path).await, StatusCode::BAD_REQUEST, "comment_id");
     }
     let token = app.token(1);
-    let reply = app
-        .json(
-            Method::PATCH,
-            "/api/comments/42",
-            Some(&token),
-            &json!({"body": "x"}),
-        )
-        .await;
-    assert_error(&reply, StatusCode::BAD_REQUEST, "comment_id");
-    let reply = app
-        .json(
-            Method::POST,
-            "/api/songs/x/comments",
-            Some(&token),
-            &json!({"body": "hi", "track_ms": 1}),
-        )
-        .await;
-    assert_error(&reply, StatusCode::BAD_REQUEST, "song_id");
+    for path in ["/api/comments/42", "/api/comments/%C0"] {
+        let reply = app
+            .json(Method::PATCH, path, Some(&token), &json!({"body": "x"}))
+            .await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "comment_id");
+        let reply = app.delete(path, Some(&token)).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "comment_id");
+    }
+    for path in ["/api/songs/x/comments", "/api/songs/%FF/comments"] {
+        let reply = app
+            .json(
+                Method::POST,
+                path,
+                Some(&token),
+                &json!({"body": "hi", "track_ms": 1}),
+            )
+            .await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "song_id");
+    }
 }
 
 pub(crate) async fn comments_page_through_in_track_order(app: TestApp) {

@@ -36,10 +36,13 @@ resource "aws_elasticache_parameter_group" "this" {
   name   = "${var.name}-redis7"
   family = "redis7"
 
-  # A cache, not a store: evict the least recently used key when full.
+  # A cache, not a store: when full, evict the least recently used key among
+  # those with an expiry. The origin's generation keys (o:gen:*) have none and
+  # must never be evicted, or pages a write made stale would come back
+  # (origin/src/cache.rs); every other key the origin writes has a TTL.
   parameter {
     name  = "maxmemory-policy"
-    value = "allkeys-lru"
+    value = "volatile-lru"
   }
 }
 
