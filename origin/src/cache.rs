@@ -378,18 +378,14 @@ impl Cache {
                 let Some((song, body)) = load().await.map_err(Arc::new)? else {
                     return Ok(None);
                 };
-                let mut command = redis::cmd("SET");
-                command
-                    .arg(comment_song_key(id))
-                    .arg(song.get())
-                    .arg("EX")
-                    .arg(COMMENT_SONG_TTL.as_secs());
-                if let Err(error) = redis
-                    .within(command.query_async::<()>(&mut connection))
-                    .await
-                {
-                    tracing::debug!(%error, "could not store a comment's song in redis");
-                }
+                let song = song.get().to_string();
+                redis
+                    .set_ex(
+                        &comment_song_key(id),
+                        song.as_bytes(),
+                        COMMENT_SONG_TTL.as_secs(),
+                    )
+                    .await;
                 Ok(Some(body))
             }
         }
@@ -514,18 +510,7 @@ impl Cache {
                 let task = tokio::spawn(async move {
                     let loaded = loading.await.map_err(Arc::new);
                     if let (Ok(Some(body)), Some(redis)) = (&loaded, store_in) {
-                        let mut connection = redis.connection.clone();
-                        let mut command = redis::cmd("SET");
-                        command
-                            .arg(&task_key)
-                            .arg(body.as_ref())
-                            .arg("EX")
-                            .arg(redis.ttl_secs);
-                        let exchange = command.query_async::<()>(&mut connection);
-                        let stored = redis.within(exchange).await;
-                        if let Err(error) = stored {
-                            tracing::debug!(%error, "could not store in redis");
-                        }
+                        redis.set_ex(&task_key, body, redis.ttl_secs).await;
                     }
                     flights_map.lock().expect("flights lock").remove(&task_key);
                     loaded
@@ -571,6 +556,20 @@ impl Redis {
                 std::io::ErrorKind::TimedOut,
                 "redis did not answer in time",
             ))),
+        }
+    }
+
+    /// Stores `value` under `key` for `ttl_secs`; a failure only costs a later
+    /// miss, so it is logged and not returned.
+    async fn set_ex(&self, key: &str, value: &[u8], ttl_secs: u64) {
+        let mut connection = self.connection.clone();
+        let mut command = redis::cmd("SET");
+        command.arg(key).arg(value).arg("EX").arg(ttl_secs);
+        if let Err(error) = self
+            .within(command.query_async::<()>(&mut connection))
+            .await
+        {
+            tracing::debug!(%error, key, "could not store in redis");
         }
     }
 

@@ -161,8 +161,8 @@ pub struct ServeArgs {
     /// Redis URL for the read cache; absent means no cache.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
-    /// HS256 secret that signs the bearer tokens.
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    /// HS256 secret that signs the bearer tokens (not empty: anyone could sign).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, value_parser = parse_secret)]
     pub jwt_secret: String,
     /// Tokio worker threads; default is one per core.
     #[arg(long, env = "ORIGIN_WORKER_THREADS")]
@@ -245,9 +245,38 @@ impl ServeArgs {
     }
 }
 
+/// A signing key: refused when empty or blank, where anyone could sign a token
+/// that verifies. A short key is taken (the local stack's and the tests' are),
+/// with a warning at start-up ([`crate::startup`]).
+fn parse_secret(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("an empty key would let anyone sign a token; give the HS256 secret".into());
+    }
+    Ok(text.to_owned())
+}
+
+/// RFC 7518 §3.2: an HS256 key must be at least as long as the hash, 256 bits.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_signing_key_is_refused() {
+        #[derive(Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        for secret in ["", "   "] {
+            let refused = Serve::try_parse_from(["serve", "--jwt-secret", secret])
+                .err()
+                .expect("an empty key is refused");
+            assert!(refused.to_string().contains("anyone sign"), "{refused}");
+        }
+        assert!(Serve::try_parse_from(["serve", "--jwt-secret", "k"]).is_ok());
+    }
 
     #[test]
     fn consistency_levels_parse_in_either_spelling() {

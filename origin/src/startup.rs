@@ -90,6 +90,12 @@ impl Application {
             .map_err(StartupError::Cache)?,
             None => Cache::disabled(Arc::clone(&metrics)),
         };
+        if args.jwt_secret.len() < crate::configuration::MIN_SECRET_BYTES {
+            tracing::warn!(
+                bytes = args.jwt_secret.len(),
+                "the JWT secret is shorter than the 32 bytes RFC 7518 asks of an HS256 key; use a longer one outside tests and the local stack"
+            );
+        }
         let state = Arc::new(AppState {
             storage,
             cache,

@@ -140,6 +140,10 @@ fn with_collection_link(mut response: Response, comment: &Comment) -> Response {
     response
 }
 
+/// How long a write of unknown outcome may spend asking the database for its
+/// comment's song, before it gives up invalidating (and says so).
+const SONG_LOOKUP_LIMIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// An edit or delete whose outcome is unknown (a timeout, a lost connection:
 /// the database may have committed) invalidates the comment's song all the
 /// same, so that the client's retry after the 503, and everyone's reads, do
@@ -160,11 +164,12 @@ async fn invalidate_if_unknown(
     }
     let song = match state.cache.song_of_comment(id).await {
         Some(song) => Some(song),
-        None => state
-            .storage
-            .comment(id)
+        // Bounded: the write has just timed out, and its 503 should not wait on
+        // a second full database timeout.
+        None => tokio::time::timeout(SONG_LOOKUP_LIMIT, state.storage.comment(id))
             .await
             .ok()
+            .and_then(Result::ok)
             .flatten()
             .map(|comment| comment.song_id),
     };
