@@ -329,6 +329,25 @@ impl QuotaChoice {
         }
     }
 
+    /// Refuses a quota this machine cannot enforce: without a writable cgroup hierarchy
+    /// the stack runs its instances unlimited (with a warning, which `stack up` can live
+    /// with), and a report whose every capacity says "0.05 core per instance" would then
+    /// describe instances that shared every core.
+    pub fn check_enforceable(
+        &self,
+        hierarchy: Result<stack::cgroup::Hierarchy, stack::cgroup::CgroupError>,
+    ) -> anyhow::Result<()> {
+        match (self.per_instance, hierarchy) {
+            (Some(share), Err(error)) => anyhow::bail!(
+                "the study runs each origin instance under a CPU quota ({share} core), and {error}: \
+                 its instances would share every core, so no pool size would model separate nodes. \
+                 Run it as root (or with a delegated cgroup), or pass --cpu-per-instance 0 to study \
+                 without a quota (the report then says so)"
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// The period as the stack takes it.
     pub fn period(&self) -> Option<std::time::Duration> {
         self.period_ms
@@ -363,6 +382,31 @@ impl QuotaChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quota_the_machine_cannot_enforce_is_refused() {
+        use stack::cgroup::{CgroupError, Hierarchy};
+        let quota = QuotaChoice::choose(2, 10, None, None);
+        let refused = quota
+            .check_enforceable(Err(CgroupError::Unavailable))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("CPU quota (0.05 core)")
+                && refused.contains("is writable here")
+                && refused.contains("--cpu-per-instance 0"),
+            "{refused}"
+        );
+        let v2 = Hierarchy::V2 {
+            root: "/sys/fs/cgroup".into(),
+        };
+        assert!(quota.check_enforceable(Ok(v2)).is_ok());
+        let none = QuotaChoice::choose(2, 10, Some(0.0), None);
+        assert!(
+            none.check_enforceable(Err(CgroupError::Unavailable))
+                .is_ok()
+        );
+    }
 
     #[test]
     fn the_quota_leaves_the_rest_of_the_stack_room() {

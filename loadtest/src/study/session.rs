@@ -102,11 +102,22 @@ pub struct Session {
 }
 
 impl Session {
-    /// Prepares the report directory, chooses the quota, checks the generator, brings the
-    /// stack up with one instance, warms it up and takes the probe's baselines.
+    /// Chooses the quota (refusing one this machine cannot enforce), prepares the report
+    /// directory, checks the generator, brings the stack up with one instance, warms it
+    /// up and takes the probe's baselines.
     pub async fn open(args: &StudyArgs) -> anyhow::Result<(Self, Meta)> {
         let started = Instant::now();
         let profile = args.profile.settings();
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let largest_pool = profile.sizes.iter().copied().max().unwrap_or(1);
+        let quota = QuotaChoice::choose(
+            cores,
+            largest_pool,
+            args.cpu_per_instance,
+            args.cpu_period_ms.map(Duration::from_millis),
+        );
+        // Before the report's directory, so that a refused study leaves nothing behind.
+        quota.check_enforceable(stack::cgroup::Hierarchy::detect())?;
         let out = report_dir(args)?;
         let seed_scale = args
             .seed_scale
@@ -115,15 +126,6 @@ impl Session {
         progress(
             started,
             &format!("profile {:?}, report in {}", args.profile, out.display()),
-        );
-
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let largest_pool = profile.sizes.iter().copied().max().unwrap_or(1);
-        let quota = QuotaChoice::choose(
-            cores,
-            largest_pool,
-            args.cpu_per_instance,
-            args.cpu_period_ms.map(Duration::from_millis),
         );
         progress(
             started,
