@@ -20,10 +20,7 @@ use stack::redis::{RedisOptions, RedisServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_mid_test_is_bypassed_then_used_again() {
-    let pg = PostgresServer::start(PostgresOptions::for_tests())
-        .await
-        .unwrap();
-    let mut redis = RedisServer::start(RedisOptions::default()).await.unwrap();
+    let (pg, mut redis) = servers().await;
     let url = common::fresh_postgres_database(&pg).await;
     let app = common::spawn_app(common::test_args(&url, Some(redis.url()))).await;
     let metrics = Arc::clone(&app.state.metrics);
@@ -105,6 +102,15 @@ async fn postgres_restart_mid_test_fails_fast_with_503_then_recovers() {
     common::outage::recovers_within(&app, HANG_LIMIT, "PostgreSQL").await;
 }
 
+/// PostgreSQL and Redis, each a real server of its own for one test.
+async fn servers() -> (PostgresServer, RedisServer) {
+    let pg = PostgresServer::start(PostgresOptions::for_tests())
+        .await
+        .unwrap();
+    let redis = RedisServer::start(RedisOptions::default()).await.unwrap();
+    (pg, redis)
+}
+
 async fn instrumented_app(
     pg: &PostgresServer,
     redis_url: Option<String>,
@@ -125,10 +131,7 @@ async fn instrumented_app(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_misses_for_one_key_do_one_database_read() {
-    let pg = PostgresServer::start(PostgresOptions::for_tests())
-        .await
-        .unwrap();
-    let redis = RedisServer::start(RedisOptions::default()).await.unwrap();
+    let (pg, redis) = servers().await;
     for redis_url in [Some(redis.url()), None] {
         let (app, storage) =
             instrumented_app(&pg, redis_url.clone(), Duration::from_millis(300), |_| {}).await;
@@ -327,10 +330,7 @@ async fn a_read_only_database_answers_writes_503_not_500() {
 /// the interleaving is certain: load, DELETE, read again, store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_comment_read_racing_its_delete_does_not_bring_it_back() {
-    let pg = PostgresServer::start(PostgresOptions::for_tests())
-        .await
-        .unwrap();
-    let redis = RedisServer::start(RedisOptions::default()).await.unwrap();
+    let (pg, redis) = servers().await;
     read_racing_a_delete(&pg, Some(redis.url())).await;
     read_racing_a_delete(&pg, None).await;
 }
@@ -411,10 +411,7 @@ async fn read_racing_a_delete(pg: &PostgresServer, redis_url: Option<String>) {
 /// database, a delete of a comment read before from Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_of_unknown_outcome_still_invalidates_the_cache() {
-    let pg = PostgresServer::start(PostgresOptions::for_tests())
-        .await
-        .unwrap();
-    let redis = RedisServer::start(RedisOptions::default()).await.unwrap();
+    let (pg, redis) = servers().await;
     let (app, storage) = instrumented_app(&pg, Some(redis.url()), Duration::ZERO, |_| {}).await;
     let token = app.token(1);
     let page = "/api/songs/1/comments";
@@ -485,10 +482,7 @@ async fn a_write_of_unknown_outcome_still_invalidates_the_cache() {
 /// other instances read the same Redis and would serve stale pages meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owed_invalidation_is_sent_when_redis_is_back_without_a_request() {
-    let pg = PostgresServer::start(PostgresOptions::for_tests())
-        .await
-        .unwrap();
-    let mut redis = RedisServer::start(RedisOptions::default()).await.unwrap();
+    let (pg, mut redis) = servers().await;
     let url = common::fresh_postgres_database(&pg).await;
     let app = common::spawn_app(common::test_args(&url, Some(redis.url()))).await;
     redis.stop().await;
