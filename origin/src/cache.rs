@@ -275,12 +275,7 @@ impl Cache {
     {
         let kind = key.kind();
         let Some(redis) = self.usable_redis().await else {
-            if self.redis.is_some() {
-                self.metrics.cache(kind, CacheOutcome::Bypass);
-            }
-            return self
-                .single_flight(self.unstored(key.plain()), None, load)
-                .await;
+            return self.bypass(kind, key.plain(), load).await;
         };
         let mut connection = redis.connection.clone();
         let lookup = match key.generational() {
@@ -317,9 +312,7 @@ impl Cache {
             }
             Err(error) => {
                 self.redis_failed(redis, &error);
-                self.metrics.cache(kind, CacheOutcome::Bypass);
-                self.single_flight(self.unstored(key.plain()), None, load)
-                    .await
+                self.bypass(kind, key.plain(), load).await
             }
         }
     }
@@ -333,12 +326,9 @@ impl Cache {
     {
         let kind = "comment";
         // The flight's key when Redis is not read (nothing is stored then).
-        let unstored = self.unstored(format!("o:comment:{id}"));
+        let plain = format!("o:comment:{id}");
         let Some(redis) = self.usable_redis().await else {
-            if self.redis.is_some() {
-                self.metrics.cache(kind, CacheOutcome::Bypass);
-            }
-            return self.single_flight(unstored, None, body_of(load)).await;
+            return self.bypass(kind, plain, body_of(load)).await;
         };
         let mut connection = redis.connection.clone();
         let mut invocation = redis.comment_script.key(comment_song_key(id));
@@ -350,8 +340,7 @@ impl Cache {
             Ok(found) => found,
             Err(error) => {
                 self.redis_failed(redis, &error);
-                self.metrics.cache(kind, CacheOutcome::Bypass);
-                return self.single_flight(unstored, None, body_of(load)).await;
+                return self.bypass(kind, plain, body_of(load)).await;
             }
         };
         let mut found = found.into_iter();
@@ -462,6 +451,20 @@ impl Cache {
 
     /// The flight key of a load that is not stored: `key` with the count of this
     /// instance's writes so far ([`Cache::writes`]).
+    /// A read that does not go through Redis (none configured, none usable, or a
+    /// lookup that failed): counted as a bypass where Redis is configured, loaded
+    /// in a flight of its own that stores nothing.
+    async fn bypass<F, Fut>(&self, kind: &'static str, plain: String, load: F) -> Loaded
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Bytes>, StorageError>> + Send + 'static,
+    {
+        if self.redis.is_some() {
+            self.metrics.cache(kind, CacheOutcome::Bypass);
+        }
+        self.single_flight(self.unstored(plain), None, load).await
+    }
+
     fn unstored(&self, key: String) -> String {
         format!("{key}#w{}", self.writes.load(Ordering::SeqCst))
     }
